@@ -1,0 +1,35 @@
+"""Sessions: ``tests``, ``lint``, ``reproduce_table1`` (more ``reproduce_*`` and ``bench`` as they land).
+
+Every session installs torch's CPU wheel first (an unpinned ``torch`` would pull a multi-GB CUDA build),
+then the project from this checkout. Arguments after ``--`` go to the underlying command.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+TORCH = "torch==2.13.0"
+
+
+def install_project(session: nox.Session, extras: str = "dev,api") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest arguments after ``--``)."""
+    install_project(session)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the library, tasks, reproduction scripts and tests."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "tgpo", "tasks", "repro", "tests", "noxfile.py")

@@ -1,0 +1,40 @@
+"""The ``tgpo`` command: one sub-command per job, each implemented in its own module.
+
+Every sub-command module exposes ``add_arguments(parser)`` and ``run(args) -> int``; they are
+imported only when chosen, so ``tgpo --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "train": ("tgpo.train_cli", "Train a student with TGPO or one of its baselines (GRPO, RKL, KDRL, LUFFY)."),
+    "eval": ("tgpo.evaluate", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
+    "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (SPEC §2)."),
+    "lab": ("tgpo.lab.cli", "Build the CPU divergence lab: its data and its tiny teacher/student models."),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgpo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # only the chosen sub-command pays for its imports
+            importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
