@@ -1,4 +1,6 @@
-"""Shared pytest set-up: tests import helpers from this folder, and tiny models run on one thread."""
+"""Shared pytest set-up: tests import helpers from this folder, and tiny models run on one thread.
+
+Fixtures: tiny offline student/teacher folders (builders live in tests/tiny_models.py)."""
 
 import os
 import sys
@@ -9,3 +11,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory):
+    """``(student_dir, teacher_dir)``: chat-templated tiny Qwen2 models sharing a character-level vocabulary."""
+    from tiny_models import save_pair
+
+    return save_pair(tmp_path_factory.mktemp("tiny_chat"), chat_template=True, teacher_hidden=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_pair(tmp_path_factory):
+    """Like ``tiny_pair`` but without a chat template (plain-text prompts, as the lab's models)."""
+    from tiny_models import save_pair
+
+    return save_pair(tmp_path_factory.mktemp("tiny_plain"), chat_template=False)

@@ -1,0 +1,117 @@
+"""`tgpo train` end to end on tiny models: YAML config, local JSONL, checkpoints, --resume, bad input."""
+
+import json
+
+import pytest
+import yaml
+
+from tgpo.cli import main
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+ROWS = [{"problem": f"{i}+{i}", "answer": str(2 * i), "teacher_completion": f"\\boxed{{{2 * i}}}"} for i in range(4)]
+
+
+def _config(tmp_path, pair, data, **trainer):
+    cfg = {
+        "model": str(pair[0]),
+        "teacher_model": str(pair[1]),
+        "dataset": {"path": str(data), "limit": 4},
+        "trainer": {
+            "method": "tgpo",
+            "output_dir": str(tmp_path / "run"),
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 8,
+            "max_steps": 2,
+            "save_steps": 1,
+            "learning_rate": 1e-3,
+            **trainer,
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _state(run_dir):
+    return json.loads((run_dir / "trainer_state.json").read_text())
+
+
+def test_train_then_resume(tiny_pair, tmp_path):
+    data = _write_jsonl(tmp_path / "train.jsonl", ROWS)
+    config = _config(tmp_path, tiny_pair, data)
+    assert main(["train", "--config", str(config)]) == 0
+    run = tmp_path / "run"
+    assert (run / "checkpoint-2" / "model.safetensors").exists()
+    assert (run / "model.safetensors").exists()
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "3"]) == 0
+    state = _state(run / "checkpoint-3")
+    assert state["global_step"] == 3
+    weights = [h["guidance_weight"] for h in state["log_history"] if "loss" in h]
+    assert weights == pytest.approx([0.002, 0.002 - 1e-5, 0.002 - 2e-5])
+
+
+def test_method_and_set_overrides_plain_prompts(tiny_plain_pair, tmp_path):
+    data = _write_jsonl(tmp_path / "train.jsonl", ROWS)
+    config = _config(tmp_path, tiny_plain_pair, data)
+    rc = main(["train", "--config", str(config), "--method", "luffy", "--max-steps", "1", "--output-dir",
+               str(tmp_path / "luffy"), "--set", "trainer.save_steps=5", "--set", "dataset.limit=2"])
+    assert rc == 0
+    state = _state(tmp_path / "luffy")  # the final state, written at the end of training
+    assert state["global_step"] == 1 and state["save_steps"] == 5
+    assert "luffy/off_policy_reward" in state["log_history"][0]
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("no_answer", "no 'answer' column"),
+        ("empty", "is empty"),
+        ("missing_model", "student model path"),
+        ("missing_data", "does not exist"),
+        ("unknown_key", "unknown top-level keys"),
+        ("bad_method", "method='nope'"),
+        ("luffy_no_trace", "no 'teacher_completion' column"),
+    ],
+)
+def test_bad_input_is_one_clear_message(tiny_pair, tmp_path, capsys, case, expected):
+    rows = [{k: v for k, v in r.items() if k != "answer"} for r in ROWS] if case == "no_answer" else ROWS
+    if case == "luffy_no_trace":
+        rows = [{k: v for k, v in r.items() if k != "teacher_completion"} for r in ROWS]
+    data = _write_jsonl(tmp_path / "train.jsonl", [] if case == "empty" else rows)
+    pair = (tmp_path / "nowhere", tiny_pair[1]) if case == "missing_model" else tiny_pair
+    config = _config(tmp_path, pair, tmp_path / "absent.jsonl" if case == "missing_data" else data)
+    args = ["train", "--config", str(config)]
+    if case == "unknown_key":
+        args += ["--set", "modle=x"]
+    if case == "bad_method":
+        args += ["--method", "nope"]
+    if case == "luffy_no_trace":
+        args += ["--method", "luffy"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    messages = [line for line in err.splitlines() if line.startswith("tgpo train: error:")]
+    assert len(messages) == 1 and expected in messages[0]
+    assert "Traceback" not in err
+    if case in ("no_answer", "empty", "missing_data"):
+        assert "train.jsonl" in err or "absent.jsonl" in err
+
+
+def test_vocabulary_mismatch_via_cli(tiny_pair, tmp_path, capsys):
+    import tiny_models
+
+    orig = tiny_models.CHARS
+    tiny_models.CHARS = list(reversed(orig))
+    try:
+        bad = tiny_models.save_model(tmp_path / "bad_teacher", tiny_models.build_tokenizer())
+    finally:
+        tiny_models.CHARS = orig
+    data = _write_jsonl(tmp_path / "train.jsonl", ROWS)
+    config = _config(tmp_path, (tiny_pair[0], bad), data)
+    assert main(["train", "--config", str(config)]) == 2
+    assert "disagree" in capsys.readouterr().err

@@ -1,0 +1,260 @@
+"""TGPOTrainer on tiny CPU models: every method trains, the guidance term is exact, resume and bad input."""
+
+import math
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from tgpo import TGPOConfig, TGPOTrainer
+from tgpo import objectives as obj
+from tgpo.config import METHODS
+from tgpo.data import DataError
+from tgpo.teacher import VocabularyMismatchError, load_tokenizer
+
+
+def _rows(chat=True, n=4):
+    rows = []
+    for i in range(n):
+        problem = f"{i}+{i + 1}"
+        prompt = [{"role": "user", "content": problem}] if chat else problem
+        rows.append({"prompt": prompt, "answer": str(2 * i + 1), "teacher_completion": f"\\boxed{{{2 * i + 1}}}"})
+    return Dataset.from_list(rows)
+
+
+def parity_reward(completions, **kwargs):
+    """A reward that varies inside groups of random tiny models (so advantages are not all zero)."""
+    text = [c if isinstance(c, str) else c[0]["content"] for c in completions]
+    return [float(len(t) % 2) for t in text]
+
+
+def make_args(tmp_path, method, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path / f"out-{method}"),
+        method=method,
+        use_cpu=True,
+        bf16=False,
+        activation_checkpointing=False,
+        per_device_train_batch_size=16,
+        num_generations=4,
+        max_completion_length=12,
+        max_steps=2,
+        logging_steps=1,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        guidance_weight=0.5,
+        guidance_decay=0.1,
+        report_to="none",
+        save_strategy="no",
+        seed=0,
+    )
+    kwargs.update(overrides)
+    return TGPOConfig(**kwargs)
+
+
+def make_trainer(pair, tmp_path, method, dataset=None, reward_funcs=(parity_reward,), **overrides):
+    student, teacher = pair
+    return TGPOTrainer(
+        str(student),
+        reward_funcs=list(reward_funcs) if reward_funcs is not None else None,
+        args=make_args(tmp_path, method, **overrides),
+        train_dataset=dataset if dataset is not None else _rows(),
+        teacher_model=str(teacher),
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_two_steps(tiny_pair, tmp_path, method):
+    trainer = make_trainer(tiny_pair, tmp_path, method)
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    trainer.train()
+    assert trainer.state.global_step == 2
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 2
+    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "clip_fraction", "guidance_weight"):
+        assert all(key in h and math.isfinite(h[key]) for h in logs), key
+    teacher_keys = ("teacher/argmax_agreement", "teacher/sampled_logp")
+    uses_teacher = method in ("tgpo", "rkl", "kdrl", "kdrl_reference")
+    assert all(all(k in h for k in teacher_keys) == uses_teacher for h in logs)
+    assert all(("guidance_loss" in h) == (method == "tgpo") for h in logs)
+    if method == "tgpo":
+        assert [h["guidance_weight"] for h in logs] == pytest.approx([0.5, 0.4])
+    changed = any(not torch.equal(before[k], v) for k, v in trainer.model.named_parameters())
+    assert changed
+
+
+def test_plain_text_prompts_without_chat_template(tiny_plain_pair, tmp_path):
+    trainer = make_trainer(tiny_plain_pair, tmp_path, "tgpo", dataset=_rows(chat=False))
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+def test_guidance_term_equals_naive_full_logits(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
+    trainer.model.train()
+    rows = [row for row in _rows() for _ in range(4)]
+    batch = trainer._generate_and_score_completions(rows)
+    loss = trainer._compute_loss(trainer.model, batch)
+    logged = trainer._metrics["train"]["guidance_loss"][-1]
+
+    student, teacher = trainer.model, trainer.teacher.model
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    T, mask = batch["completion_ids"].size(1), batch["completion_mask"]
+    with torch.no_grad():
+        t_logits = teacher(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1]
+        y_t = t_logits[..., : student.config.vocab_size].argmax(-1)
+        s_logits = student(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1]
+    lp_g = torch.log_softmax(s_logits.float() / trainer.args.temperature, -1).gather(-1, y_t.unsqueeze(-1)).squeeze(-1)
+    naive = obj.guidance_loss(lp_g, mask).item()
+    assert logged == pytest.approx(naive, abs=1e-6)
+    assert torch.equal(batch["teacher_argmax"][mask.bool()], y_t[mask.bool()])
+
+    # and the loss the trainer backpropagates is tgpo_loss with that term (old = current policy here)
+    lp = torch.log_softmax(s_logits.float(), -1).gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
+    H = obj.entropy_from_logits(s_logits.float())
+    expected = obj.tgpo_loss(lp, lp, batch["advantages"], lp_g, mask, 0.5) + obj.entropy_bonus(H, mask, 1e-3)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_advantages_follow_spec(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo")
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions([row for row in _rows() for _ in range(4)])
+    rewards = torch.tensor(trainer._last_rewards_per_func[:, 0])
+    torch.testing.assert_close(batch["advantages"], obj.group_advantages(rewards, 4))
+
+
+def test_rkl_uses_per_token_advantages_with_its_own_old_logps(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "rkl")
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions([row for row in _rows() for _ in range(4)])
+    mask = batch["completion_mask"]
+    assert batch["advantages"].shape == batch["completion_ids"].shape
+    expected = obj.rkl_advantages(batch["teacher_logps"], batch["old_per_token_logps"], mask)
+    torch.testing.assert_close(batch["advantages"], expected)
+
+
+def test_luffy_replaces_one_rollout_per_group(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "luffy")
+    trainer.model.train()
+    rows = [row for row in _rows() for _ in range(4)]
+    batch = trainer._generate_and_score_completions(rows)
+    assert batch["off_policy"].tolist() == [False, False, False, True] * 4
+    tok = trainer.processing_class
+    for i in (3, 7):
+        n = int(batch["completion_mask"][i].sum())
+        assert tok.decode(batch["completion_ids"][i, :n], skip_special_tokens=True) == rows[i]["teacher_completion"]
+    assert "teacher_argmax" not in batch  # LUFFY needs no teacher forward
+
+
+class _StopAfter(TrainerCallback):
+    """Simulates a kill: raises once `step` optimizer steps are done (their checkpoint already written)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("killed")
+
+
+def test_kill_and_resume_keeps_step_count_and_schedule(tiny_pair, tmp_path):
+    common = dict(max_steps=4, save_strategy="steps", save_steps=1, guidance_decay=0.1)
+    full = make_trainer(tiny_pair, tmp_path / "full", "tgpo", **common)
+    full.train()
+    full_weights = [h["guidance_weight"] for h in full.state.log_history if "loss" in h]
+
+    killed = make_trainer(tiny_pair, tmp_path / "killed", "tgpo", **common)
+    killed.add_callback(_StopAfter(2))
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    resumed = make_trainer(tiny_pair, tmp_path / "killed", "tgpo", **common)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == full.state.global_step == 4
+    resumed_weights = [h["guidance_weight"] for h in resumed.state.log_history if "loss" in h]
+    assert resumed_weights == pytest.approx(full_weights)
+    assert full_weights == pytest.approx([0.5, 0.4, 0.3, 0.2])
+    assert [h["step"] for h in resumed.state.log_history if "loss" in h] == [1, 2, 3, 4]
+
+
+def test_teacher_pass_skipped_once_guidance_weight_is_zero(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo", guidance_weight=0.1, guidance_decay=0.1, max_steps=3)
+    calls = []
+    score = trainer.teacher.score
+    trainer.teacher.score = lambda *a: calls.append(1) or score(*a)
+    trainer.train()
+    assert len(calls) == 1  # only step 1 has a weight > 0
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["guidance_weight"] for h in logs] == pytest.approx([0.1, 0.0, 0.0])
+
+
+class _PoisonTeacherAfterFirstSave(TrainerCallback):
+    """After checkpoint-1, the teacher's weights turn NaN: step 2's KDRL penalty (and loss) is NaN."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+
+    def on_save(self, args, state, control, **kwargs):
+        with torch.no_grad():
+            for p in self.teacher.parameters():
+                p.fill_(float("nan"))
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tiny_pair, tmp_path):
+    from safetensors.torch import load_file
+
+    trainer = make_trainer(tiny_pair, tmp_path, "kdrl", max_steps=3, save_strategy="steps", save_steps=1)
+    trainer.add_callback(_PoisonTeacherAfterFirstSave(trainer.teacher.model))
+    with pytest.raises(FloatingPointError, match=r"step 2, method 'kdrl'"):
+        trainer.train()
+    out = tmp_path / "out-kdrl"
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-1"]
+    weights = load_file(out / "checkpoint-1" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_vocabulary_mismatch_is_one_clear_error(tiny_pair, tmp_path):
+    import tiny_models
+
+    orig = tiny_models.CHARS
+    tiny_models.CHARS = list(reversed(orig))
+    try:
+        bad_teacher = tiny_models.save_model(tmp_path / "bad_teacher", tiny_models.build_tokenizer())
+    finally:
+        tiny_models.CHARS = orig
+    with pytest.raises(VocabularyMismatchError, match=r"first: id \d+: student '.*' vs teacher"):
+        make_trainer((tiny_pair[0], bad_teacher), tmp_path, "tgpo")
+
+
+def test_bad_inputs_give_clear_errors(tiny_pair, tmp_path):
+    with pytest.raises(DataError, match="no 'answer' column"):
+        make_trainer(tiny_pair, tmp_path, "grpo", dataset=_rows().remove_columns("answer"), reward_funcs=None)
+    with pytest.raises(DataError, match="is empty"):
+        make_trainer(tiny_pair, tmp_path, "grpo", dataset=_rows().select([]))
+    with pytest.raises(DataError, match="no 'teacher_completion' column"):
+        make_trainer(tiny_pair, tmp_path, "luffy", dataset=_rows().remove_columns("teacher_completion"))
+    with pytest.raises(FileNotFoundError, match="student model path '.*missing'"):
+        make_trainer((tmp_path / "missing", tiny_pair[1]), tmp_path, "grpo")
+    with pytest.raises(FileNotFoundError, match="teacher model path '.*missing'"):
+        make_trainer((tiny_pair[0], tmp_path / "missing"), tmp_path, "rkl")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        TGPOTrainer(str(tiny_pair[0]), reward_funcs=[parity_reward], args=make_args(tmp_path, "kdrl"), train_dataset=_rows())
+    with pytest.raises(ValueError, match="beta must be 0"):
+        make_args(tmp_path, "kdrl", beta=0.1)
+    with pytest.raises(ValueError, match="method='nope'"):
+        make_args(tmp_path, "nope")
+
+
+def test_default_reward_is_math_correct_against_answer():
+    from tgpo.trainer import math_reward
+
+    got = math_reward([[{"role": "assistant", "content": "so \\boxed{7}"}], "\\boxed{8}"], answer=["7", "7"])
+    assert got == [1.0, 0.0]
+
+
+def test_processing_class_default_loads_custom_tokenizer_exactly(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo")
+    expected = load_tokenizer(tiny_pair[0])
+    assert trainer.processing_class("\\boxed{1}")["input_ids"] == expected("\\boxed{1}")["input_ids"]

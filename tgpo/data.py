@@ -1,0 +1,147 @@
+"""Training data: a local JSONL or the Hub (SPEC §3), turned into TRL's ``prompt`` column, with clear errors.
+
+Rows need a problem (``problem``, or an already-built ``prompt``) and a gold ``answer``; LUFFY also reads
+``teacher_completion`` (a correct teacher trace). ``prompt`` is built from ``problem``:
+
+* tokenizer with a chat template: ``[{"role": "system", ...}, {"role": "user", "content": problem}]`` — TRL applies
+  the template; the system prompt is the authors' (``tgpo/resources/system_prompt.txt``) unless told otherwise;
+* tokenizer without one (the lab's character-level models): the problem text itself, no system prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_HUB_DATASET",
+    "DataError",
+    "build_prompt",
+    "default_system_prompt",
+    "load_train_dataset",
+    "validate_dataset",
+]
+
+#: LUFFY's release of the OpenR1-Math prompts with teacher traces (SPEC §3: ~46k problems, traces <= 8192 tokens).
+DEFAULT_HUB_DATASET = "Elliott/Openr1-Math-46k-8192"
+
+
+class DataError(ValueError):
+    """The training data cannot be used as given; the message names the input."""
+
+
+def default_system_prompt() -> str:
+    """The authors' "Thought/Solution" system prompt (SPEC §4), shipped in ``tgpo/resources/``."""
+    from tgpo.resources import SYSTEM_PROMPT
+
+    return SYSTEM_PROMPT.rstrip("\n")
+
+
+def build_prompt(problem: str, tokenizer, system_prompt: str | None = None):
+    """TRL's ``prompt`` for one problem: chat messages when the tokenizer has a chat template, else plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return messages + [{"role": "user", "content": problem}]
+    return problem
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def _from_hub_row(row: dict) -> dict:
+    """Map a LUFFY/OpenR1 Hub row (``prompt`` messages, ``reward_model.ground_truth``, ``target``) to ours."""
+    out = dict(row)
+    if "problem" not in out:
+        prompt = row.get("prompt")
+        if isinstance(prompt, list) and prompt:
+            out["problem"] = prompt[-1].get("content", "")
+            out.pop("prompt")
+    if "answer" not in out and isinstance(row.get("reward_model"), dict):
+        out["answer"] = row["reward_model"].get("ground_truth")
+    if "teacher_completion" not in out and row.get("target"):
+        target = row["target"]
+        first = target[0] if isinstance(target, list) else target
+        out["teacher_completion"] = first.get("content") if isinstance(first, dict) else first
+    return out
+
+
+def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher: bool = False) -> None:
+    """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value."""
+    if dataset is None or len(dataset) == 0:
+        raise DataError(f"training data {name} is empty")
+    columns = set(dataset.column_names)
+    needed = ["prompt"] + (["answer"] if need_answer else []) + (["teacher_completion"] if need_teacher else [])
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(
+            f"training data {name} has no {', '.join(repr(c) for c in missing)} column (columns: {sorted(columns)})"
+        )
+    for col in needed[1:]:
+        empty = [i for i, v in enumerate(dataset[col]) if v is None or (isinstance(v, str) and not v.strip())]
+        if empty:
+            raise DataError(f"training data {name}: column {col!r} is empty in {len(empty)} rows (first: row {empty[0]})")
+
+
+def load_train_dataset(
+    source: str | Path | None,
+    tokenizer,
+    *,
+    split: str = "train",
+    limit: int | None = None,
+    system_prompt: str | None = None,
+    need_teacher: bool = False,
+    seed: int = 0,
+):
+    """A ``datasets.Dataset`` with ``prompt``, ``answer`` (and ``teacher_completion``) for ``TGPOTrainer``.
+
+    Args:
+        source: a local ``.jsonl`` file, a Hub dataset id, or ``None`` for :data:`DEFAULT_HUB_DATASET`.
+        tokenizer: the student's; decides chat messages vs plain text.
+        limit: keep the first ``limit`` rows (after loading; the Hub split is not shuffled).
+        system_prompt: ``None`` uses :func:`default_system_prompt` (chat-templated models only); ``""`` uses none.
+        need_teacher: LUFFY — require ``teacher_completion`` in every row.
+    """
+    from datasets import Dataset, load_dataset
+
+    source = str(source) if source is not None else DEFAULT_HUB_DATASET
+    path = Path(source).expanduser()
+    if source.endswith(".jsonl") or path.exists():
+        if not path.exists():
+            raise DataError(f"training data file {source!r} does not exist")
+        rows = _read_jsonl(path)
+        name = str(path)
+    else:  # Hub id (SPEC §3); not reachable in the offline test environment
+        rows = [_from_hub_row(r) for r in load_dataset(source, split=split)]
+        name = f"{source}[{split}]"
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        raise DataError(f"training data {name} is empty")
+    if system_prompt is None and getattr(tokenizer, "chat_template", None):
+        system_prompt = default_system_prompt()
+    out = []
+    for i, row in enumerate(rows):
+        if "prompt" not in row:
+            if not isinstance(row.get("problem"), str) or not row["problem"].strip():
+                raise DataError(f"training data {name}: row {i} has neither a 'problem' nor a 'prompt'")
+            row = {**row, "prompt": build_prompt(row.pop("problem"), tokenizer, system_prompt)}
+        if "answer" in row and row["answer"] is not None:
+            row["answer"] = str(row["answer"])
+        out.append(row)
+    columns = set().union(*(r.keys() for r in out))
+    dataset = Dataset.from_list([{c: r.get(c) for c in columns} for r in out])
+    validate_dataset(dataset, name, need_answer=True, need_teacher=need_teacher)
+    return dataset
