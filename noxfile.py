@@ -28,8 +28,29 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
+def reproduce(session: nox.Session, script: str) -> None:
+    """Run ``repro/<script>.py`` (``lab`` profile unless ``-- --profile smoke|paper`` says otherwise)."""
+    install_project(session)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("python", f"repro/{script}.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reproduce_table1(session: nox.Session) -> None:
+    """Table 1: every method vs the cross-family teacher (``-- --profile lab|smoke|paper --seeds N``)."""
+    reproduce(session, "table1")
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the library, tasks, reproduction scripts and tests."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "tgpo", "tasks", "repro", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """What TGPO costs over GRPO on CPU (results/bench/: CSV, PNG, README, manifest); < 10 min on 2 cores."""
+    install_project(session)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("python", "repro/bench.py", *session.posargs)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from golden_values import GOLDEN_FILE, compute
 
 

@@ -30,9 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tgpo.resources import PAPER_REFERENCE_CSV as PAPER_REFERENCE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TASKS_DIR = REPO_ROOT / "tasks"
-from tgpo.resources import PAPER_REFERENCE_CSV as PAPER_REFERENCE
 TASK_PREFIX = "tgpo_"
 METRIC_FILTER = "none"  # the keep-all filter's name in tasks/_tgpo_template_yaml
 SUMMARY_FIELDS = ("task", "pass@1", "pass@k", "n_problems", "n_samples")

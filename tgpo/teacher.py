@@ -7,8 +7,9 @@ returns ``(argmax_ids, sampled_logp)``, both ``[B, T]``, from :meth:`Teacher.sco
 
 * :class:`LocalTeacher` — a ``transformers`` model in this process, run without gradient in row chunks so the
   teacher logits of the whole batch (``B x T x V``) are never held at once.
-* A served teacher (vLLM, via TRL's ``VLLMClient.get_sequence_logprobs(..., top_logprobs=1)``) fits the same
-  interface; it is not implemented here yet.
+* :class:`ServedTeacher` — a teacher behind ``vllm serve`` (its own GPUs, or another node), scored with TRL's
+  ``VLLMClient.get_sequence_logprobs(..., top_logprobs=k)``: the completion's prompt log-probs, top-1 = the argmax,
+  plus the sampled token's log-prob, which vLLM always returns next to the top-k.
 
 Also here: :func:`load_tokenizer` (loads custom ``tokenizers``-backed tokenizers exactly) and
 :func:`check_vocabularies`, the start-up check that teacher and student map the student's ids to the same strings.
@@ -25,6 +26,7 @@ from torch import Tensor
 
 __all__ = [
     "LocalTeacher",
+    "ServedTeacher",
     "Teacher",
     "VocabularyMismatchError",
     "check_vocabularies",
@@ -170,3 +172,116 @@ class LocalTeacher:
         return teacher_scores(
             self.model, prompt_ids, prompt_mask, completion_ids, completion_mask, self.student_vocab_size, self.chunk_size
         )
+
+
+# ------------------------------------------------------------------------------------------ served pass
+def _http_vllm_client(base_url: str, timeout: float):
+    """TRL's ``VLLMClient`` for scoring only.
+
+    ``VLLMClient.__init__`` refuses to run without the ``vllm`` package, which a trainer that only *talks* to a
+    teacher server does not need; scoring uses plain HTTP (``/health``, ``/v1/models``, ``/v1/completions``), so the
+    client is set up here the way its constructor does, minus that check. Everything else — the request and the
+    parsing of vLLM's ``prompt_logprobs`` — is TRL's own ``get_sequence_logprobs``.
+    """
+    from trl.generation.vllm_client import VLLMClient
+
+    try:
+        return VLLMClient(base_url=base_url, connection_timeout=timeout)
+    except ImportError:
+        pass
+    from urllib.parse import urlparse
+
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    client = VLLMClient.__new__(VLLMClient)
+    client.session = requests.Session()
+    retry = Retry(total=5, connect=5, read=5, status=3, status_forcelist=[500, 502, 503], backoff_factor=2,
+                  allowed_methods=["POST", "GET"])
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    client.session.mount("http://", adapter)
+    client.session.mount("https://", adapter)
+    parsed = urlparse(base_url)
+    client.host = parsed.hostname
+    client.base_url = f"{parsed.scheme or 'http'}://{parsed.netloc}{parsed.path}".rstrip("/")
+    client.group_port, client.communicator, client._updating_weights = 51216, None, False
+    client.check_server(timeout)
+    client.model = client._get(f"{client.base_url}/v1/models")["data"][0]["id"]
+    return client
+
+
+class ServedTeacher:
+    """A teacher behind an OpenAI-compatible ``vllm serve`` endpoint, scored over the student's rollouts.
+
+    One ``/v1/completions`` request per batch (or per ``chunk_size`` sequences, sent concurrently) carries each
+    row's unpadded prompt + completion ids with ``max_tokens=1, prompt_logprobs=top_logprobs``; vLLM returns, at
+    every position, the teacher's top-k tokens and the token actually there (the student's sample). So:
+
+    * ``sampled_logp`` = the log-prob of the sampled token (full vocabulary, ``temperature``);
+    * ``argmax_ids`` = the highest-ranked of the top-k ids that the student can emit (``< student_vocab_size``).
+
+    What cannot be restricted server-side: vLLM's ``prompt_logprobs`` rank the teacher's whole vocabulary — its
+    ``allowed_token_ids``/logit processors act on sampled tokens only — so the restriction to the student's ids is
+    done here, among the top-k. With ``top_logprobs=1`` (the cheapest) a position whose top-1 is outside the
+    student's ids keeps it, and the count is kept in :attr:`unrestricted_positions`; after ``tgpo align`` both
+    models share one embedding size and this cannot happen. Ask for ``top_logprobs > 1`` otherwise.
+
+    Start the server with ``--logprobs-mode processed_logprobs`` when ``temperature != 1`` (NOTES.md: otherwise
+    vLLM silently ignores the temperature); at temperature 1 raw and processed log-probs are equal.
+
+    Args:
+        base_url: e.g. ``http://teacher-host:8001``.
+        student_vocab_size: ids the student can emit.
+        top_logprobs, temperature, chunk_size, timeout: see above; ``timeout`` is how long to wait for ``/health``.
+        client: an object with TRL's ``get_sequence_logprobs`` (tests, or a client you built yourself).
+    """
+
+    def __init__(self, base_url: str, student_vocab_size: int, *, top_logprobs: int = 1, temperature: float = 1.0,
+                 chunk_size: int = 0, timeout: float = 240.0, client=None):
+        self.client = client if client is not None else _http_vllm_client(base_url, timeout)
+        self.base_url = base_url
+        self.student_vocab_size = int(student_vocab_size)
+        self.top_logprobs = int(top_logprobs)
+        self.temperature = float(temperature)
+        self.chunk_size = int(chunk_size)
+        self.unrestricted_positions = 0
+
+    def score(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+        B, T = completion_ids.shape
+        sequences, prompt_lengths, lengths = [], [], []
+        for i in range(B):
+            prompt = prompt_ids[i][prompt_mask[i].bool()].tolist()  # prompts are left-padded
+            valid = completion_mask[i].nonzero()
+            n = int(valid[-1]) + 1 if len(valid) else 0  # completions are right-padded
+            sequences.append(prompt + completion_ids[i, :n].tolist())
+            prompt_lengths.append(len(prompt))
+            lengths.append(n)
+        argmax_out = torch.zeros(B, T, dtype=torch.long)
+        logp_out = torch.zeros(B, T, dtype=torch.float32)
+        if max(lengths, default=0) == 0:
+            return argmax_out.to(completion_ids.device), logp_out.to(completion_ids.device)
+        result = self.client.get_sequence_logprobs(
+            sequences, prompt_lengths, top_logprobs=self.top_logprobs, temperature=self.temperature,
+            chunk_size=self.chunk_size,
+        )
+        for i, n in enumerate(lengths):
+            if n == 0:
+                continue
+            ids = torch.tensor(result["logprob_token_ids"][i], dtype=torch.long).view(n, -1)
+            lps = torch.tensor(result["logprobs"][i], dtype=torch.float32).view(n, -1)
+            allowed = (ids < self.student_vocab_size) & torch.isfinite(lps)
+            first = allowed.float().argmax(-1)  # highest rank among the allowed ids (ranks are sorted)
+            none = ~allowed.any(-1)
+            self.unrestricted_positions += int(none.sum())
+            argmax_out[i, :n] = torch.where(none, ids[:, 0], ids.gather(1, first[:, None]).squeeze(1))
+            actual = torch.tensor(result["actual_logprobs"][i], dtype=torch.float32).view(n)
+            logp_out[i, :n] = actual
+        mask = completion_mask.bool().cpu()
+        if not torch.isfinite(logp_out[mask]).all():
+            raise RuntimeError(
+                f"the teacher server at {self.base_url} returned no log-prob for some sampled tokens; "
+                "is it a `vllm serve` that honours prompt_logprobs?"
+            )
+        logp_out = torch.where(mask, logp_out, 0.0)
+        return argmax_out.to(completion_ids.device), logp_out.to(completion_ids.device)

@@ -20,6 +20,11 @@ The YAML has one place per setting::
       max_completion_length: 8192
       save_steps: 50
 
+``base: other.yaml`` (or a list; ``inherit:`` is a synonym) merges other files first, paths relative to this one
+(deep merge: mappings key by key, other values replaced). An optional ``launch:`` mapping (``num_machines``,
+``num_processes``, ``gpus_per_node``, ``gpu_memory_gb``, ``accelerate_config``, ``teacher_server``) describes the
+devices; ``--dry-run`` prints the resolved plan (see :mod:`tgpo.plan`) without loading any weights.
+
 ``--set trainer.learning_rate=1e-5`` (dotted keys, YAML values) overrides any entry. Checkpoints are safetensors in
 ``output_dir/checkpoint-N``; ``--resume`` continues from the newest one. Bad input stops with one line naming it.
 """
@@ -29,7 +34,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-TOP_LEVEL = {"model", "teacher_model", "trust_remote_code", "dataset", "system_prompt", "trainer"}
+TOP_LEVEL = {"model", "teacher_model", "trust_remote_code", "dataset", "system_prompt", "trainer", "launch"}
+#: ``base:`` (or ``inherit:``) names one file or a list of files, relative to the config, merged first (deep merge:
+#: mappings merge key by key, anything else — lists included — is replaced by the inheriting file's value).
+INHERIT_KEYS = ("base", "inherit")
+#: ``launch:`` describes where a run goes (read by ``--dry-run`` and repro/launch/); training itself ignores it.
+LAUNCH_KEYS = {"num_machines", "num_processes", "gpus_per_node", "gpu_memory_gb", "accelerate_config", "teacher_server"}
 DATASET_KEYS = {"path", "split", "limit"}
 #: Trainer settings the CLI picks when the YAML does not: per-step logs and checkpoints, CPU-friendly precision.
 CLI_DEFAULTS = {"logging_steps": 1, "save_strategy": "steps", "save_steps": 50, "report_to": "none"}
@@ -46,21 +56,61 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output-dir", help="override trainer.output_dir")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="resolve the config into the full plan (models, tokenizers, devices, batch arithmetic, "
+                             "guidance schedule), print it and exit; loads no weights, downloads nothing")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
-    """The YAML config as a dict, with ``KEY=VALUE`` overrides applied and its keys checked."""
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``: nested mappings merge key by key; other values (lists too) replace."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_config(path: Path, chain: tuple = ()) -> dict:
+    """One YAML file with its ``base:``/``inherit:`` files merged underneath (paths relative to the file)."""
     import yaml
 
-    path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+        via = f" (inherited by {chain[-1]})" if chain else ""
+        raise ConfigError(f"config file {str(path)!r} does not exist{via}")
+    if path.resolve() in chain:
+        raise ConfigError(f"config file {path}: inheritance cycle {' -> '.join(str(p) for p in (*chain, path))}")
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    present = [k for k in INHERIT_KEYS if k in cfg]
+    if len(present) > 1:
+        raise ConfigError(f"config file {path}: use one of {INHERIT_KEYS}, not both")
+    bases = cfg.pop(present[0]) if present else None
+    if bases is None:
+        return cfg
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"config file {path}: '{present[0]}' must be a file name or a list of file names")
+    merged: dict = {}
+    for base in bases:
+        merged = deep_merge(merged, _read_config(path.parent / base, (*chain, path.resolve())))
+    return deep_merge(merged, cfg)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The YAML config as a dict: inherited files merged, ``KEY=VALUE`` overrides applied, keys checked."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    cfg = _read_config(path)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -80,6 +130,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     dataset = cfg.get("dataset") or {}
     if not isinstance(dataset, dict) or set(dataset) - DATASET_KEYS:
         raise ConfigError(f"config file {path}: 'dataset' must be a mapping with keys among {sorted(DATASET_KEYS)}")
+    launch = cfg.get("launch") or {}
+    if not isinstance(launch, dict) or set(launch) - LAUNCH_KEYS:
+        raise ConfigError(f"config file {path}: 'launch' must be a mapping with keys among {sorted(LAUNCH_KEYS)}")
     return cfg
 
 
@@ -122,8 +175,8 @@ def build_trainer(cfg: dict, method=None, max_steps=None, output_dir=None):
     teacher = cfg.get("teacher_model")
     if teacher is not None:
         teacher = _check_model_path(teacher, "teacher model")
-    elif args.needs_teacher:
-        raise ConfigError(f"method {args.method!r} needs 'teacher_model' in the config")
+    elif args.needs_teacher and not args.teacher_server_url:
+        raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
     tokenizer = load_tokenizer(student) if Path(student).exists() else None
     if tokenizer is None:
         from transformers import AutoTokenizer
@@ -153,6 +206,16 @@ def run(args) -> int:
     from .data import DataError
     from .teacher import VocabularyMismatchError
 
+    if getattr(args, "dry_run", False):
+        from .plan import PlanError, build_plan, render_plan
+
+        try:
+            cfg = load_config(args.config, args.set)
+            print(render_plan(build_plan(cfg, args.method, args.max_steps, args.output_dir, config_path=args.config)))
+        except (ConfigError, PlanError, VocabularyMismatchError) as err:
+            print(f"tgpo train: error: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         cfg = load_config(args.config, args.set)
         trainer = build_trainer(cfg, args.method, args.max_steps, args.output_dir)

@@ -23,7 +23,7 @@ from trl import GRPOTrainer
 from . import objectives as obj
 from .config import TGPOConfig
 from .data import validate_dataset
-from .teacher import LocalTeacher, check_vocabularies, load_teacher, load_tokenizer
+from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,15 @@ class TGPOTrainer(GRPOTrainer):
         self._generation_rows = None
 
     # ------------------------------------------------------------------------------------------ set-up
-    def _build_teacher(self, teacher_model, teacher_tokenizer) -> LocalTeacher:
+    def _build_teacher(self, teacher_model, teacher_tokenizer):
+        student_rows = self.accelerator.unwrap_model(self.model).get_output_embeddings().weight.shape[0]
+        if self.args.teacher_server_url:
+            return self._build_served_teacher(teacher_model, teacher_tokenizer, student_rows)
         if teacher_model is None:
-            raise ValueError(f"method {self.args.method!r} needs a teacher: pass teacher_model (a model or a path)")
+            raise ValueError(
+                f"method {self.args.method!r} needs a teacher: pass teacher_model (a model or a path) or set "
+                "teacher_server_url"
+            )
         if isinstance(teacher_model, (str, Path)):
             teacher_model, teacher_tokenizer = load_teacher(teacher_model, trust_remote_code=self.args.trust_remote_code)
         elif teacher_tokenizer is None and Path(getattr(teacher_model.config, "_name_or_path", "") or "-").is_dir():
@@ -104,15 +110,33 @@ class TGPOTrainer(GRPOTrainer):
         else:
             check_vocabularies(self._tokenizer, self._tokenizer, teacher_rows)  # embedding size only
             logger.warning("teacher given without a tokenizer: only its embedding size was checked against the student")
-        student_rows = self.accelerator.unwrap_model(self.model).get_output_embeddings().weight.shape[0]
         return LocalTeacher(teacher_model.to(self.accelerator.device), student_rows, self.args.teacher_chunk_size)
 
+    def _build_served_teacher(self, teacher_model, teacher_tokenizer, student_rows: int) -> ServedTeacher:
+        # The served teacher's weights live in the vLLM server; teacher_model (a folder), if given, names its
+        # tokenizer for the vocabulary check.
+        if isinstance(teacher_model, (str, Path)) and Path(teacher_model).is_dir() and teacher_tokenizer is None:
+            teacher_tokenizer = load_tokenizer(teacher_model)
+        if teacher_tokenizer is not None:
+            check_vocabularies(self._tokenizer, teacher_tokenizer)
+        else:
+            logger.warning("served teacher without a local tokenizer folder: vocabularies not checked (run `tgpo align`)")
+        a = self.args
+        return ServedTeacher(a.teacher_server_url, student_rows, top_logprobs=a.teacher_server_top_logprobs,
+                             chunk_size=a.teacher_server_chunk_size, timeout=a.teacher_server_timeout)
+
     def guidance_weight_at(self, step: int) -> float:
-        """TGPO's ``lambda_k`` at optimizer step ``step`` (1-based); 0 for every other method."""
+        """TGPO's ``lambda_k`` at optimizer step ``step`` (1-based); 0 for every other method.
+
+        ``k`` counts training steps (rollout batches), as the authors' loop does: the ``updates_per_generation``
+        optimizer updates of one rollout batch (PPO mini-batches) share one weight. With one update per batch
+        (TRL's default) ``k == step``.
+        """
         if self.args.method != "tgpo":
             return 0.0
         a = self.args
-        return obj.guidance_weight(step, a.guidance_weight, a.guidance_decay, a.guidance_min)
+        k = (step - 1) // a.updates_per_generation + 1
+        return obj.guidance_weight(k, a.guidance_weight, a.guidance_decay, a.guidance_min)
 
     @property
     def current_guidance_weight(self) -> float:

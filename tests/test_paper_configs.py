@@ -1,0 +1,106 @@
+"""The paper-profile configs (repro/configs/paper/): inheritance, and every run's dry run without a GPU or a download."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tgpo.cli import main
+from tgpo.plan import PlanError, batch_arithmetic, build_plan
+from tgpo.train_cli import ConfigError, load_config
+
+PAPER = Path(__file__).resolve().parents[1] / "repro" / "configs" / "paper"
+RUNS = sorted(PAPER.glob("*.yaml"))
+
+
+def test_every_spec_run_has_a_config():
+    names = {p.stem for p in RUNS}
+    for size in ("7b", "1.5b"):
+        for method in ("grpo", "tgpo", "rkl", "kdrl", "kdrl_reference", "luffy"):
+            assert f"{size}_cross_{method}" in names
+    for method in ("rkl", "kdrl", "tgpo"):
+        assert f"1.5b_infamily_{method}" in names
+    for schedule in ("constant", "two_thirds", "end", "none"):
+        assert f"ablation_anneal_{schedule}" in names
+
+
+def test_spec_hyperparameters_appear_once_in_base():
+    text = (PAPER / "base" / "base.yaml").read_text()
+    for key in ("learning_rate", "num_generations", "max_completion_length", "epsilon", "entropy_coef", "beta",
+                "temperature", "guidance_weight", "guidance_decay", "kdrl_beta", "vllm_tensor_parallel_size"):
+        assert sum(line.strip().startswith(f"{key}:") for line in text.splitlines()) == 1, key
+    for run in RUNS:  # runs name student/teacher/method/output only; no hyperparameter is repeated
+        trainer = (yaml.safe_load(run.read_text()).get("trainer") or {})
+        assert set(trainer) <= {"method", "output_dir", "guidance_decay", "guidance_weight"}, run.name
+
+
+@pytest.mark.parametrize("config", RUNS, ids=[p.stem for p in RUNS])
+def test_paper_config_dry_run(config, capsys):
+    assert main(["train", "--config", str(config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "128 prompts x 8 rollouts per rollout step" in out
+    assert "64 prompts x 8 rollouts" in out and "2 optimizer update(s) per rollout step" in out
+    assert "= 300 rollout (training) steps" in out
+    assert "nothing downloaded" in out and "built-in table" in out
+    cfg = load_config(config)
+    plan = build_plan(cfg, config_path=config)
+    assert plan["processes"] == 8 and plan["vllm"]["tensor_parallel_size"] == 2
+    h = plan["hyper"]
+    assert h["learning_rate"] == 1e-6 and h["temperature"] == 1.0 and h["max_completion_length"] == 8192
+    assert h["epsilon"] == 0.2 and h["entropy_coef"] == 0.001 and h["beta"] == 0.0
+    if plan["method"] == "tgpo":
+        s = plan["schedule"]
+        expected = {"constant": None, "end": 301, "none": 1}.get(config.stem.rsplit("_", 1)[-1], 201)
+        assert s["zero_at"] == expected
+        if expected == 201:
+            assert s["at"][1] == 2e-3 and s["at"][201] == 0 and s["at"][200] == pytest.approx(1e-5)
+    if plan["teacher"] is not None and "cross" in config.stem:
+        assert plan["tokenizers"]["needs_align"] is True and plan["teacher_served"]
+    if "infamily" in config.stem:
+        assert plan["tokenizers"]["needs_align"] is False and not plan["teacher_served"]
+
+
+def test_inheritance_deep_merge_relative_paths_and_cycles(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text(yaml.safe_dump(
+        {"model": "a/b", "dataset": {"path": "x", "limit": 5}, "trainer": {"learning_rate": 1.0, "num_generations": 4}}))
+    (tmp_path / "sub" / "mid.yaml").write_text("base: base.yaml\ntrainer: {learning_rate: 2.0}\n")
+    (tmp_path / "run.yaml").write_text("inherit: [sub/mid.yaml]\ndataset: {limit: 7}\ntrainer: {method: grpo}\n")
+    cfg = load_config(tmp_path / "run.yaml", ["trainer.learning_rate=3.0"])
+    assert cfg["dataset"] == {"path": "x", "limit": 7}
+    assert cfg["trainer"] == {"learning_rate": 3.0, "num_generations": 4, "method": "grpo"}
+    assert "base" not in cfg and "inherit" not in cfg
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nmodel: a/b\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="inheritance cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\nmodel: a/b\n")
+    with pytest.raises(ConfigError, match="missing.yaml.*does not exist.*inherited by"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_inconsistent_batch_config_fails_clearly(capsys):
+    config = PAPER / "7b_cross_tgpo.yaml"
+    assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.steps_per_generation=12"]) == 2
+    err = capsys.readouterr().err
+    assert "steps_per_generation (12) is not a multiple of gradient_accumulation_steps (8)" in err
+    assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.per_device_train_batch_size=3",
+                 "--set", "trainer.steps_per_generation=null", "--set", "trainer.generation_batch_size=1000"]) == 2
+    assert "generation_batch_size (1000) must be divisible" in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.max_steps=301"]) == 2
+    assert "not a multiple of the 2 updates per rollout batch" in capsys.readouterr().err
+    with pytest.raises(PlanError, match="not a whole number of groups"):
+        batch_arithmetic({"per_device_train_batch_size": 3, "num_generations": 8}, 1)
+    with pytest.raises(PlanError, match="must divide"):
+        build_plan(load_config(config, ["launch.num_processes=7", "launch.accelerate_config=null"]))
+
+
+def test_dry_run_on_local_folders_checks_tokenizers(tiny_pair, tmp_path, capsys):
+    cfg = {"model": str(tiny_pair[0]), "teacher_model": str(tiny_pair[1]),
+           "trainer": {"method": "tgpo", "per_device_train_batch_size": 8, "num_generations": 4, "max_steps": 3}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "local folder" in out and "checked on the tokenizer files" in out and "no alignment needed" in out
+    assert "2 prompts x 4 rollouts per rollout step" in out

@@ -1,0 +1,424 @@
+"""``tgpo train --dry-run``: a config resolved into the full plan of a run, without a GPU and without downloads.
+
+:func:`build_plan` reads the merged config (``tgpo.train_cli.load_config``) and works out, from configs only:
+
+* the models — a local folder's ``config.json``, or for the paper's Hub models (which cannot be fetched here) the
+  small table :data:`KNOWN_MODELS` of architecture facts from their published ``config.json``/tokenizer files;
+  parameter counts estimated from the architecture;
+* the tokenizers' compatibility — same id space? embedding rows? special tokens? does the pair need ``tgpo align``?
+  (local folders: the real :func:`tgpo.teacher.check_vocabularies`; Hub models: the table's tokenizer facts);
+* devices and processes (``launch:`` section and the accelerate config it names), vLLM rollouts, where the
+  teacher runs;
+* the batch arithmetic in TRL 1.16's terms, with TRL's own rules and ours (see :func:`batch_arithmetic`);
+* the guidance schedule and a rough per-GPU memory estimate.
+
+:func:`render_plan` turns it into text. Inconsistent settings raise :class:`PlanError` with one clear message.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["KNOWN_MODELS", "PlanError", "batch_arithmetic", "build_plan", "estimate_parameters", "render_plan"]
+
+
+class PlanError(ValueError):
+    """The config cannot make a consistent run; the message says which numbers disagree."""
+
+
+# Architecture facts of the paper's models, as published in their Hub config.json / tokenizer files (recorded here,
+# never fetched). ``tokenizer_len`` = ids the tokenizer knows (BPE + added tokens); the BPE ids 0..151642 are shared
+# by the whole Qwen2/2.5/3 family; the Qwen3 tokenizer appends <tool_response>, </tool_response>, <think>, </think>.
+_QWEN25_MATH_TOKENIZER = {"family": "qwen2-bpe", "bpe_ids": 151643, "tokenizer_len": 151665,
+                          "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "bos_token": None}
+KNOWN_MODELS: dict[str, dict] = {
+    "Qwen/Qwen2.5-Math-1.5B": {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536,
+        "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+        "max_position_embeddings": 4096, "rope_theta": 10000.0, "tie_word_embeddings": True,
+        "tokenizer": _QWEN25_MATH_TOKENIZER,
+    },
+    "Qwen/Qwen2.5-Math-7B": {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 152064, "hidden_size": 3584,
+        "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+        "max_position_embeddings": 4096, "rope_theta": 10000.0, "tie_word_embeddings": False,
+        "tokenizer": _QWEN25_MATH_TOKENIZER,
+    },
+    "Qwen/Qwen3-30B-A3B-Thinking-2507": {
+        "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "vocab_size": 151936,
+        "hidden_size": 2048, "head_dim": 128, "num_hidden_layers": 48, "num_attention_heads": 32,
+        "num_key_value_heads": 4, "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+        "max_position_embeddings": 262144, "tie_word_embeddings": False,
+        "tokenizer": {"family": "qwen2-bpe", "bpe_ids": 151643, "tokenizer_len": 151669,
+                      "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "bos_token": None},
+    },
+}
+#: Rows of SPEC §3's training set (tgpo/data.py's default), for epochs; a local JSONL is counted instead.
+KNOWN_DATASETS = {"Elliott/Openr1-Math-46k-8192": 46_000}
+
+
+# ------------------------------------------------------------------------------------------------ models
+def estimate_parameters(cfg: dict) -> dict:
+    """``{"total", "active"}`` parameters of a decoder-only (dense or MoE) transformer from its config."""
+    V, H, L = cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"]
+    heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+    hd = cfg.get("head_dim") or H // heads
+    qkv_bias = cfg.get("model_type", "") in ("qwen2",)
+    attn = H * heads * hd + 2 * H * kv * hd + heads * hd * H + (heads * hd + 2 * kv * hd if qkv_bias else 0)
+    if cfg.get("num_experts"):
+        expert = 3 * H * cfg["moe_intermediate_size"]
+        mlp_total, mlp_active = cfg["num_experts"] * expert + H * cfg["num_experts"], cfg["num_experts_per_tok"] * expert
+    else:
+        mlp_total = mlp_active = 3 * H * cfg["intermediate_size"]
+    embed = V * H * (1 if cfg.get("tie_word_embeddings") else 2)
+    norms = L * 2 * H + H
+    return {"total": embed + L * (attn + mlp_total) + norms, "active": embed + L * (attn + mlp_active) + norms}
+
+
+def _describe_model(name: str | None, role: str, trust_remote_code: bool = False) -> dict | None:
+    if name is None:
+        return None
+    path = Path(str(name)).expanduser()
+    info = {"role": role, "name": str(name)}
+    if path.is_dir():
+        cfg_file = path / "config.json"
+        if not cfg_file.exists():
+            raise PlanError(f"{role} folder {path} has no config.json")
+        cfg = json.loads(cfg_file.read_text())
+        cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
+        info.update(source=f"local folder ({cfg_file})", config=cfg, local=True)
+    elif str(name) in KNOWN_MODELS:
+        info.update(source="built-in table of the Hub config (not downloaded)", config=KNOWN_MODELS[str(name)],
+                    local=False)
+    else:
+        looks_local = str(name).startswith((".", "/", "~")) or str(name).count("/") != 1
+        if looks_local:
+            raise PlanError(f"{role} path {str(name)!r} does not exist")
+        info.update(source="Hub id not in the built-in table: facts unknown without a download", config=None,
+                    local=False)
+        return info
+    try:
+        info["params"] = estimate_parameters(info["config"])
+    except KeyError:
+        info["params"] = None
+    return info
+
+
+def _local_tokenizer(info: dict):
+    from .teacher import load_tokenizer
+
+    return load_tokenizer(info["name"])
+
+
+def tokenizer_verdict(student: dict, teacher: dict | None) -> dict:
+    """Whether teacher and student share the student's id space, and whether the pair needs ``tgpo align``."""
+    if teacher is None:
+        return {"verdict": "no teacher", "needs_align": False, "notes": []}
+    notes: list[str] = []
+    s_cfg, t_cfg = student.get("config"), teacher.get("config")
+    if student.get("local") and teacher.get("local"):
+        from .teacher import VocabularyMismatchError, check_vocabularies
+
+        s_tok, t_tok = _local_tokenizer(student), _local_tokenizer(teacher)
+        try:
+            check_vocabularies(s_tok, t_tok, t_cfg["vocab_size"])
+        except VocabularyMismatchError as err:
+            return {"verdict": f"INCOMPATIBLE: {err}", "needs_align": True, "notes": notes, "error": str(err)}
+        s_len, t_len = len(s_tok), len(t_tok)
+        special = {k: (getattr(s_tok, k), getattr(t_tok, k)) for k in ("eos_token", "pad_token")}
+        source = "checked on the tokenizer files"
+    elif s_cfg and t_cfg and "tokenizer" in s_cfg and "tokenizer" in t_cfg:
+        st, tt = s_cfg["tokenizer"], t_cfg["tokenizer"]
+        if st["family"] != tt["family"]:
+            return {"verdict": f"INCOMPATIBLE: tokenizer families differ ({st['family']} vs {tt['family']})",
+                    "needs_align": True, "notes": notes, "error": "families differ"}
+        s_len, t_len = st["tokenizer_len"], tt["tokenizer_len"]
+        if t_len < s_len:
+            return {"verdict": f"INCOMPATIBLE: the teacher's tokenizer has {t_len} ids, the student's {s_len}",
+                    "needs_align": True, "notes": notes, "error": "teacher tokenizer shorter"}
+        special = {k: (st[k], tt[k]) for k in ("eos_token", "pad_token")}
+        source = "from the built-in tokenizer facts (same BPE family; ids 0..{} identical)".format(st["bpe_ids"] - 1)
+    else:
+        return {"verdict": "unknown (tokenizer files not available here; checked at start-up)", "needs_align": None,
+                "notes": ["the trainer runs check_vocabularies when it starts"]}
+    needs_align = False
+    if t_cfg["vocab_size"] < s_len:
+        return {"verdict": f"INCOMPATIBLE until aligned: teacher embedding {t_cfg['vocab_size']} rows < student's "
+                           f"{s_len} ids", "needs_align": True, "notes": notes, "error": "embedding too small"}
+    if t_cfg["vocab_size"] < s_cfg["vocab_size"]:
+        needs_align = True
+        notes.append(f"the student's output layer has {s_cfg['vocab_size']} rows, the teacher's embedding "
+                     f"{t_cfg['vocab_size']}: ids the student can emit would be unreadable; the authors resized both "
+                     "to the larger")
+    elif t_cfg["vocab_size"] > s_cfg["vocab_size"]:
+        notes.append(f"teacher embedding {t_cfg['vocab_size']} rows > student's {s_cfg['vocab_size']}: fine, the "
+                     "argmax is restricted to the student's rows")
+    for key, (s_val, t_val) in special.items():
+        if s_val != t_val:
+            needs_align = True
+            notes.append(f"{key} differs (student {s_val!r}, teacher {t_val!r}): the authors set the teacher's to the "
+                         "student's")
+    if t_len > s_len:
+        notes.append(f"the teacher knows {t_len - s_len} ids past the student's {s_len}; its argmax is restricted to "
+                     "the student's ids")
+    verdict = f"same id space ({source}); " + ("needs `tgpo align` before training" if needs_align else "no alignment needed")
+    return {"verdict": verdict, "needs_align": needs_align, "notes": notes}
+
+
+# -------------------------------------------------------------------------------------------- batches
+def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
+    """Derived batch figures of a run on ``num_processes`` training processes, in TRL 1.16's terms.
+
+    TRL's rules (``GRPOConfig.__post_init__``): with neither ``generation_batch_size`` nor ``steps_per_generation``
+    set, ``steps_per_generation = gradient_accumulation_steps``; ``generation_batch_size`` must be divisible by
+    ``per_device_train_batch_size x processes`` and by ``num_generations``; not both may be set; ``num_generations
+    >= 2``. Ours: ``steps_per_generation`` is a multiple of ``gradient_accumulation_steps`` (each optimizer update
+    reads one rollout batch: SPEC's PPO mini-batches) and ``max_steps`` a multiple of the updates per rollout batch.
+    Colocated vLLM also needs ``processes % vllm_tensor_parallel_size == 0``.
+    """
+    B = int(trainer.get("per_device_train_batch_size", 8))
+    GA = int(trainer.get("gradient_accumulation_steps", 1))
+    G = int(trainer.get("num_generations", 8))
+    gbs, spg = trainer.get("generation_batch_size"), trainer.get("steps_per_generation")
+    P = int(num_processes)
+    if G < 2:
+        raise PlanError(f"num_generations={G}: GRPO needs at least 2 rollouts per prompt")
+    if gbs is not None and spg is not None:
+        raise PlanError("set generation_batch_size or steps_per_generation, not both (TRL refuses both)")
+    if gbs is None and spg is None:
+        spg = GA
+        gbs = B * P * spg
+    elif gbs is not None:
+        if gbs % (B * P):
+            raise PlanError(f"generation_batch_size ({gbs}) must be divisible by the global micro-batch "
+                            f"per_device_train_batch_size x processes = {B} x {P} = {B * P} (TRL)")
+        spg = gbs // (B * P)
+    else:
+        gbs = B * P * int(spg)
+    spg = int(spg)
+    if gbs % G:
+        raise PlanError(f"generation batch of {gbs} completions (= {B} per device x {P} processes x "
+                        f"{spg} steps_per_generation) is not a whole number of groups of num_generations={G} (TRL)")
+    if spg % GA:
+        raise PlanError(f"steps_per_generation ({spg}) is not a multiple of gradient_accumulation_steps ({GA}): an "
+                        "optimizer update would mix two rollout batches")
+    upg = spg // GA
+    per_update = B * P * GA
+    max_steps = int(trainer.get("max_steps", -1))
+    if max_steps > 0 and max_steps % upg:
+        raise PlanError(f"max_steps ({max_steps} optimizer updates) is not a multiple of the {upg} updates per "
+                        "rollout batch")
+    return {
+        "processes": P, "per_device_train_batch_size": B, "gradient_accumulation_steps": GA,
+        "num_generations": G, "steps_per_generation": spg, "generation_batch_size": gbs,
+        "prompts_per_rollout_step": gbs // G, "completions_per_rollout_step": gbs,
+        "updates_per_rollout_step": upg, "completions_per_update": per_update,
+        "prompts_per_update": per_update / G, "micro_batches_per_update_per_process": GA,
+        "optimizer_steps": max_steps, "rollout_steps": max_steps // upg if max_steps > 0 else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ plan
+def _fmt_params(n: float | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
+
+
+def _load_accelerate(path: str | None, config_path: Path | None) -> tuple[dict | None, str | None]:
+    import yaml
+
+    if not path:
+        return None, None
+    candidates = [Path(path)]
+    if config_path is not None:
+        candidates.append(Path(config_path).parent / path)
+        for parent in Path(config_path).resolve().parents:  # repo-relative paths from a nested config
+            candidates.append(parent / path)
+    for cand in candidates:
+        if cand.is_file():
+            return yaml.safe_load(cand.read_text()) or {}, str(cand)
+    raise PlanError(f"launch.accelerate_config {path!r} not found")
+
+
+def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_path=None) -> dict:
+    """The resolved plan of a merged config (see the module docstring). Loads no model weights."""
+    from .config import TGPOConfig
+    from .train_cli import CLI_DEFAULTS, ConfigError
+
+    trainer = {**CLI_DEFAULTS, **(cfg.get("trainer") or {})}
+    for key, value in (("method", method), ("max_steps", max_steps), ("output_dir", output_dir)):
+        if value is not None:
+            trainer[key] = value
+    trainer.setdefault("output_dir", "runs/tgpo")
+    launch = cfg.get("launch") or {}
+    accel, accel_path = _load_accelerate(launch.get("accelerate_config"), config_path)
+    processes = int(launch.get("num_processes") or (accel or {}).get("num_processes") or 1)
+    machines = int(launch.get("num_machines") or (accel or {}).get("num_machines") or 1)
+    if accel and accel.get("num_processes") and int(accel["num_processes"]) != processes:
+        raise PlanError(f"launch.num_processes={processes} but {accel_path} says num_processes="
+                        f"{accel['num_processes']}")
+    gpus_per_node = int(launch.get("gpus_per_node") or max(1, processes // machines))
+    if processes > machines * gpus_per_node:
+        raise PlanError(f"{processes} processes do not fit {machines} machine(s) x {gpus_per_node} GPUs")
+    batch = batch_arithmetic(trainer, processes)
+    # Field validation by TGPOConfig itself, on a CPU-safe copy (bf16 and vLLM are for the GPU run).
+    probe = {**trainer, "use_cpu": True, "bf16": False, "fp16": False, "use_vllm": False,
+             "trust_remote_code": bool(cfg.get("trust_remote_code", False))}
+    try:
+        args = TGPOConfig(**probe)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config 'trainer' section: {err}") from None
+
+    use_vllm = bool(trainer.get("use_vllm", False))
+    vllm_mode = trainer.get("vllm_mode", "colocate")
+    tp = int(trainer.get("vllm_tensor_parallel_size", 1))
+    if use_vllm and vllm_mode == "colocate" and processes % tp:
+        raise PlanError(f"vllm_tensor_parallel_size={tp} must divide the {processes} training processes (colocate)")
+
+    student = _describe_model(cfg["model"], "student", args.trust_remote_code)
+    teacher_name = cfg.get("teacher_model")
+    served = bool(args.teacher_server_url)
+    if args.needs_teacher and teacher_name is None and not served:
+        raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
+    teacher = _describe_model(teacher_name, "teacher", args.trust_remote_code) if (args.needs_teacher and teacher_name) else None
+    tokenizers = tokenizer_verdict(student, teacher)
+    if "error" in tokenizers and (student.get("local") and (teacher or {}).get("local")):
+        raise PlanError(tokenizers["verdict"])
+
+    # Context length: prompt + response must fit the student's positions (SPEC: the authors used 16k variants).
+    warnings: list[str] = []
+    need_ctx = int(trainer.get("vllm_max_model_length") or trainer.get("max_completion_length") or 256)
+    for info in (student, teacher):
+        if info and info.get("config") and info["config"].get("max_position_embeddings", 1 << 30) < need_ctx:
+            warnings.append(f"{info['role']} {info['name']} has {info['config']['max_position_embeddings']} positions "
+                            f"< the context needed ({need_ctx}): use a long-context variant (the authors used 16k "
+                            "variants of the students; see repro/launch/README.md)")
+    if tokenizers.get("needs_align"):
+        warnings.append("run `tgpo align` (repro/launch/prepare_models.sh) and point model/teacher_model at the "
+                        "aligned folders before training")
+
+    # Guidance schedule, in training (rollout) steps.
+    rollout_steps = batch["rollout_steps"] or 0
+    schedule = None
+    if args.method == "tgpo":
+        from .objectives import guidance_weight
+
+        l0, delta, lmin = args.guidance_weight, args.guidance_decay, args.guidance_min
+        points = sorted({k for k in (1, 100, 200, 201, rollout_steps) if 1 <= k <= max(rollout_steps, 1)})
+        zero = None
+        if max(l0, lmin) <= 0:
+            zero = 1
+        elif lmin <= 0 and delta > 0:
+            start = max(1, int(l0 / delta) - 2)
+            zero = next(k for k in range(start, start + 10) if guidance_weight(k, l0, delta, lmin) <= 1e-12)
+        schedule = {"lambda_0": l0, "delta": delta, "lambda_min": lmin,
+                    "at": {k: guidance_weight(k, l0, delta, lmin) for k in points}, "zero_at": zero,
+                    "guided_steps": min(rollout_steps, (zero or rollout_steps + 1) - 1)}
+
+    # Memory, rough, per GPU (GB): FSDP/ZeRO-3 shard fp32 master + Adam + bf16 grads; teacher logits chunk.
+    gpu_gb = float(launch.get("gpu_memory_gb", 80))
+    memory = {}
+    if student.get("params"):
+        memory["student_states_sharded_gb"] = student["params"]["total"] * 16 / processes / 1e9
+    if use_vllm and vllm_mode == "colocate":
+        memory["vllm_colocate_gb"] = float(trainer.get("vllm_gpu_memory_utilization", 0.3)) * gpu_gb
+    if teacher and not served and teacher.get("params"):
+        memory["teacher_weights_bf16_gb"] = teacher["params"]["total"] * 2 / 1e9
+    if teacher and not served and teacher.get("config"):
+        rows = args.teacher_chunk_size or batch["per_device_train_batch_size"] * batch["steps_per_generation"]
+        T = int(trainer.get("max_completion_length", 256))
+        # bf16 logits + their fp32 copy + fp32 log-sum-exp workspace, for one chunk of rows at full length
+        memory["teacher_logits_chunk_gb"] = rows * (T + 1) * teacher["config"]["vocab_size"] * (2 + 4 + 4) / 1e9
+        if memory["teacher_logits_chunk_gb"] > 0.5 * gpu_gb:
+            warnings.append(f"teacher logits of one chunk ({rows} rows x {T + 1} x {teacher['config']['vocab_size']})"
+                            f" take ~{memory['teacher_logits_chunk_gb']:.0f} GB: lower teacher_chunk_size")
+
+    return {
+        "config": str(config_path) if config_path else None, "method": args.method, "output_dir": args.output_dir,
+        "student": student, "teacher": teacher, "teacher_served": served,
+        "teacher_server_url": args.teacher_server_url, "teacher_server": launch.get("teacher_server"),
+        "tokenizers": tokenizers, "machines": machines, "processes": processes, "gpus_per_node": gpus_per_node,
+        "accelerate": {"path": accel_path, "distributed_type": (accel or {}).get("distributed_type"),
+                       "mixed_precision": (accel or {}).get("mixed_precision")} if accel else None,
+        "vllm": {"use_vllm": use_vllm, "mode": vllm_mode, "tensor_parallel_size": tp,
+                 "gpu_memory_utilization": trainer.get("vllm_gpu_memory_utilization")},
+        "precision": "bf16" if trainer.get("bf16", True) else "fp32",
+        "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
+        "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
+                                                 "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
+                                                 "kdrl_beta", "kdrl_estimator", "teacher_chunk_size")
+                  if hasattr(args, k)},
+        "dataset": cfg.get("dataset") or {"path": None},
+    }
+
+
+def render_plan(plan: dict) -> str:
+    """The plan as text (what ``tgpo train --dry-run`` prints)."""
+    out = [f"tgpo train --dry-run: {plan['config'] or '(config)'}", f"  method      {plan['method']}",
+           f"  output_dir  {plan['output_dir']}"]
+    out.append("models (nothing downloaded):")
+    for info in (plan["student"], plan["teacher"]):
+        if info is None:
+            continue
+        cfg = info.get("config") or {}
+        params = info.get("params")
+        size = "params ?" if not params else (f"params {_fmt_params(params['total'])}" + (
+            f" ({_fmt_params(params['active'])} active)" if params["active"] != params["total"] else ""))
+        arch = (cfg.get("architectures") or ["?"])[0]
+        out.append(f"  {info['role']:<8} {info['name']}  [{info['source']}]")
+        if cfg:
+            out.append(f"           {arch}, vocab {cfg.get('vocab_size')}, hidden {cfg.get('hidden_size')}, layers "
+                       f"{cfg.get('num_hidden_layers')}, positions {cfg.get('max_position_embeddings')}, {size}")
+    if plan["teacher"] is None:
+        out.append("  teacher  none (this method reads no teacher pass)" if not plan["teacher_served"] else "")
+    if plan["teacher_served"]:
+        ts = plan["teacher_server"] or {}
+        out.append(f"  teacher pass: served by vLLM at {plan['teacher_server_url']}"
+                   + (f" ({ts})" if ts else "") + "; teacher_model names its tokenizer only")
+    elif plan["teacher"] is not None:
+        out.append(f"  teacher pass: local, colocated on every training GPU, chunk {plan['hyper'].get('teacher_chunk_size')} rows")
+    tok = plan["tokenizers"]
+    out.append(f"tokenizers: {tok['verdict']}")
+    out += [f"  - {n}" for n in tok.get("notes", [])]
+    out.append("devices:")
+    out.append(f"  {plan['machines']} machine(s) x {plan['gpus_per_node']} GPUs, {plan['processes']} training processes"
+               + (f", accelerate {plan['accelerate']['distributed_type']} ({plan['accelerate']['path']})"
+                  if plan["accelerate"] else ", no accelerate config"))
+    v = plan["vllm"]
+    out.append("  rollouts: " + (f"vLLM {v['mode']}, tensor parallel {v['tensor_parallel_size']}, gpu_memory_utilization "
+                                  f"{v['gpu_memory_utilization']}" if v["use_vllm"] else "transformers generate")
+               + f"; precision {plan['precision']}")
+    b = plan["batch"]
+    out.append("batch arithmetic (TRL 1.16 terms):")
+    out.append(f"  per_device_train_batch_size {b['per_device_train_batch_size']} x processes {b['processes']} x "
+               f"gradient_accumulation_steps {b['gradient_accumulation_steps']} = {b['completions_per_update']} "
+               f"completions per optimizer update = {b['prompts_per_update']:g} prompts x {b['num_generations']} rollouts")
+    out.append(f"  steps_per_generation {b['steps_per_generation']} -> generation_batch_size {b['generation_batch_size']}"
+               f" = {b['prompts_per_rollout_step']} prompts x {b['num_generations']} rollouts per rollout step, "
+               f"{b['updates_per_rollout_step']} optimizer update(s) per rollout step")
+    out.append(f"  micro-batches per update per process {b['micro_batches_per_update_per_process']} "
+               f"(of {b['per_device_train_batch_size']} rows)")
+    out.append(f"  max_steps {b['optimizer_steps']} optimizer updates = {b['rollout_steps']} rollout (training) steps")
+    if b["rollout_steps"]:
+        total_prompts = b["rollout_steps"] * b["prompts_per_rollout_step"]
+        ds = plan["dataset"] or {}
+        rows = ds.get("limit") or KNOWN_DATASETS.get(ds.get("path") or "Elliott/Openr1-Math-46k-8192")
+        out.append(f"  {total_prompts} prompts drawn" + (f" = {total_prompts / rows:.2f} epochs of {rows} rows" if rows else ""))
+    h = plan["hyper"]
+    out.append("hyperparameters: " + ", ".join(f"{k} {h[k]}" for k in h))
+    s = plan["schedule"]
+    if s:
+        out.append(f"guidance schedule (per rollout step k): lambda_k = max({s['lambda_0']:g} - (k-1) x {s['delta']:g}, "
+                   f"{s['lambda_min']:g})")
+        out.append("  " + ", ".join(f"k={k}: {w:.3g}" for k, w in s["at"].items()))
+        out.append(f"  reaches 0 at step {s['zero_at']}; teacher pass skipped from then on" if s["zero_at"]
+                   else "  never reaches 0 (teacher pass every step)")
+    else:
+        out.append(f"guidance schedule: n/a (method {plan['method']})")
+    if plan["memory"]:
+        out.append("memory per GPU, rough: " + ", ".join(f"{k} {v:.1f}" for k, v in plan["memory"].items()))
+    for w in plan["warnings"]:
+        out.append(f"WARNING: {w}")
+    return "\n".join(line for line in out if line != "")
