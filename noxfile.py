@@ -42,6 +42,48 @@ def reproduce_table1(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def reproduce_table2(session: nox.Session) -> None:
+    """Table 2: Table 1 for the smaller student."""
+    reproduce(session, "table2")
+
+
+@nox.session(python=PYTHON)
+def reproduce_table3(session: nox.Session) -> None:
+    """Table 3: RKL, KDRL, TGPO with the in-family and the cross-family teacher."""
+    reproduce(session, "table3")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure2(session: nox.Session) -> None:
+    """Figure 2: RKL dynamics, in-family vs cross-family teacher."""
+    reproduce(session, "figure2")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure4(session: nox.Session) -> None:
+    """Figures 4 and 6: training curves of every method (student and smaller student)."""
+    reproduce(session, "figure4")
+
+
+@nox.session(python=PYTHON)
+def reproduce_figure5(session: nox.Session) -> None:
+    """Figure 5: the guidance-weight schedule ablation."""
+    reproduce(session, "figure5")
+
+
+@nox.session(python=PYTHON)
+def reproduce_sweep(session: nox.Session) -> None:
+    """The divergence sweep (beyond the paper)."""
+    reproduce(session, "sweep")
+
+
+@nox.session(python=PYTHON)
+def reproduce_all(session: nox.Session) -> None:
+    """Every table and figure above, reusing shared runs (``-- --profile lab|smoke --seeds N``)."""
+    reproduce(session, "reproduce_all")
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over the library, tasks, reproduction scripts and tests."""
     session.install("ruff>=0.6")

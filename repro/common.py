@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "repro" / "configs"
 RESULTS = REPO / "results"
+#: Trained lab models, logs and the run cache (not committed); TGPO_RUNS_DIR moves it (tests use a tmp dir).
+RUNS = Path(os.environ.get("TGPO_RUNS_DIR", REPO / "runs"))
 PROFILES = ("lab", "smoke", "paper")
 PACKAGES = ("tgpo", "torch", "transformers", "trl", "accelerate", "lm-eval", "math-verify", "datasets", "pandas")
 
