@@ -1,0 +1,226 @@
+"""Fast tests of the CPU divergence lab (world, tokenizer, build cache). No stored model is rebuilt."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest
+import torch
+
+from tgpo.lab import config as C
+from tgpo.lab import world as W
+
+torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------- world
+@pytest.mark.parametrize("name", ["rl_train", "id", "hard", "ood"])
+def test_splits_are_deterministic(name):
+    a = W.make_split(name, n=50, seed=3)
+    b = W.make_split(name, n=50, seed=3)
+    assert a == b
+    assert W.make_split(name, n=50, seed=4) != a
+
+
+def test_eval_splits_fixed_distinct_heldout():
+    for name in W.EVAL_SPLITS:
+        rows = W.make_split(name)
+        assert len(rows) == C.WORLD.eval_size
+        assert rows == W.make_split(name)
+        assert len({r["problem"] for r in rows}) == len(rows)
+        assert all(W.is_heldout([int(x) for x in r["problem"].split("+")]) for r in rows)
+        assert all(r["answer"].isdigit() for r in rows)
+    assert all(r["k"] == C.WORLD.hard_k for r in W.make_split("hard"))
+    assert all(int(r["problem"].split("+")[0]) >= 10 and r["k"] == C.WORLD.ood_k for r in W.make_split("ood"))
+
+
+def test_heldout_never_in_training():
+    eval_problems = {r["problem"] for s in W.EVAL_SPLITS for r in W.make_split(s)}
+    train = W.make_split("rl_train", n=5000, seed=0) + W.make_split("dev_k5")
+    assert not eval_problems & {r["problem"] for r in train}
+    import random
+
+    rng = random.Random(0)
+    n_two_digit = 0
+    for pc in (C.MODELS[C.STUDENT].pretrain, C.MODELS[C.TEACHER_CROSS].pretrain):
+        for _ in range(3000):
+            prompt, comp = W.sample_pretrain_example(
+                rng,
+                pc.k_weights,
+                pc.t_share,
+                two_digit_share=pc.two_digit_share,
+                two_digit_ks=pc.two_digit_ks,
+            )
+            ops = [int(x) for x in prompt.rstrip("=").split("+")]
+            assert not W.is_heldout(ops)
+            if max(ops) > 9:  # two-digit operands: first place only, only where the recipe asks for them
+                assert pc.two_digit_share > 0 and max(ops[1:]) <= 9
+                n_two_digit += 1
+            assert prompt.rstrip("=") not in eval_problems
+    assert n_two_digit > 0
+
+
+def _eval_steps(text: str, operands: list[int]) -> int:
+    """Check every step of an S/T/mixed trace is correct arithmetic on the running sum; return the answer."""
+    import re
+
+    acc = operands[0]
+    body, boxed = text.split(W.BOXED)
+    steps = [s for s in re.split(r";|\. ", body) if s]
+    assert len(steps) == len(operands) - 1
+    for s, b in zip(steps, operands[1:]):
+        m = re.fullmatch(r"(\d+)\+(\d+)=(\d+)", s) or re.fullmatch(r"(\d+) plus (\d+) is (\d+)", s)
+        assert m, s
+        x, y, z = map(int, m.groups())
+        assert {x, y} == {acc, b} and z == x + y
+        acc = z
+    assert boxed == f"{acc}}}"
+    return acc
+
+
+@pytest.mark.parametrize("name", ["rl_train", "id", "hard", "ood"])
+def test_solutions_evaluate_to_answer(name):
+    import random
+
+    rng = random.Random(1)
+    for r in W.make_split(name, n=40):
+        ops = [int(x) for x in r["problem"].split("+")]
+        for text in (
+            r["solution"],
+            r["teacher_completion"],
+            W.solution(ops, W.sample_styles(rng, len(ops) - 1, 0.5)),
+        ):
+            assert str(_eval_steps(text, ops)) == r["answer"]
+            assert W.exact_correct(text, r["answer"])
+        assert r["prompt"] == r["problem"] + "="
+        assert " plus " in r["teacher_completion"] and " plus " not in r["solution"]
+
+
+def test_solutions_accepted_by_project_scorer():
+    scoring = pytest.importorskip("tgpo.scoring")
+    for name in W.EVAL_SPLITS:
+        for r in W.make_split(name, n=10):
+            assert scoring.math_correct(r["solution"], r["answer"])
+            assert scoring.math_correct(r["teacher_completion"], r["answer"])
+            assert not scoring.math_correct(r["solution"], str(int(r["answer"]) + 1))
+
+
+def test_step_starts():
+    t = W.solution([3, 7, 5, 8], "STS")
+    assert [t[i] for i in W.step_start_offsets(t)] == ["3", "5", "1"]
+
+
+def test_dataset_columns():
+    ds = W.as_dataset("rl_train", n=8, seed=0)
+    assert {"id", "problem", "prompt", "answer", "teacher_completion"} <= set(ds.column_names)
+    assert len(ds) == 8
+
+
+def test_config_hash_and_names():
+    assert C.config_hash(C.MODELS[C.TEACHER_IN]) != C.config_hash(C.MODELS[C.TEACHER_CROSS])
+    t = C.get_model_config("teacher_t0.3")
+    assert t.pretrain.t_share == 0.3 and t.pretrain.label_smoothing == 0.1
+    assert C.get_model_config("teacher_t0.9").pretrain == C.MODELS[C.TEACHER_CROSS].pretrain
+    assert C.MODELS[C.TEACHER_IN].pretrain.t_share == 0.0
+    with pytest.raises(KeyError):
+        C.get_model_config("nope")
+
+
+# --------------------------------------------------------------------------- tokenizer
+def test_tokenizer_roundtrip_and_save_load(tmp_path):
+    from transformers import AutoTokenizer
+
+    from tgpo.lab.tokenizer import BOXED, build_tokenizer
+
+    tok = build_tokenizer()
+    rows = W.make_split("id", n=20)
+    texts = [r["prompt"] + r["solution"] for r in rows] + [
+        r["prompt"] + r["teacher_completion"] for r in rows
+    ]
+    for t in texts:
+        ids = tok(t)["input_ids"]
+        assert tok.decode(ids) == t
+        assert tok.decode(ids + [tok.eos_token_id], skip_special_tokens=True) == t
+        assert ids.count(tok.convert_tokens_to_ids(BOXED)) == 1
+        assert len(ids) == len(t) - len(BOXED) + 1  # one token per character, \boxed{ is one token
+    assert tok("3+4=")["input_ids"] == tok("3+4=", add_special_tokens=False)["input_ids"]  # nothing added
+    assert {tok.eos_token, tok.pad_token, tok.bos_token} == {"<eos>", "<pad>", "<bos>"}
+    assert len({tok.eos_token_id, tok.pad_token_id, tok.bos_token_id}) == 3
+    tok.save_pretrained(tmp_path)
+    from tgpo.lab.models import new_model
+
+    new_model(C.MODELS[C.TINY_TEST], tok).config.save_pretrained(tmp_path)
+    tok2 = AutoTokenizer.from_pretrained(tmp_path)
+    assert tok2.get_vocab() == tok.get_vocab()
+    for t in texts:
+        assert tok2(t)["input_ids"] == tok(t)["input_ids"]
+        assert tok2.decode(tok2(t)["input_ids"]) == t
+    batch = tok2([r["prompt"] for r in W.make_split("ood", n=8)], padding=True)
+    assert all(row[0] == tok2.pad_token_id or len(set(row)) for row in batch["input_ids"])
+
+
+# --------------------------------------------------------------------------- build cache
+def test_build_tiny_and_skip(tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tgpo.cli import main
+    from tgpo.lab import models as M
+
+    # keep the test fast: measure on few problems
+    monkeypatch.setattr(M, "measure", lambda model, tok, cfg, out=None: {"greedy": {"id": 0.0}})
+    assert main(["lab", "build", "--only", C.TINY_TEST, "--out", str(tmp_path)]) == 0
+    d = tmp_path / C.TINY_TEST
+    for f in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "build_info.json",
+    ):
+        assert (d / f).exists(), f
+    info = M.read_build_info(d)
+    assert (
+        info["config_hash"] == C.config_hash(C.MODELS[C.TINY_TEST])
+        and info["seed"] == C.MODELS[C.TINY_TEST].seed
+    )
+    model = AutoModelForCausalLM.from_pretrained(d)
+    tok = AutoTokenizer.from_pretrained(d)
+    out = M.generate(model, tok, ["3+4+5+6="], max_new_tokens=5)
+    assert isinstance(out[0], str)
+    mtime = (d / "model.safetensors").stat().st_mtime_ns
+    infos = M.build([C.TINY_TEST], out=tmp_path)
+    assert infos[0]["skipped"] and (d / "model.safetensors").stat().st_mtime_ns == mtime
+    # deterministic: a forced rebuild gives identical weights
+    from safetensors.torch import load_file
+
+    w1 = load_file(d / "model.safetensors")
+    M.build([C.TINY_TEST], out=tmp_path, force=True)
+    w2 = load_file(d / "model.safetensors")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_generate_matches_hf_greedy(tmp_path):
+    from tgpo.lab import models as M
+    from tgpo.lab.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model = M.new_model(C.MODELS[C.TINY_TEST], tok).eval()
+    prompts = [r["prompt"] for r in W.make_split("ood", n=6)]
+    ours = M.generate(model, tok, prompts, max_new_tokens=12)
+    for p, o in zip(prompts, ours):
+        x = tok(p, return_tensors="pt")
+        hf = model.generate(**x, max_new_tokens=12, do_sample=False)
+        ref = tok.decode(hf[0, x["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert o == ref
+
+
+def test_public_api():
+    import tgpo.lab as lab
+
+    assert lab.EVAL_TASKS == ("tgpo_lab_id", "tgpo_lab_hard", "tgpo_lab_ood") and lab.EVAL_GROUP == "tgpo_lab"
+    assert lab.model_path(lab.STUDENT).name == "student"
+    assert (lab.TASKS_DIR / "lab" / "tgpo_lab.yaml").exists()

@@ -1,0 +1,208 @@
+"""Every setting of the CPU divergence lab, in one place.
+
+* :data:`WORLD` — the synthetic reasoning world (problem distribution, held-out rule, eval splits).
+* :class:`ArchConfig` / :class:`PretrainConfig` / :class:`LabModelConfig` — one tiny model and how it is
+  pre-trained (teacher-forced cross-entropy on solutions; no RL here).
+* :data:`MODELS` — the registry of built models by name; :func:`get_model_config` also understands
+  ``teacher_t<share>`` (e.g. ``teacher_t0.3``) so a divergence sweep can build teachers on demand.
+
+A model's *config hash* (:func:`config_hash`) covers its architecture, its pre-training recipe, the world
+and :data:`LAB_VERSION`; ``tgpo lab build`` skips a model whose stored hash matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+#: Bump when the world's text formats or the tokenizer change in a way a config does not show.
+LAB_VERSION = "lab-v1"
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Sums of one-digit numbers, solved step by step and ending in ``\\boxed{answer}``."""
+
+    digit_min: int = 1
+    digit_max: int = 9
+    #: A problem whose operand digits, concatenated, form a number divisible by this is *held out*:
+    #: it may appear in the eval splits (id/hard/ood) and never in any training data.
+    heldout_divisor: int = 7
+    id_k: int = 4  # the RL split and the in-distribution eval split: sums of 4 one-digit numbers
+    hard_k: int = 5  # harder: longer chains
+    #: Out of distribution: k=4 sums whose *first* operand is two-digit (ood_first_min..ood_first_max).
+    #: Out of the RL distribution (rl_train is all one-digit) and rare in pre-training: students see this
+    #: format in 10% of pre-training examples (k=2,3,4; PretrainConfig.two_digit_share) — like an LLM's OOD
+    #: benchmark, known from pre-training but never trained on by RL. Teachers never see it.
+    #: Measured and rejected (student greedy 0.00-0.035, uninformative): a zero operand anywhere; a two-digit
+    #: operand anywhere with no two-digit exposure in pre-training; two-digit first operands seen only in
+    #: k=2 or k=2,3 pre-training sums (the tiny student does not compose them into k=4 chains).
+    ood_k: int = 4
+    ood_first_min: int = 10
+    ood_first_max: int = 19
+    eval_size: int = 200
+    eval_seed: int = 20260513
+    #: Generation budget of the eval tasks: the longest solution in either style (k=6 T-style ~ 110) fits.
+    max_gen_toks: int = 128
+    max_positions: int = 256
+
+
+WORLD = WorldConfig()
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A tiny Llama-config decoder (tied embeddings, float32)."""
+
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 256
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    #: k (number of operands) -> weight, for the one-digit sums the model is pre-trained on.
+    k_weights: tuple[tuple[int, float], ...] = ((2, 0.45), (3, 0.45), (4, 0.1))
+    #: The divergence knob: probability that a solution step is written in the teacher style T
+    #: (``b plus a is c.``) instead of the student style S (``a+b=c;``). 0.0 = in-family, 0.9 = cross-family.
+    t_share: float = 0.0
+    #: Share of pre-training examples that are sums (k drawn uniformly from `two_digit_ks`) with a two-digit first
+    #: operand (world.ood_first_min..ood_first_max), e.g. ``13+5+2=`` -> ``13+5=18;18+2=20;\\boxed{20}``.
+    two_digit_share: float = 0.0
+    two_digit_ks: tuple[int, ...] = (2, 3, 4)
+    label_smoothing: float = 0.0  # 0.1 for teachers: bounded confidence keeps reverse-KL rewards finite
+    steps: int = 500  # maximum number of optimizer steps
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at `steps`
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    #: Early stop (teachers): every `eval_every` steps, greedy accuracy on the non-held-out dev sets of these
+    #: k; stop once all reach `stop_at`. 0 disables.
+    eval_every: int = 0
+    stop_ks: tuple[int, ...] = ()
+    stop_at: float = 0.97
+    dev_size: int = 200
+
+
+@dataclass(frozen=True)
+class LabModelConfig:
+    name: str
+    role: str  # "student" | "teacher" | "test"
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    seed: int = 1234
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+STUDENT = "student"
+SMALL_STUDENT = "student_small"
+TEACHER_IN = "teacher_in"
+TEACHER_CROSS = "teacher_cross"
+TINY_TEST = "tiny_test"
+
+#: Pre-training mix of the students: mostly shorter chains than the RL/id split (k=4), a little k=4 and k=5
+#: so that the student starts weak but learnable on k=4 and can partly solve the hard split (k=5), plus
+#: STUDENT_TWO_DIGIT_SHARE of sums with a two-digit first operand (the ood format).
+STUDENT_MIX = ((2, 0.4), (3, 0.4), (4, 0.1), (5, 0.1))
+TEACHER_MIX = ((2, 0.2), (3, 0.2), (4, 0.2), (5, 0.2), (6, 0.2))
+
+STUDENT_TWO_DIGIT_SHARE = 0.15
+#: Students sit just before a sharp transition (measured, same recipe: student 500 steps -> 0.425 greedy on
+#: id, 550 -> 0.83, 700 -> 0.96); the step counts were chosen so that each starts near 0.4 greedy on id.
+_STUDENT_PRETRAIN = PretrainConfig(k_weights=STUDENT_MIX, two_digit_share=STUDENT_TWO_DIGIT_SHARE, steps=500)
+_SMALL_STUDENT_PRETRAIN = dataclasses.replace(_STUDENT_PRETRAIN, steps=600)
+_TEACHER_ARCH = ArchConfig(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=384)
+
+
+def teacher_config(t_share: float, name: str | None = None) -> LabModelConfig:
+    """A teacher whose solution steps are in style T with probability ``t_share`` (the divergence knob)."""
+    if not 0.0 <= t_share <= 1.0:
+        raise ValueError(f"t_share must be in [0, 1], got {t_share}")
+    return LabModelConfig(
+        name=name or f"teacher_t{t_share:g}",
+        role="teacher",
+        arch=_TEACHER_ARCH,
+        pretrain=PretrainConfig(
+            k_weights=TEACHER_MIX,
+            t_share=float(t_share),
+            label_smoothing=0.1,
+            steps=4000,
+            eval_every=250,
+            stop_ks=(4, 5),
+            stop_at=0.97,
+        ),
+        seed=4321,
+        description=f"teacher, k=2..6, share of T-style steps {t_share:g}, label smoothing 0.1",
+    )
+
+
+MODELS: dict[str, LabModelConfig] = {
+    STUDENT: LabModelConfig(
+        name=STUDENT,
+        role="student",
+        arch=ArchConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+        pretrain=_STUDENT_PRETRAIN,
+        description="student (hidden 64, 2 layers), S style, pre-trained mostly on shorter chains",
+    ),
+    SMALL_STUDENT: LabModelConfig(
+        name=SMALL_STUDENT,
+        role="student",
+        arch=ArchConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=192),
+        pretrain=_SMALL_STUDENT_PRETRAIN,
+        description="smaller student (hidden 48, 2 layers), same data and tokenizer as the student",
+    ),
+    TEACHER_IN: teacher_config(0.0, name=TEACHER_IN),
+    TEACHER_CROSS: teacher_config(0.9, name=TEACHER_CROSS),
+    TINY_TEST: LabModelConfig(
+        name=TINY_TEST,
+        role="test",
+        arch=ArchConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+        pretrain=PretrainConfig(steps=5, batch_size=8, warmup_steps=1),
+        description="throw-away model for tests (not built by default)",
+    ),
+}
+
+#: Built by ``tgpo lab build`` without ``--only``.
+DEFAULT_MODELS = (STUDENT, SMALL_STUDENT, TEACHER_IN, TEACHER_CROSS)
+
+_TEACHER_RE = re.compile(r"^teacher_t(\d+(?:\.\d+)?)$")
+
+
+def get_model_config(name: str) -> LabModelConfig:
+    if name in MODELS:
+        return MODELS[name]
+    m = _TEACHER_RE.match(name)
+    if m:
+        return teacher_config(float(m.group(1)), name=name)
+    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)} or teacher_t<share>")
+
+
+#: Pre-training fields omitted from the hash at their neutral value (added later; keeps older hashes valid).
+_OMIT_IF_UNUSED = ("two_digit_share", "two_digit_ks")
+
+#: The world's fields that change what models are trained on (eval-only fields are not hashed).
+_WORLD_TRAINING_FIELDS = ("digit_min", "digit_max", "heldout_divisor", "max_positions")
+
+
+def config_hash(cfg: LabModelConfig, world: WorldConfig = WORLD) -> str:
+    """Hash of what determines the weights (name, description and eval-only world fields excluded)."""
+    d = cfg.to_dict()
+    d.pop("name")
+    d.pop("description")
+    w = {k: getattr(world, k) for k in _WORLD_TRAINING_FIELDS}
+    if d["pretrain"]["two_digit_share"]:
+        w.update(ood_first_min=world.ood_first_min, ood_first_max=world.ood_first_max)
+    if not d["pretrain"]["two_digit_share"]:  # fields added after lab-v1 models were built: omitted when
+        for key in _OMIT_IF_UNUSED:  # unused, so the stored teachers' hashes stay valid
+            d["pretrain"].pop(key)
+    payload = {"model": d, "world": w, "lab_version": LAB_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,226 @@
+"""The synthetic reasoning world: sums of one-digit numbers, solved step by step, ending in ``\\boxed{}``.
+
+Two solution styles share one tokenizer:
+
+* **S** (the student's family): ``3+7=10;10+5=15;15+8=23;\\boxed{23}``
+* **T** (the cross-family teacher's preferred style): ``7 plus 3 is 10. 5 plus 10 is 15. 8 plus 15 is 23. \\boxed{23}``
+  (the other operand first, about twice as long). A mixed trace picks S or T independently per step.
+
+Prompts are plain text, ``"3+7+5+8="``; the completion follows directly, then EOS. Answers are plain
+integer strings.
+
+Held-out rule: a problem whose operand digits, concatenated, form a number divisible by
+``WORLD.heldout_divisor`` (7) is held out: it appears only in the eval splits, never in any training data
+(pre-training of any model, the RL split, dev sets).
+
+Splits (:func:`make_split`):
+
+=========== ============================================================== ===========
+name        problems                                                       held out?
+=========== ============================================================== ===========
+rl_train    k=4 one-digit sums (what the RL stage trains on)               never
+id          k=4 one-digit sums, fixed 200                                  always
+hard        k=5 one-digit sums (longer chains), fixed 200                  always
+ood         k=4 sums, first operand two-digit (10..19), fixed 200   always
+            (never in RL data; rare in students' pre-training, see config)
+dev_k<k>    k-operand one-digit sums for early stopping                    never
+=========== ============================================================== ===========
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from tgpo.lab.config import WORLD, WorldConfig
+from tgpo.lab.tokenizer import BOXED
+
+EVAL_SPLITS = ("id", "hard", "ood")
+TRAIN_SPLITS = ("rl_train",)
+
+
+# --------------------------------------------------------------------------- problems and solutions
+def is_heldout(operands: Sequence[int], world: WorldConfig = WORLD) -> bool:
+    return int("".join(str(x) for x in operands)) % world.heldout_divisor == 0
+
+
+def prompt_of(operands: Sequence[int]) -> str:
+    return "+".join(str(x) for x in operands) + "="
+
+
+def answer_of(operands: Sequence[int]) -> str:
+    return str(sum(operands))
+
+
+def step_text(a: int, b: int, style: str) -> str:
+    """One step adding ``b`` to the running value ``a``."""
+    if style == "S":
+        return f"{a}+{b}={a + b};"
+    if style == "T":
+        return f"{b} plus {a} is {a + b}. "
+    raise ValueError(f"unknown style {style!r}")
+
+
+def solution(operands: Sequence[int], styles: str | Sequence[str] = "S") -> str:
+    """The step-by-step solution (no EOS). ``styles``: one style for every step, or one per step."""
+    n_steps = len(operands) - 1
+    if isinstance(styles, str) and len(styles) == 1:
+        styles = styles * n_steps
+    if len(styles) != n_steps:
+        raise ValueError("need one style per step")
+    acc, parts = operands[0], []
+    for b, st in zip(operands[1:], styles):
+        parts.append(step_text(acc, b, st))
+        acc += b
+    return "".join(parts) + f"{BOXED}{acc}}}"
+
+
+def step_start_offsets(text: str) -> list[int]:
+    """Character offsets (in a completion) where an arithmetic step begins (not the final ``\\boxed{``)."""
+    end = text.find(BOXED)
+    end = len(text) if end < 0 else end
+    starts = [0] + [m.end() for m in re.finditer(r";|\. ", text)]
+    return sorted({s for s in starts if s < end})
+
+
+def sample_operands(rng: random.Random, k: int, world: WorldConfig = WORLD, ood: bool = False) -> list[int]:
+    ops = [rng.randint(world.digit_min, world.digit_max) for _ in range(k)]
+    if ood:
+        ops[0] = rng.randint(world.ood_first_min, world.ood_first_max)
+    return ops
+
+
+def sample_training_operands(rng: random.Random, k: int, world: WorldConfig = WORLD) -> list[int]:
+    """A random k-operand one-digit problem that is not held out."""
+    while True:
+        ops = sample_operands(rng, k, world)
+        if not is_heldout(ops, world):
+            return ops
+
+
+def sample_styles(rng: random.Random, n_steps: int, t_share: float) -> str:
+    return "".join("T" if rng.random() < t_share else "S" for _ in range(n_steps))
+
+
+def sample_pretrain_example(
+    rng: random.Random,
+    k_weights: Sequence[tuple[int, float]],
+    t_share: float,
+    world: WorldConfig = WORLD,
+    two_digit_share: float = 0.0,
+    two_digit_ks: Sequence[int] = (2, 3, 4),
+) -> tuple[str, str]:
+    """(prompt, completion-without-EOS) for pre-training: k from the mix, each step T with prob ``t_share``;
+    with probability ``two_digit_share`` instead a k-operand sum (k from ``two_digit_ks``) with a two-digit
+    first operand."""
+    if two_digit_share and rng.random() < two_digit_share:
+        k = rng.choice(list(two_digit_ks))
+        while True:
+            ops = sample_operands(rng, k, world, ood=True)
+            if not is_heldout(ops, world):
+                break
+        return prompt_of(ops), solution(ops, sample_styles(rng, k - 1, t_share))
+    ks, ws = zip(*k_weights)
+    k = rng.choices(ks, weights=ws)[0]
+    ops = sample_training_operands(rng, k, world)
+    return prompt_of(ops), solution(ops, sample_styles(rng, k - 1, t_share))
+
+
+# --------------------------------------------------------------------------- splits
+_SPLIT_SPECS = {  # name -> (k attr, ood operand, held_out)
+    "rl_train": ("id_k", False, False),
+    "id": ("id_k", False, True),
+    "hard": ("hard_k", False, True),
+    "ood": ("ood_k", True, True),
+}
+
+
+def _split_spec(name: str, world: WorldConfig):
+    if name in _SPLIT_SPECS:
+        k_attr, ood, held = _SPLIT_SPECS[name]
+        return getattr(world, k_attr), ood, held
+    m = re.fullmatch(r"dev_k(\d+)", name)
+    if m:
+        return int(m.group(1)), False, False
+    raise KeyError(f"unknown split {name!r}; known: {sorted(_SPLIT_SPECS)} or dev_k<k>")
+
+
+def make_split(
+    name: str, n: int | None = None, seed: int | None = None, world: WorldConfig = WORLD
+) -> list[dict]:
+    """Rows ``{"id", "problem", "prompt", "answer", "teacher_completion", "solution", "k"}``.
+
+    ``teacher_completion`` is a correct trace in the cross-family teacher's preferred style T (for LUFFY);
+    ``solution`` the same in the student's style S. Eval splits (id/hard/ood) default to the fixed
+    ``world.eval_size`` problems drawn with ``world.eval_seed``: distinct, held-out. ``rl_train`` rows are
+    i.i.d. non-held-out problems (default n=1024, seed 0). Same (name, n, seed) -> same rows.
+    """
+    k, ood, held = _split_spec(name, world)
+    is_eval = name in EVAL_SPLITS
+    n = n if n is not None else (world.eval_size if is_eval or name.startswith("dev") else 1024)
+    seed = seed if seed is not None else (world.eval_seed if is_eval else 0)
+    # Distinct streams per split name, stable across Python versions (no hash()).
+    rng = random.Random(f"tgpo-lab/{name}/{seed}")
+    rows, seen = [], set()
+    attempts = 0
+    while len(rows) < n:
+        attempts += 1
+        if attempts > 1000 * max(n, 1):
+            raise RuntimeError(f"could not draw {n} problems for split {name!r}")
+        ops = sample_operands(rng, k, world, ood=ood)
+        if is_heldout(ops, world) != held:
+            continue
+        key = tuple(ops)
+        if is_eval or name.startswith("dev"):  # eval/dev problems are distinct
+            if key in seen:
+                continue
+            seen.add(key)
+        rows.append(
+            {
+                "id": f"{name}-{len(rows):05d}",
+                "problem": "+".join(str(x) for x in ops),
+                "prompt": prompt_of(ops),
+                "answer": answer_of(ops),
+                "teacher_completion": solution(ops, "T"),
+                "solution": solution(ops, "S"),
+                "k": k,
+            }
+        )
+    return rows
+
+
+def as_dataset(name: str, n: int | None = None, seed: int | None = None, world: WorldConfig = WORLD):
+    """``datasets.Dataset`` of :func:`make_split` rows (TRL's GRPOTrainer reads the ``prompt`` column)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(make_split(name, n=n, seed=seed, world=world))
+
+
+def rl_dataset(n: int = 1024, seed: int = 0):
+    """The RL stage's training prompts (k=4, never held out)."""
+    return as_dataset("rl_train", n=n, seed=seed)
+
+
+# --------------------------------------------------------------------------- grading
+_BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def extract_boxed(text: str) -> str | None:
+    found = _BOXED_RE.findall(text)
+    return found[-1].strip() if found else None
+
+
+def exact_correct(completion: str, answer: str) -> bool:
+    """Lab-local grader: the last ``\\boxed{}`` equals the integer answer."""
+    got = extract_boxed(completion)
+    return got is not None and got == str(answer).strip()
+
+
+def is_correct(completion: str, answer: str) -> bool:
+    """The project's grader (``tgpo.scoring.math_correct``) when available, else :func:`exact_correct`."""
+    try:
+        from tgpo.scoring import math_correct
+    except ImportError:
+        return exact_correct(completion, answer)
+    return bool(math_correct(completion, answer))
