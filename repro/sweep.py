@@ -29,6 +29,7 @@ def sweep_frame(records: list[dict], cfg: dict):
     long["method"] = [r["method"] for r in records for _ in r["scores"]]
     wide = long[long.task.isin(cfg["columns"])].pivot_table(index=["method", "knob", "seed"], columns="task",
                                                             values="score").rename(columns=cfg["columns"])
+    wide = wide[list(cfg["columns"].values())]
     for avg, members in cfg["averages"].items():
         wide[avg] = wide[members].mean(axis=1)
     stats = wide.groupby(level=["method", "knob"]).agg(["mean", "std"])

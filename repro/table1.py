@@ -32,8 +32,11 @@ def lab_job(cfg: dict, method: str, seed: int, profile: str, teacher: str | None
     """One lab job from a lab-profile config (``teacher``/``trainer`` override the config's)."""
     from lab_runner import LabJob
 
+    import re
+
     teacher = teacher or cfg["teacher"]
-    tag = "-".join(f"{k}{v}" for k, v in extra.items())
+    parts = [f"{k}{v}" for k, v in extra.items()] + ([re.sub(r"[^A-Za-z0-9.]+", "_", row).strip("_")] if trainer else [])
+    tag = "-".join(parts)  # names must be unique within a script: runs that differ in settings get a tag
     return LabJob(
         name=f"{method}-{cfg['student']}-{teacher}{'-' + tag if tag else ''}-s{seed}", method=method, seed=seed,
         student=cfg["student"], teacher=teacher, trainer={**cfg["trainer"], **(trainer or {})},
@@ -60,6 +63,8 @@ def write_table(records: list[dict], cfg: dict, out_dir: Path, title: str, stem:
               "mean ± sample std over seeds. Measured by this repo (see the manifest).")
     if reported_benchmarks:
         md += ["", "## Reported by the paper and related work (not measured here)", "",
+               "The paper profile's benchmarks and models, from `tgpo/resources/paper_reference.csv`; the lab's "
+               "tiny models and synthetic splits are not comparable to them cell by cell.", "",
                reported_section(reported_benchmarks, reported_models)]
     text = "\n".join(md) + "\n"
     (out_dir / f"{stem}.md").write_text(text)
@@ -81,6 +86,15 @@ def save_runs(records: list[dict], out_dir: Path, stem: str, manifest: Manifest)
     manifest.write(out_dir, f"{stem}_manifest.json")
 
 
+def render_lab_table(records: list[dict], cfg: dict, out_dir: Path, profile: str, name: str, title: str) -> str:
+    """The lab table, with the paper's reported numbers for the same table below it (labelled, not compared)."""
+    paper = load_profile_config("paper", name)
+    return write_table(records, cfg, out_dir, f"{title} — {profile} profile (student {cfg['student']}, "
+                       f"cross-family teacher {cfg['teacher']})", name,
+                       reported_benchmarks=[t.removeprefix("tgpo_") for t in paper["columns"]],
+                       reported_models=paper.get("reported_models"))
+
+
 def run_lab_table(args, profile: str, name: str, title: str) -> int:
     """A Table-1-shaped lab table (rows: methods; columns: the lab's splits) with its training curves."""
     from lab_runner import run_jobs
@@ -96,8 +110,7 @@ def run_lab_table(args, profile: str, name: str, title: str) -> int:
     prepare_output_dir(out_dir, outputs)
     manifest = Manifest(script=f"repro/{name}.py", profile=profile, seeds=seeds, config=cfg)
     records = run_jobs(jobs, args.workers, desc=f"{title} ({profile})")
-    text = write_table(records, cfg, out_dir, f"{title} — {profile} profile (student {cfg['student']}, "
-                       f"cross-family teacher {cfg['teacher']})", name)
+    text = render_lab_table(records, cfg, out_dir, profile, name, title)
     curves = curves_frame([r for r in records if r["method"] != "base"])
     plot_curves(curves, CURVE_METRICS, f"{title}: training curves ({profile})", out_dir / f"{name}_curves.png")
     save_runs(records, out_dir, name, manifest)
