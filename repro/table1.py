@@ -15,6 +15,7 @@ curves), ``table1_curves.png`` and ``table1_manifest.json``. Earlier outputs are
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -31,8 +32,6 @@ def lab_job(cfg: dict, method: str, seed: int, profile: str, teacher: str | None
             row: str | None = None, **extra):
     """One lab job from a lab-profile config (``teacher``/``trainer`` override the config's)."""
     from lab_runner import LabJob
-
-    import re
 
     teacher = teacher or cfg["teacher"]
     parts = [f"{k}{v}" for k, v in extra.items()] + ([re.sub(r"[^A-Za-z0-9.]+", "_", row).strip("_")] if trainer else [])
