@@ -10,15 +10,15 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import yaml
+
+from tgpo.provenance import git_sha, package_versions
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "repro" / "configs"
@@ -26,7 +26,6 @@ RESULTS = REPO / "results"
 #: Trained lab models, logs and the run cache (not committed); TGPO_RUNS_DIR moves it (tests use a tmp dir).
 RUNS = Path(os.environ.get("TGPO_RUNS_DIR", REPO / "runs"))
 PROFILES = ("lab", "smoke", "paper")
-PACKAGES = ("tgpo", "torch", "transformers", "trl", "accelerate", "lm-eval", "math-verify", "datasets", "pandas")
 
 
 def base_parser(description: str, default_seeds: str = "profile default") -> argparse.ArgumentParser:
@@ -64,26 +63,6 @@ def load_profile_config(profile: str, name: str) -> dict:
     if not path.exists():
         raise SystemExit(f"no config for profile {profile!r}: {path} does not exist")
     return read_config(path)
-
-
-def git_sha() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def prepare_output_dir(path: Path, outputs: list[str]) -> Path:

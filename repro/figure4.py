@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = Manifest(script="repro/figure4.py", profile=args.profile, seeds=seeds, config=cfg)
         records = run_jobs(jobs, args.workers, desc=f"{figure} ({args.profile})")
         plot_curves(curves_frame(records), METRICS,
-                    f"{figure.capitalize()} — student "
+                    f"Figure {figure.removeprefix('figure')} — student "
                     f"{cfg['student']}, cross-family teacher", out_dir / f"{figure}.png",
                     labels=[METHOD_LABELS[m] for m in METHODS])
         save_runs(records, out_dir, figure, manifest)

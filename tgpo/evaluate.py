@@ -22,9 +22,7 @@ import datetime as _dt
 import io
 import json
 import os
-import platform
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -492,15 +490,6 @@ def write_outputs(
     return written
 
 
-def _git_sha() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except Exception:
-        return None
-
-
 def write_manifest(
     out_dir: Path,
     args: argparse.Namespace,
@@ -509,14 +498,8 @@ def write_manifest(
     gen_kwargs: Mapping[str, Any],
     started: _dt.datetime,
 ) -> Path:
-    from importlib import metadata
+    from tgpo.provenance import git_sha, package_versions
 
-    versions = {}
-    for pkg in ("tgpo", "lm_eval", "math-verify", "transformers", "torch", "vllm", "datasets"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     manifest = {
         "command": "tgpo eval",
         "argv": sys.argv,
@@ -525,9 +508,8 @@ def write_manifest(
         "model_args": dict(model_args),
         "gen_kwargs": dict(gen_kwargs),
         "benchmark_dir": os.environ.get("TGPO_BENCHMARK_DIR"),
-        "git_sha": _git_sha(),
-        "versions": versions,
-        "python": platform.python_version(),
+        "git_sha": git_sha(),
+        "versions": package_versions(),
         "started": started.isoformat(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
