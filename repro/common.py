@@ -58,8 +58,9 @@ def read_config(path: Path) -> dict:
 
 
 def load_profile_config(profile: str, name: str) -> dict:
-    """``repro/configs/<profile>/<name>.yaml``, with inheritance resolved."""
-    path = CONFIGS / profile / f"{name}.yaml"
+    """``repro/configs/<profile>/<name>.yaml`` (paper: ``repro/configs/paper/tables/<name>.yaml``, beside the
+    training configs the table's rows name), with inheritance resolved."""
+    path = CONFIGS / profile / ("tables" if profile == "paper" else "") / f"{name}.yaml"
     if not path.exists():
         raise SystemExit(f"no config for profile {profile!r}: {path} does not exist")
     return read_config(path)

@@ -54,8 +54,9 @@ def lab_jobs(cfg: dict, seeds: list[int], profile: str) -> list:
 def write_table(records: list[dict], cfg: dict, out_dir: Path, title: str, stem: str, reported_benchmarks=None,
                 reported_models=None) -> str:
     """CSV + markdown of mean ± std over seeds; returns the markdown."""
+    labels = cfg.get("labels", {})
     table = seed_table(scores_frame(records), cfg["columns"], cfg["averages"],
-                       [METHOD_LABELS[m] for m in cfg["rows"]])
+                       [labels.get(m) or METHOD_LABELS[m] for m in cfg["rows"]])
     table.round(2).to_csv(out_dir / f"{stem}.csv", index_label="method")
     md = [f"# {title}", "", to_markdown(table), ""]
     md.append(f"Scores are greedy pass@1 in percent on {cfg['eval']['limit'] or 'all'} problems per split; "
