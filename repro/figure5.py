@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, Manifest, base_parser, load_profile_config, prepare_output_dir  # noqa: E402
+from plots import curves_frame, save_figure  # noqa: E402  (selects matplotlib's Agg backend)
 from table1 import lab_job, print_plan, save_runs  # noqa: E402
 from tables import scores_frame, seed_table  # noqa: E402
 
@@ -19,11 +20,7 @@ OUTPUTS = ["figure5.png", "figure5.csv", "figure5_runs.json", "figure5_manifest.
 
 
 def plot(records: list[dict], cfg: dict, table, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from plots import curves_frame
 
     from tgpo.objectives import guidance_weight
 
@@ -57,9 +54,7 @@ def plot(records: list[dict], cfg: dict, table, out: Path) -> None:
     inset.tick_params(labelsize=6)
     fig.suptitle(f"Figure 5 — guidance-weight schedule ablation (TGPO, student {cfg['student']}, "
                  f"teacher {cfg['teacher']})", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

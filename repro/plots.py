@@ -55,6 +55,11 @@ def plot_curves(curves: pd.DataFrame, metrics: list[str], title: str, out: Path,
     axes[0][0].legend(fontsize=8, frameon=False)
     n_seeds = curves.groupby("label").seed.nunique().max() if not curves.empty else 0
     fig.suptitle(f"{title}  (mean over {n_seeds} seed(s), band = ±1 std, {smooth}-step rolling mean)", fontsize=11)
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Lay out, write as PNG and free a figure."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, Manifest, base_parser, load_profile_config, prepare_output_dir  # noqa: E402
+from plots import save_figure  # noqa: E402  (selects matplotlib's Agg backend)
 from table1 import lab_job, print_plan, save_runs  # noqa: E402
 from tables import METHOD_LABELS, scores_frame  # noqa: E402
 
@@ -45,9 +46,6 @@ def sweep_frame(records: list[dict], cfg: dict):
 
 
 def plot(stats, cfg: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     averages = list(cfg["averages"])
@@ -71,9 +69,7 @@ def plot(stats, cfg: dict, out: Path) -> None:
     axes[-1].set_title("measured agreement on the student's rollouts (step 1)", fontsize=10)
     axes[-1].grid(alpha=0.3)
     fig.suptitle(f"Divergence sweep — student {cfg['student']}, band = ±1 std over seeds", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,7 +93,7 @@ def test_solutions_evaluate_to_answer(name):
             W.solution(ops, W.sample_styles(rng, len(ops) - 1, 0.5)),
         ):
             assert str(_eval_steps(text, ops)) == r["answer"]
-            assert W.exact_correct(text, r["answer"])
+            assert W.is_correct(text, r["answer"])
         assert r["prompt"] == r["problem"] + "="
         assert " plus " in r["teacher_completion"] and " plus " not in r["solution"]
 

@@ -203,24 +203,8 @@ def rl_dataset(n: int = 1024, seed: int = 0):
 
 
 # --------------------------------------------------------------------------- grading
-_BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
-
-
-def extract_boxed(text: str) -> str | None:
-    found = _BOXED_RE.findall(text)
-    return found[-1].strip() if found else None
-
-
-def exact_correct(completion: str, answer: str) -> bool:
-    """Lab-local grader: the last ``\\boxed{}`` equals the integer answer."""
-    got = extract_boxed(completion)
-    return got is not None and got == str(answer).strip()
-
-
 def is_correct(completion: str, answer: str) -> bool:
-    """The project's grader (``tgpo.scoring.math_correct``) when available, else :func:`exact_correct`."""
-    try:
-        from tgpo.scoring import math_correct
-    except ImportError:
-        return exact_correct(completion, answer)
+    """The project's one grader, ``tgpo.scoring.math_correct`` (the lab's reward and metric, like the paper's)."""
+    from tgpo.scoring import math_correct
+
     return bool(math_correct(completion, answer))
