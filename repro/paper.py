@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from common import CONFIGS, REPO, RESULTS, Manifest, load_profile_config, prepare_output_dir
-from tables import METHOD_LABELS
+from tables import row_label
 
 PAPER_CONFIGS = CONFIGS / "paper"
 
@@ -83,8 +83,7 @@ def run_paper_table(args, name: str, outputs: list[str]) -> int:
         subprocess.run(evaluate, cwd=REPO, check=True)
         with open(evaluate[-1] + "/summary.csv") as fh:
             scores = {r["task"]: float(r["pass@1"]) for r in csv.DictReader(fh)}
-        label = cfg.get("labels", {}).get(row) or METHOD_LABELS[row]
-        records.append({"method": row, "seed": 0, "scores": scores, "curves": [], "extra": {"row": label}})
+        records.append({"method": row, "seed": 0, "scores": scores, "curves": [], "extra": {"row": row_label(cfg, row)}})
     from table1 import write_table
 
     print(write_table(records, {**cfg, "eval": {**cfg["eval"], "limit": None}}, out_dir,

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, RUNS, Manifest, base_parser, load_profile_config, prepare_output_dir  # noqa: E402
-from tables import METHOD_LABELS, reported_section, scores_frame, seed_table, to_markdown  # noqa: E402
+from tables import METHOD_LABELS, reported_section, row_label, scores_frame, seed_table, to_markdown  # noqa: E402
 
 OUTPUTS = ["table1.csv", "table1.md", "table1_runs.json", "table1_curves.png", "table1_manifest.json"]  # paper profile
 CURVE_METRICS = ["reward", "completions/mean_length", "grad_norm", "entropy"]
@@ -54,9 +54,7 @@ def lab_jobs(cfg: dict, seeds: list[int], profile: str) -> list:
 def write_table(records: list[dict], cfg: dict, out_dir: Path, title: str, stem: str, reported_benchmarks=None,
                 reported_models=None) -> str:
     """CSV + markdown of mean ± std over seeds; returns the markdown."""
-    labels = cfg.get("labels", {})
-    table = seed_table(scores_frame(records), cfg["columns"], cfg["averages"],
-                       [labels.get(m) or METHOD_LABELS[m] for m in cfg["rows"]])
+    table = seed_table(scores_frame(records), cfg["columns"], cfg["averages"], [row_label(cfg, m) for m in cfg["rows"]])
     table.round(2).to_csv(out_dir / f"{stem}.csv", index_label="method")
     md = [f"# {title}", "", to_markdown(table), ""]
     md.append(f"Scores are greedy pass@1 in percent on {cfg['eval']['limit'] or 'all'} problems per split; "

@@ -21,6 +21,11 @@ METHOD_LABELS = {
 }
 
 
+def row_label(cfg: dict, row: str) -> str:
+    """A table row's display name: the config's ``labels`` entry, else the method's label."""
+    return cfg.get("labels", {}).get(row) or METHOD_LABELS[row]
+
+
 def scores_frame(records: list[dict], row_key: str = "method") -> pd.DataFrame:
     """Long frame ``row, seed, task, score`` (scores in percent) from lab-runner records."""
     rows = []
