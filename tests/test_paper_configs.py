@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from tgpo.cli import main
+from tgpo.objectives import METHODS
 from tgpo.plan import PlanError, batch_arithmetic, build_plan
-from tgpo.train_cli import ConfigError, load_config
+from tgpo.run_config import ConfigError, load_run_config, presets, read_yaml
 
 PAPER = Path(__file__).resolve().parents[1] / "repro" / "configs" / "paper"
 RUNS = sorted(PAPER.glob("*.yaml"))
@@ -16,7 +17,7 @@ RUNS = sorted(PAPER.glob("*.yaml"))
 def test_every_spec_run_has_a_config():
     names = {p.stem for p in RUNS}
     for size in ("7b", "1.5b"):
-        for method in ("grpo", "tgpo", "rkl", "kdrl", "kdrl_reference", "luffy"):
+        for method in METHODS:
             assert f"{size}_cross_{method}" in names
     for method in ("rkl", "kdrl", "tgpo"):
         assert f"1.5b_infamily_{method}" in names
@@ -27,7 +28,7 @@ def test_every_spec_run_has_a_config():
 def test_spec_hyperparameters_appear_once_in_base():
     text = (PAPER / "base" / "base.yaml").read_text()
     for key in ("learning_rate", "num_generations", "max_completion_length", "epsilon", "entropy_coef", "beta",
-                "temperature", "guidance_weight", "guidance_decay", "kdrl_beta", "vllm_tensor_parallel_size"):
+                "temperature", "kdrl_beta", "vllm_tensor_parallel_size"):
         assert sum(line.strip().startswith(f"{key}:") for line in text.splitlines()) == 1, key
     for run in RUNS:  # runs name student/teacher/method/output only; no hyperparameter is repeated
         trainer = (yaml.safe_load(run.read_text()).get("trainer") or {})
@@ -42,18 +43,18 @@ def test_paper_config_dry_run(config, capsys):
     assert "64 prompts x 8 rollouts" in out and "2 optimizer update(s) per rollout step" in out
     assert "= 300 rollout (training) steps" in out
     assert "nothing downloaded" in out and "built-in table" in out
-    cfg = load_config(config)
-    plan = build_plan(cfg, config_path=config)
+    plan = build_plan(load_run_config(config, check_paths=False))
     assert plan["processes"] == 8 and plan["vllm"]["tensor_parallel_size"] == 2
     h = plan["hyper"]
     assert h["learning_rate"] == 1e-6 and h["temperature"] == 1.0 and h["max_completion_length"] == 8192
     assert h["epsilon"] == 0.2 and h["entropy_coef"] == 0.001 and h["beta"] == 0.0
-    if plan["method"] == "tgpo":
+    if METHODS[plan["method"]].scheduled:
         s = plan["schedule"]
         expected = {"constant": None, "end": 301, "none": 1}.get(config.stem.rsplit("_", 1)[-1], 201)
         assert s["zero_at"] == expected
+        l0 = 2e-2 if plan["method"] == "tgpo_adv" else 2e-3
         if expected == 201:
-            assert s["at"][1] == 2e-3 and s["at"][201] == 0 and s["at"][200] == pytest.approx(1e-5)
+            assert s["at"][1] == l0 and s["at"][201] == 0 and s["at"][200] == pytest.approx(l0 / 200)
     if plan["teacher"] is not None and "cross" in config.stem:
         assert plan["tokenizers"]["needs_align"] is True and plan["teacher_served"]
     if "infamily" in config.stem:
@@ -66,17 +67,17 @@ def test_inheritance_deep_merge_relative_paths_and_cycles(tmp_path):
         {"model": "a/b", "dataset": {"path": "x", "limit": 5}, "trainer": {"learning_rate": 1.0, "num_generations": 4}}))
     (tmp_path / "sub" / "mid.yaml").write_text("base: base.yaml\ntrainer: {learning_rate: 2.0}\n")
     (tmp_path / "run.yaml").write_text("inherit: [sub/mid.yaml]\ndataset: {limit: 7}\ntrainer: {method: grpo}\n")
-    cfg = load_config(tmp_path / "run.yaml", ["trainer.learning_rate=3.0"])
+    cfg = read_yaml(tmp_path / "run.yaml", ["trainer.learning_rate=3.0"])
     assert cfg["dataset"] == {"path": "x", "limit": 7}
     assert cfg["trainer"] == {"learning_rate": 3.0, "num_generations": 4, "method": "grpo"}
     assert "base" not in cfg and "inherit" not in cfg
     (tmp_path / "a.yaml").write_text("base: b.yaml\nmodel: a/b\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(ConfigError, match="inheritance cycle"):
-        load_config(tmp_path / "a.yaml")
+        read_yaml(tmp_path / "a.yaml")
     (tmp_path / "c.yaml").write_text("base: missing.yaml\nmodel: a/b\n")
     with pytest.raises(ConfigError, match="missing.yaml.*does not exist.*inherited by"):
-        load_config(tmp_path / "c.yaml")
+        read_yaml(tmp_path / "c.yaml")
 
 
 def test_inconsistent_batch_config_fails_clearly(capsys):
@@ -92,7 +93,7 @@ def test_inconsistent_batch_config_fails_clearly(capsys):
     with pytest.raises(PlanError, match="not a whole number of groups"):
         batch_arithmetic({"per_device_train_batch_size": 3, "num_generations": 8}, 1)
     with pytest.raises(PlanError, match="must divide"):
-        build_plan(load_config(config, ["launch.num_processes=7", "launch.accelerate_config=null"]))
+        build_plan(load_run_config(config, ["launch.num_processes=7", "launch.accelerate_config=null"], check_paths=False))
 
 
 def test_dry_run_on_local_folders_checks_tokenizers(tiny_pair, tmp_path, capsys):
@@ -104,3 +105,34 @@ def test_dry_run_on_local_folders_checks_tokenizers(tiny_pair, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "local folder" in out and "checked on the tokenizer files" in out and "no alignment needed" in out
     assert "2 prompts x 4 rollouts per rollout step" in out
+
+
+@pytest.mark.parametrize("preset", ["controlled", "authors_final", "authors_early"])
+def test_every_preset_dry_runs_and_says_what_each_method_uses(preset, capsys):
+    for name in ("7b_cross_grpo", "7b_cross_luffy", "7b_cross_tgpo", "7b_cross_tgpo_adv"):
+        assert main(["train", "--config", str(PAPER / f"{name}.yaml"), "--dry-run", "--preset", preset]) == 0
+        out = capsys.readouterr().out
+        assert f"preset: {preset}" in out
+        for method in ("grpo", "luffy", "rkl", "kdrl", "tgpo", "tgpo_adv"):
+            assert any(line.strip().startswith(method + " ") for line in out.splitlines()), method
+    plan = build_plan(load_run_config(PAPER / "7b_cross_grpo.yaml", preset=preset, check_paths=False))
+    expected = {"controlled": ("group", "token mean"), "authors_early": ("group", "token mean"),
+                "authors_final": ("no std", "loss_remove_token_mean")}[preset]
+    assert "std + 1e-6" in plan["preset"]["run"]["advantage"] if expected[0] == "group" else \
+        "no std" in plan["preset"]["run"]["advantage"]
+    assert expected[1] in plan["preset"]["run"]["aggregation"]
+
+
+def test_presets_change_only_normalisation_and_aggregation():
+    table = presets()
+    assert set(table) == {"controlled", "authors_final", "authors_early"}
+    for preset, methods in table.items():
+        for method, settings in methods.items():
+            if method != "_about":
+                assert set(settings) <= {"scale_rewards", "loss_type", "dr_grpo_row_mean"}, (preset, method)
+    controlled = {m: s for m, s in table["controlled"].items() if m != "_about"}
+    assert len({tuple(sorted(s.items())) for s in controlled.values()}) == 1  # the same for every method
+    final = table["authors_final"]
+    assert final["grpo"] == {"scale_rewards": "none", "loss_type": "dr_grpo", "dr_grpo_row_mean": False}
+    assert final["tgpo"]["scale_rewards"] == final["tgpo_adv"]["scale_rewards"] == "group"
+    assert final["kdrl"] == final["rkl"] == {"scale_rewards": "none", "loss_type": "dapo"}

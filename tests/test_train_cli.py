@@ -21,6 +21,7 @@ def _config(tmp_path, pair, data, **trainer):
         "model": str(pair[0]),
         "teacher_model": str(pair[1]),
         "dataset": {"path": str(data), "limit": 4},
+        "system_prompt": "Reason, then box the answer.",  # the authors' prompt would not fit the tiny models' 512 positions
         "trainer": {
             "method": "tgpo",
             "output_dir": str(tmp_path / "run"),
@@ -75,7 +76,7 @@ def test_method_and_set_overrides_plain_prompts(tiny_plain_pair, tmp_path):
         ("missing_model", "student model path"),
         ("missing_data", "does not exist"),
         ("unknown_key", "unknown top-level keys"),
-        ("bad_method", "method='nope'"),
+        ("bad_method", "invalid choice: 'nope'"),
         ("luffy_no_trace", "no 'teacher_completion' column"),
     ],
 )

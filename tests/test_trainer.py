@@ -9,7 +9,7 @@ from transformers import TrainerCallback
 
 from tgpo import TGPOConfig, TGPOTrainer
 from tgpo import objectives as obj
-from tgpo.config import METHODS
+from tgpo.objectives import METHODS
 from tgpo.data import DataError
 from tgpo.teacher import VocabularyMismatchError, load_tokenizer
 
@@ -66,19 +66,21 @@ def make_trainer(pair, tmp_path, method, dataset=None, reward_funcs=(parity_rewa
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_two_steps(tiny_pair, tmp_path, method):
+    spec = METHODS[method]
     trainer = make_trainer(tiny_pair, tmp_path, method)
     before = {k: v.clone() for k, v in trainer.model.named_parameters()}
     trainer.train()
     assert trainer.state.global_step == 2
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 2
-    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "clip_fraction", "guidance_weight"):
+    clipped = () if spec.off_policy_traces else ("clip_fraction",)  # LUFFY's surrogate is unclipped
+    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "pg_loss", "guidance_weight", *clipped):
         assert all(key in h and math.isfinite(h[key]) for h in logs), key
     teacher_keys = ("teacher/argmax_agreement", "teacher/sampled_logp")
-    uses_teacher = method in ("tgpo", "rkl", "kdrl", "kdrl_reference")
-    assert all(all(k in h for k in teacher_keys) == uses_teacher for h in logs)
+    assert all(all(k in h for k in teacher_keys) == bool(spec.teacher) for h in logs)
     assert all(("guidance_loss" in h) == (method == "tgpo") for h in logs)
-    if method == "tgpo":
+    assert all(("tipo_bonus" in h) == (method == "tgpo_adv") for h in logs)
+    if spec.scheduled:
         assert [h["guidance_weight"] for h in logs] == pytest.approx([0.5, 0.4])
     changed = any(not torch.equal(before[k], v) for k, v in trainer.model.named_parameters())
     assert changed
@@ -90,50 +92,169 @@ def test_plain_text_prompts_without_chat_template(tiny_plain_pair, tmp_path):
     assert trainer.state.global_step == 2
 
 
-def test_guidance_term_equals_naive_full_logits(tiny_pair, tmp_path):
-    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
-    trainer.model.train()
-    rows = [row for row in _rows() for _ in range(4)]
-    batch = trainer._generate_and_score_completions(rows)
-    loss = trainer._compute_loss(trainer.model, batch)
-    logged = trainer._metrics["train"]["guidance_loss"][-1]
-
-    student, teacher = trainer.model, trainer.teacher.model
+def _naive(trainer, batch):
+    """Full-logit quantities of a batch: student logits, the student's lp of its samples and of the teacher's
+    argmax, the teacher's argmax and its lp of the samples (at the trainer's temperatures), entropy, mask."""
+    student, teacher = trainer.model, trainer.teacher.model if trainer.teacher is not None else None
     ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
     attn = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
     T, mask = batch["completion_ids"].size(1), batch["completion_mask"]
+    out = {"mask": mask}
+    tau = trainer.args.temperature
     with torch.no_grad():
-        t_logits = teacher(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1]
-        y_t = t_logits[..., : student.config.vocab_size].argmax(-1)
-        s_logits = student(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1]
-    lp_g = torch.log_softmax(s_logits.float() / trainer.args.temperature, -1).gather(-1, y_t.unsqueeze(-1)).squeeze(-1)
-    naive = obj.guidance_loss(lp_g, mask).item()
-    assert logged == pytest.approx(naive, abs=1e-6)
-    assert torch.equal(batch["teacher_argmax"][mask.bool()], y_t[mask.bool()])
+        s_logits = student(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1].float() / tau
+        if teacher is not None:
+            t_logits = teacher(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1].float()
+            out["y_t"] = t_logits[..., : student.config.vocab_size].argmax(-1)
+            t_logp = torch.log_softmax(t_logits / trainer.args.teacher_temperature, -1)
+            out["lp_T"] = t_logp.gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
+            out["lp_g"] = torch.log_softmax(s_logits, -1).gather(-1, out["y_t"].unsqueeze(-1)).squeeze(-1)
+    out["lp"] = torch.log_softmax(s_logits, -1).gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
+    out["H"] = obj.entropy_from_logits(s_logits)
+    return out
+
+
+def _batch(trainer):
+    trainer.model.train()
+    return trainer._generate_and_score_completions([row for row in _rows() for _ in range(4)])
+
+
+def test_guidance_term_equals_naive_full_logits(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
+    batch = _batch(trainer)
+    loss = trainer._compute_loss(trainer.model, batch)
+    logged = trainer._metrics["train"]["guidance_loss"][-1]
+    n = _naive(trainer, batch)
+    mask = n["mask"]
+    assert logged == pytest.approx(obj.guidance_loss(n["lp_g"], mask).item(), abs=1e-6)
+    assert torch.equal(batch["teacher_argmax"][mask.bool()], n["y_t"][mask.bool()])
 
     # and the loss the trainer backpropagates is tgpo_loss with that term (old = current policy here)
-    lp = torch.log_softmax(s_logits.float(), -1).gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
-    H = obj.entropy_from_logits(s_logits.float())
-    expected = obj.tgpo_loss(lp, lp, batch["advantages"], lp_g, mask, 0.5) + obj.entropy_bonus(H, mask, 1e-3)
+    expected = obj.tgpo_loss(n["lp"], n["lp"], batch["advantages"], n["lp_g"], mask, 0.5) + obj.entropy_bonus(n["H"], mask, 1e-3)
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
-def test_advantages_follow_spec(tiny_pair, tmp_path):
-    trainer = make_trainer(tiny_pair, tmp_path, "grpo")
-    trainer.model.train()
-    batch = trainer._generate_and_score_completions([row for row in _rows() for _ in range(4)])
-    rewards = torch.tensor(trainer._last_rewards_per_func[:, 0])
-    torch.testing.assert_close(batch["advantages"], obj.group_advantages(rewards, 4))
+def test_tgpo_adv_loss_equals_naive_per_token_advantage(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo_adv")
+    batch = _batch(trainer)
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    mask = n["mask"]
+    adv = batch["advantages"].unsqueeze(1) + 0.5 * torch.exp(n["lp_g"])  # A[i] + lambda_1 * exp(lp_old_g)
+    expected = obj.policy_loss(n["lp"], n["lp"], adv, mask) + obj.entropy_bonus(n["H"], mask, 1e-3)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert "guidance_loss" not in trainer._metrics["train"]  # no cross-entropy term
 
 
-def test_rkl_uses_per_token_advantages_with_its_own_old_logps(tiny_pair, tmp_path):
+def test_tgpo_adv_reads_the_rollout_policy_with_several_updates_per_batch(tiny_pair, tmp_path):
+    # two optimizer updates per rollout batch: TRL keeps the old log-probs, and lp_old_g is taken before any update
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo_adv", per_device_train_batch_size=8, steps_per_generation=2)
+    batch = _batch(trainer)
+    n = _naive(trainer, batch)
+    mask = n["mask"].bool()
+    torch.testing.assert_close(batch["old_guided_logps"][mask], n["lp_g"][mask], atol=1e-5, rtol=1e-5)
+
+
+def test_rkl_loss_uses_per_token_advantages_from_the_rollout_policy(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "rkl")
-    trainer.model.train()
-    batch = trainer._generate_and_score_completions([row for row in _rows() for _ in range(4)])
-    mask = batch["completion_mask"]
-    assert batch["advantages"].shape == batch["completion_ids"].shape
-    expected = obj.rkl_advantages(batch["teacher_logps"], batch["old_per_token_logps"], mask)
-    torch.testing.assert_close(batch["advantages"], expected)
+    batch = _batch(trainer)
+    assert "old_per_token_logps" not in batch  # one update per batch: the rollout policy is the current one
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    mask = n["mask"]
+    torch.testing.assert_close(batch["teacher_logps"][mask.bool()], n["lp_T"][mask.bool()], atol=1e-5, rtol=1e-5)
+    adv = obj.rkl_advantages(n["lp_T"], n["lp"], mask)
+    expected = obj.policy_loss(n["lp"], n["lp"], adv, mask) + obj.entropy_bonus(n["H"], mask, 1e-3)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_teacher_logprobs_use_the_rollout_temperature_by_default(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "kdrl", temperature=0.6)
+    assert trainer.args.teacher_temperature == 0.6 and trainer.teacher.temperature == 0.6
+    batch = _batch(trainer)
+    n = _naive(trainer, batch)
+    mask = n["mask"].bool()
+    torch.testing.assert_close(batch["teacher_logps"][mask], n["lp_T"][mask], atol=1e-5, rtol=1e-5)
+    at_one = make_trainer(tiny_pair, tmp_path, "kdrl", temperature=0.6, teacher_temperature=1.0)
+    assert at_one.teacher.temperature == 1.0
+
+
+@pytest.mark.parametrize("row_mean", [True, False])
+def test_dr_grpo_aggregation_is_honoured(tiny_pair, tmp_path, row_mean):
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo", loss_type="dr_grpo", dr_grpo_row_mean=row_mean,
+                           scale_rewards="none")
+    batch = _batch(trainer)
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    mask, L = n["mask"], trainer.args.max_completion_length
+    per_token, _ = obj.surrogate(n["lp"], n["lp"], batch["advantages"], mask)
+    pg = (per_token * mask).sum() / (L * (mask.size(0) if row_mean else 1))
+    expected = pg + obj.entropy_bonus(n["H"], mask, 1e-3)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_luffy_defaults_to_the_authors_padded_length_sum(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "luffy")
+    assert (trainer.args.loss_type, trainer.args.dr_grpo_row_mean) == ("dr_grpo", False)
+    batch = _batch(trainer)
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    mask = n["mask"]
+    per_token = obj.luffy_per_token(n["lp"], n["lp"], batch["advantages"], mask, batch["off_policy"])
+    expected = per_token.sum() / trainer.args.max_completion_length + obj.entropy_bonus(n["H"], mask, 1e-3)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_vllm_importance_sampling_correction_is_honoured(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "kdrl")
+    batch = _batch(trainer)
+    weights = torch.rand(batch["completion_ids"].shape, generator=torch.Generator().manual_seed(0)) + 0.5
+    batch["importance_sampling_ratio"] = weights
+    plain = trainer._compute_loss(trainer.model, batch).item()
+    trainer.use_vllm, trainer.vllm_importance_sampling_correction = True, True  # as after a vLLM rollout
+    corrected = trainer._compute_loss(trainer.model, batch).item()
+    n = _naive(trainer, batch)
+    mask = n["mask"]
+    per_token, _ = obj.surrogate(n["lp"], n["lp"], batch["advantages"], mask)
+    kl = obj.kdrl_penalty(n["lp"], n["lp_T"], mask, trainer.args.kdrl_beta)
+    expected = obj.mean_tok(per_token * weights, mask) + kl + obj.entropy_bonus(n["H"], mask, 1e-3)
+    assert corrected == pytest.approx(expected.item(), abs=1e-6)
+    assert corrected != pytest.approx(plain, abs=1e-6)
+
+
+def test_agreement_per_token_class_and_guidance_share_are_logged(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo", log_guidance_share=True,
+                           agreement_token_classes={"content": "[0-9]", "style": "[^0-9]+"})
+    batch = _batch(trainer)
+    trainer._compute_loss(trainer.model, batch)
+    metrics = trainer._metrics["train"]
+    mask = batch["completion_mask"].bool()
+    agree = batch["teacher_argmax"] == batch["completion_ids"]
+    tok = trainer.processing_class
+    digits = torch.tensor([[tok.convert_ids_to_tokens(int(i)).isdigit() for i in row] for row in batch["completion_ids"]])
+    if (mask & digits).any():
+        assert metrics["teacher/argmax_agreement/content"][-1] == pytest.approx(agree[mask & digits].float().mean().item())
+    assert metrics["teacher/argmax_agreement/style"][-1] == pytest.approx(agree[mask & ~digits].float().mean().item())
+    share = metrics["guidance/grad_share"][-1]
+    assert math.isfinite(share) and share > 0
+    # the share scales with lambda: the same batch at half the weight gives half the share
+    trainer.args.guidance_weight = 0.25
+    trainer._compute_loss(trainer.model, batch)
+    assert metrics["guidance/grad_share"][-1] == pytest.approx(share / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_advantages_follow_spec(tiny_pair, tmp_path, scale):
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo", scale_rewards=scale)
+    seen = []
+    calculate = trainer._calculate_rewards
+    trainer._calculate_rewards = lambda *a: seen.append(calculate(*a)) or seen[-1]
+    batch = _batch(trainer)
+    rewards = seen[-1][:, 0].clone()
+    torch.testing.assert_close(batch["advantages"], obj.group_advantages(rewards, 4, scale=scale))
+    if scale == "none":
+        torch.testing.assert_close(batch["advantages"], rewards - rewards.view(-1, 4).mean(1).repeat_interleave(4))
+    assert trainer._rewards_of_batch is None  # kept only during the call
 
 
 def test_luffy_replaces_one_rollout_per_group(tiny_pair, tmp_path):
@@ -241,16 +362,16 @@ def test_bad_inputs_give_clear_errors(tiny_pair, tmp_path):
         make_trainer((tiny_pair[0], tmp_path / "missing"), tmp_path, "rkl")
     with pytest.raises(ValueError, match="needs a teacher"):
         TGPOTrainer(str(tiny_pair[0]), reward_funcs=[parity_reward], args=make_args(tmp_path, "kdrl"), train_dataset=_rows())
-    with pytest.raises(ValueError, match="beta must be 0"):
+    with pytest.raises(ValueError, match="beta=0.1 is not supported"):
         make_args(tmp_path, "kdrl", beta=0.1)
     with pytest.raises(ValueError, match="method='nope'"):
         make_args(tmp_path, "nope")
 
 
 def test_default_reward_is_math_correct_against_answer():
-    from tgpo.trainer import math_reward
+    from tgpo.rewards import boxed_reward
 
-    got = math_reward([[{"role": "assistant", "content": "so \\boxed{7}"}], "\\boxed{8}"], answer=["7", "7"])
+    got = boxed_reward([[{"role": "assistant", "content": "so \\boxed{7}"}], "\\boxed{8}"], answer=["7", "7"])
     assert got == [1.0, 0.0]
 
 

@@ -47,8 +47,12 @@ def build_prompt(problem: str, tokenizer, system_prompt: str | None = None):
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r})") from None
             if not line.strip():
                 continue
             try:
@@ -78,6 +82,39 @@ def _from_hub_row(row: dict) -> dict:
     return out
 
 
+def _prompt_tokens(prompt, tokenizer) -> int:
+    if isinstance(prompt, list):  # chat messages: the template TRL will apply
+        ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)
+        return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+
+def check_prompt_lengths(rows: list[dict], tokenizer, name: str, max_positions: int, max_completion_length: int) -> None:
+    """Raise :class:`DataError` naming the first row whose prompt + ``max_completion_length`` exceeds the student's
+    ``max_positions`` (a 1 MB prompt would otherwise try to allocate its attention much later)."""
+    budget = max_positions - max_completion_length
+    if budget < 1:
+        raise DataError(f"max_completion_length={max_completion_length} leaves no room for a prompt in the student's "
+                        f"{max_positions} positions")
+    for i, row in enumerate(rows):
+        prompt = row["prompt"]
+        n = _prompt_tokens(prompt, tokenizer)
+        if n > budget:
+            raise DataError(f"training data {name}: row {i}'s prompt has {n} tokens; with max_completion_length "
+                            f"{max_completion_length} it exceeds the student's {max_positions} positions")
+
+
+def student_context_length(model: str) -> int | None:
+    """``max_position_embeddings`` from a local model folder's ``config.json`` (None when unknown here)."""
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file():
+        return None
+    data = json.loads(cfg.read_text())
+    data = data.get("text_config", data) if "max_position_embeddings" not in data else data
+    value = data.get("max_position_embeddings")
+    return int(value) if value else None
+
+
 def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher: bool = False) -> None:
     """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value."""
     if dataset is None or len(dataset) == 0:
@@ -103,19 +140,24 @@ def load_train_dataset(
     limit: int | None = None,
     system_prompt: str | None = None,
     need_teacher: bool = False,
-    seed: int = 0,
+    max_positions: int | None = None,
+    max_completion_length: int = 0,
 ):
     """A ``datasets.Dataset`` with ``prompt``, ``answer`` (and ``teacher_completion``) for ``TGPOTrainer``.
 
     Args:
         source: a local ``.jsonl`` file, a Hub dataset id, or ``None`` for :data:`DEFAULT_HUB_DATASET`.
         tokenizer: the student's; decides chat messages vs plain text.
-        limit: keep the first ``limit`` rows (after loading; the Hub split is not shuffled).
+        limit: keep the first ``limit`` rows (>= 1; after loading; the Hub split is not shuffled).
         system_prompt: ``None`` uses :func:`default_system_prompt` (chat-templated models only); ``""`` uses none.
         need_teacher: LUFFY — require ``teacher_completion`` in every row.
+        max_positions, max_completion_length: the student's context length; a row whose prompt plus
+            ``max_completion_length`` does not fit is refused by name (before any model loads).
     """
     from datasets import Dataset, load_dataset
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError(f"dataset.limit={limit!r}: expected a whole number >= 1 (or no limit)")
     source = str(source) if source is not None else DEFAULT_HUB_DATASET
     path = Path(source).expanduser()
     if source.endswith(".jsonl") or path.exists():
@@ -141,6 +183,8 @@ def load_train_dataset(
         if "answer" in row and row["answer"] is not None:
             row["answer"] = str(row["answer"])
         out.append(row)
+    if max_positions:
+        check_prompt_lengths(out, tokenizer, name, max_positions, max_completion_length)
     columns = set().union(*(r.keys() for r in out))
     dataset = Dataset.from_list([{c: r.get(c) for c in columns} for r in out])
     validate_dataset(dataset, name, need_answer=True, need_teacher=need_teacher)

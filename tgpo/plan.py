@@ -76,7 +76,7 @@ def estimate_parameters(cfg: dict) -> dict:
     return {"total": embed + L * (attn + mlp_total) + norms, "active": embed + L * (attn + mlp_active) + norms}
 
 
-def _describe_model(name: str | None, role: str, trust_remote_code: bool = False) -> dict | None:
+def _describe_model(name: str | None, role: str) -> dict | None:
     if name is None:
         return None
     path = Path(str(name)).expanduser()
@@ -92,9 +92,12 @@ def _describe_model(name: str | None, role: str, trust_remote_code: bool = False
         info.update(source="built-in table of the Hub config (not downloaded)", config=KNOWN_MODELS[str(name)],
                     local=False)
     else:
-        looks_local = str(name).startswith((".", "/", "~")) or str(name).count("/") != 1
-        if looks_local:
-            raise PlanError(f"{role} path {str(name)!r} does not exist")
+        from .run_config import check_model_path
+
+        try:
+            check_model_path(name, role)
+        except FileNotFoundError as err:
+            raise PlanError(str(err)) from None
         info.update(source="Hub id not in the built-in table: facts unknown without a download", config=None,
                     local=False)
         return info
@@ -242,17 +245,15 @@ def _load_accelerate(path: str | None, config_path: Path | None) -> tuple[dict |
     raise PlanError(f"launch.accelerate_config {path!r} not found")
 
 
-def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_path=None) -> dict:
-    """The resolved plan of a merged config (see the module docstring). Loads no model weights."""
+def build_plan(run) -> dict:
+    """The resolved plan of a :class:`tgpo.run_config.RunConfig` (see the module docstring). Loads no weights."""
     from .config import TGPOConfig
-    from .train_cli import CLI_DEFAULTS, ConfigError
+    from .objectives import METHODS
+    from .run_config import ConfigError
 
-    trainer = {**CLI_DEFAULTS, **(cfg.get("trainer") or {})}
-    for key, value in (("method", method), ("max_steps", max_steps), ("output_dir", output_dir)):
-        if value is not None:
-            trainer[key] = value
-    trainer.setdefault("output_dir", "runs/tgpo")
-    launch = cfg.get("launch") or {}
+    trainer = dict(run.trainer)
+    config_path = run.source
+    launch = run.launch
     accel, accel_path = _load_accelerate(launch.get("accelerate_config"), config_path)
     processes = int(launch.get("num_processes") or (accel or {}).get("num_processes") or 1)
     machines = int(launch.get("num_machines") or (accel or {}).get("num_machines") or 1)
@@ -264,8 +265,7 @@ def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_p
         raise PlanError(f"{processes} processes do not fit {machines} machine(s) x {gpus_per_node} GPUs")
     batch = batch_arithmetic(trainer, processes)
     # Field validation by TGPOConfig itself, on a CPU-safe copy (bf16 and vLLM are for the GPU run).
-    probe = {**trainer, "use_cpu": True, "bf16": False, "fp16": False, "use_vllm": False,
-             "trust_remote_code": bool(cfg.get("trust_remote_code", False))}
+    probe = {**trainer, "use_cpu": True, "bf16": False, "fp16": False, "use_vllm": False}
     try:
         args = TGPOConfig(**probe)
     except (TypeError, ValueError) as err:
@@ -277,12 +277,12 @@ def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_p
     if use_vllm and vllm_mode == "colocate" and processes % tp:
         raise PlanError(f"vllm_tensor_parallel_size={tp} must divide the {processes} training processes (colocate)")
 
-    student = _describe_model(cfg["model"], "student", args.trust_remote_code)
-    teacher_name = cfg.get("teacher_model")
+    student = _describe_model(run.model, "student")
+    teacher_name = run.teacher_model
     served = bool(args.teacher_server_url)
     if args.needs_teacher and teacher_name is None and not served:
         raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
-    teacher = _describe_model(teacher_name, "teacher", args.trust_remote_code) if (args.needs_teacher and teacher_name) else None
+    teacher = _describe_model(teacher_name, "teacher") if (args.needs_teacher and teacher_name) else None
     tokenizers = tokenizer_verdict(student, teacher)
     if "error" in tokenizers and (student.get("local") and (teacher or {}).get("local")):
         raise PlanError(tokenizers["verdict"])
@@ -302,7 +302,7 @@ def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_p
     # Guidance schedule, in training (rollout) steps.
     rollout_steps = batch["rollout_steps"] or 0
     schedule = None
-    if args.method == "tgpo":
+    if METHODS[args.method].scheduled:
         from .objectives import guidance_weight
 
         l0, delta, lmin = args.guidance_weight, args.guidance_decay, args.guidance_min
@@ -348,10 +348,51 @@ def build_plan(cfg: dict, method=None, max_steps=None, output_dir=None, config_p
         "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
         "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
                                                  "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
-                                                 "kdrl_beta", "kdrl_estimator", "teacher_chunk_size")
+                                                 "kdrl_beta", "kdrl_estimator", "reward", "teacher_temperature",
+                                                 "teacher_chunk_size", "teacher_chunk_tokens")
                   if hasattr(args, k)},
-        "dataset": cfg.get("dataset") or {"path": None},
+        "dataset": run.dataset or {"path": None},
+        "preset": preset_summary(run.preset, args),
     }
+
+
+ADVANTAGE_TEXT = {"group": "A = (r - mean) / (std + 1e-6) per group", "batch": "A = (r - mean) / (batch std + 1e-6)",
+                  "none": "A = r - mean (no std)"}
+#: What the authors' dynamic micro-batching does that a token mean over the batch cannot reproduce (docs/method.md §3).
+LOSS_SCALE_NOTE = ("the authors' token means are per dynamic micro-batch (<= 16,384 tokens per GPU) and summed over "
+                   "the micro-batches of a step (gradient accumulation 1), so their loss is about n_micro x this token "
+                   "mean: not reproduced exactly (Adam cancels a constant scale; clipping at max_grad_norm does not)")
+
+
+def aggregation_text(loss_type: str, row_mean: bool) -> str:
+    return {"dapo": "token mean over the batch",
+            "dr_grpo": "token sum / max_completion_length" + (" / rows (TRL's dr_grpo)" if row_mean else
+                                                              " (the authors' loss_remove_token_mean)"),
+            "grpo": "mean of per-sequence token means", "bnpo": "token mean per micro-batch"}[loss_type]
+
+
+def preset_summary(preset: str | None, args) -> dict:
+    """The run's normalisation and aggregation, and (with a preset) every method's under that preset."""
+    from .objectives import METHODS
+    from .run_config import presets
+
+    def describe(scale, loss_type, row_mean):
+        return {"advantage": ADVANTAGE_TEXT[scale], "aggregation": aggregation_text(loss_type, row_mean)}
+
+    out = {"name": preset, "run": describe(args.scale_rewards, args.loss_type, args.dr_grpo_row_mean), "methods": {},
+           "about": ""}
+    if preset:
+        table = presets()[preset]
+        out["about"] = table["_about"]
+        for method in METHODS:
+            spec = METHODS[method]
+            settings = table[method]
+            loss_type = settings.get("loss_type") or ("dr_grpo" if spec.off_policy_traces else "dapo")
+            row_mean = settings.get("dr_grpo_row_mean", not spec.off_policy_traces)
+            out["methods"][method] = describe(settings.get("scale_rewards", "group"), loss_type, row_mean)
+    if preset and preset.startswith("authors") and args.loss_type == "dapo":
+        out["note"] = LOSS_SCALE_NOTE
+    return out
 
 
 def render_plan(plan: dict) -> str:
@@ -406,6 +447,13 @@ def render_plan(plan: dict) -> str:
         ds = plan["dataset"] or {}
         rows = ds.get("limit") or KNOWN_DATASETS.get(ds.get("path") or "Elliott/Openr1-Math-46k-8192")
         out.append(f"  {total_prompts} prompts drawn" + (f" = {total_prompts / rows:.2f} epochs of {rows} rows" if rows else ""))
+    p = plan["preset"]
+    out.append(f"preset: {p['name'] or 'none (the config as written)'}" + (f" — {p['about']}" if p["about"] else ""))
+    out.append(f"  this run ({plan['method']}): advantages {p['run']['advantage']}; losses {p['run']['aggregation']}")
+    for method, d in p["methods"].items():
+        out.append(f"  {method:<15} {d['advantage']}; {d['aggregation']}")
+    if p.get("note"):
+        out.append(f"  not reproduced: {p['note']}")
     h = plan["hyper"]
     out.append("hyperparameters: " + ", ".join(f"{k} {h[k]}" for k in h))
     s = plan["schedule"]

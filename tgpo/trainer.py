@@ -1,56 +1,61 @@
-"""``TGPOTrainer``: TRL's ``GRPOTrainer`` with TGPO and its baselines as objectives (SPEC §1–2).
+"""``TGPOTrainer``: TRL's ``GRPOTrainer`` with TGPO and its baselines as objectives (docs/method.md §1–2).
 
-The methods share TRL's loop (sampling, rewards, batching, checkpoints, logging) and differ only in the objective
-taken from :mod:`tgpo.objectives`. Four hooks are overridden, each for one reason:
+The methods share TRL's loop (sampling, rewards, batching, checkpoints, logging) and differ only in their entry in
+:data:`tgpo.objectives.METHODS`. The trainer turns TRL's batch into :class:`~tgpo.objectives.LossInputs` once per
+micro-batch and calls :func:`~tgpo.objectives.method_loss`. Four TRL hooks are overridden, each for one reason:
 
-* ``_calculate_rewards`` — keep the raw rewards, so advantages follow SPEC (``std + 1e-6``, flat group -> 0);
+* ``_calculate_rewards`` — keep the raw rewards of the current batch, so advantages follow the paper
+  (``std + 1e-6``; TRL's own use ``1e-4``) with the configured ``scale_rewards``;
 * ``_generate`` — LUFFY: the dataset's teacher trace replaces the last rollout of each group *before* TRL scores,
   masks and tokenises the group, so rewards and masks of the mixed group come from TRL's own code;
-* ``_generate_and_score_completions`` — SPEC's advantages, the teacher pass, RKL's per-token advantages;
-* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and entropy; its hidden states give
-  TGPO's ``lp_g``) and the method's loss.
+* ``_generate_and_score_completions`` — the paper's advantages, the teacher pass, LUFFY's off-policy flags and
+  (TGPO-Adv with several updates per rollout batch) the rollout policy's log-prob of the teacher's tokens;
+* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and the entropy; its captured hidden states
+  give ``lp_g`` through TRL's chunked kernel) and the method's loss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import re
+import signal
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from . import objectives as obj
+from .checkpoints import mark_complete
 from .config import TGPOConfig
 from .data import validate_dataset
+from .rewards import REWARD_FUNCTIONS
 from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TGPOTrainer", "math_reward"]
+__all__ = ["GracefulStop", "TGPOTrainer"]
+
+#: Rows per chunk of TRL's chunked log-prob kernel for ``lp_g`` (positions x vocabulary per chunk): the kernel's
+#: own default, named here rather than passed as a bare number.
+TARGET_LOGPROB_CHUNK = 32768
 
 
-def _text(completion) -> str:
-    """A completion as text: TRL gives a string (plain prompts) or assistant messages (chat prompts)."""
-    if isinstance(completion, str):
-        return completion
-    return "".join(m.get("content") or "" for m in completion)
-
-
-def math_reward(completions, answer, **kwargs) -> list[float]:
-    """SPEC's verifiable reward: 1.0 if ``tgpo.scoring.math_correct`` accepts the completion's final answer."""
-    from .scoring import math_correct  # imported lazily: the grader spins up Math-Verify workers
-
-    return [float(math_correct(_text(c), str(a))) for c, a in zip(completions, answer, strict=True)]
+def _prompt_key(prompt) -> str:
+    """A stable key of a prompt (text or chat messages), to find its dataset row again."""
+    return hashlib.sha1(json.dumps(prompt, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class TGPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` with ``args.method`` in ``grpo | tgpo | rkl | kdrl | kdrl_reference | luffy``.
+    """``GRPOTrainer`` with ``args.method`` one of :data:`tgpo.objectives.METHODS`.
 
-    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model or a folder; needed by tgpo, rkl, kdrl and
-    kdrl_reference) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
+    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model or a folder; needed by the methods that read a
+    teacher) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
     ``teacher_model`` is an instance not loaded from a folder). Without ``reward_funcs`` the reward is
-    :func:`math_reward` against the dataset's ``answer`` column.
+    ``args.reward`` (:data:`tgpo.rewards.REWARD_FUNCTIONS`) against the dataset's ``answer`` column.
     """
 
     def __init__(
@@ -68,27 +73,36 @@ class TGPOTrainer(GRPOTrainer):
     ):
         if args is None or not isinstance(args, TGPOConfig):
             raise TypeError("TGPOTrainer needs args=TGPOConfig(...) (it chooses the method)")
+        spec = obj.METHODS[args.method]
         if isinstance(model, (str, Path)):
             if not Path(model).exists():
                 raise FileNotFoundError(f"student model path {str(model)!r} does not exist")
             model = str(model)
             processing_class = processing_class or load_tokenizer(model)  # AutoProcessor would rebuild custom ones
         if train_dataset is not None:
-            validate_dataset(
-                train_dataset, "train_dataset", need_answer=reward_funcs is None, need_teacher=args.method == "luffy"
-            )
+            validate_dataset(train_dataset, "train_dataset", need_answer=reward_funcs is None,
+                             need_teacher=spec.off_policy_traces)
         super().__init__(
             model,
-            reward_funcs=reward_funcs if reward_funcs is not None else [math_reward],
+            reward_funcs=reward_funcs if reward_funcs is not None else [REWARD_FUNCTIONS[args.reward]],
             args=args,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=processing_class,
             **kwargs,
         )
+        self.method = spec
+        self.loss_config = obj.LossConfig(
+            clip_eps=args.epsilon, clip_eps_high=args.epsilon_high, delta=args.delta, entropy_coef=args.entropy_coef,
+            kdrl_beta=args.kdrl_beta, kdrl_estimator=args.kdrl_estimator,
+        )
         self.teacher = self._build_teacher(teacher_model, teacher_processing_class) if args.needs_teacher else None
-        self._last_rewards_per_func = None
-        self._generation_rows = None
+        # LUFFY: where each prompt's teacher trace is (rows are looked up, not carried between hooks)
+        self._trace_rows = (
+            {_prompt_key(p): i for i, p in enumerate(train_dataset["prompt"])} if spec.off_policy_traces else None
+        )
+        self._token_classes = self._classify_vocabulary(args.agreement_token_classes)
+        self._rewards_of_batch = None
 
     # ------------------------------------------------------------------------------------------ set-up
     def _build_teacher(self, teacher_model, teacher_tokenizer):
@@ -110,7 +124,9 @@ class TGPOTrainer(GRPOTrainer):
         else:
             check_vocabularies(self._tokenizer, self._tokenizer, teacher_rows)  # embedding size only
             logger.warning("teacher given without a tokenizer: only its embedding size was checked against the student")
-        return LocalTeacher(teacher_model.to(self.accelerator.device), student_rows, self.args.teacher_chunk_size)
+        a = self.args
+        return LocalTeacher(teacher_model.to(self.accelerator.device), student_rows, chunk_size=a.teacher_chunk_size,
+                            chunk_tokens=a.teacher_chunk_tokens, temperature=a.teacher_temperature)
 
     def _build_served_teacher(self, teacher_model, teacher_tokenizer, student_rows: int) -> ServedTeacher:
         # The served teacher's weights live in the vLLM server; teacher_model (a folder), if given, names its
@@ -123,16 +139,35 @@ class TGPOTrainer(GRPOTrainer):
             logger.warning("served teacher without a local tokenizer folder: vocabularies not checked (run `tgpo align`)")
         a = self.args
         return ServedTeacher(a.teacher_server_url, student_rows, top_logprobs=a.teacher_server_top_logprobs,
-                             chunk_size=a.teacher_server_chunk_size, timeout=a.teacher_server_timeout)
+                             temperature=a.teacher_temperature, chunk_size=a.teacher_server_chunk_size,
+                             timeout=a.teacher_server_timeout)
 
+    def _classify_vocabulary(self, classes: dict | None) -> torch.Tensor | None:
+        """``[V]`` class index of every student token id under ``{class: regex}`` (-1: none), for per-class agreement."""
+        if not classes:
+            return None
+        tokens = self._tokenizer.convert_ids_to_tokens(list(range(len(self._tokenizer))))
+        patterns = [re.compile(rx) for rx in classes.values()]
+        index = [next((c for c, p in enumerate(patterns) if t is not None and p.fullmatch(t)), -1) for t in tokens]
+        return torch.tensor(index, dtype=torch.long)
+
+    def _save_checkpoint(self, model, trial):
+        # Transformers writes a checkpoint file by file; the completion record written last (tgpo.checkpoints) lets
+        # a resume skip a checkpoint that a kill left half-written.
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            mark_complete(Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}")
+
+    # -------------------------------------------------------------------------------------- schedule
     def guidance_weight_at(self, step: int) -> float:
-        """TGPO's ``lambda_k`` at optimizer step ``step`` (1-based); 0 for every other method.
+        """``lambda_k`` at optimizer step ``step`` (1-based); 0 for methods without a guidance schedule.
 
         ``k`` counts training steps (rollout batches), as the authors' loop does: the ``updates_per_generation``
         optimizer updates of one rollout batch (PPO mini-batches) share one weight. With one update per batch
         (TRL's default) ``k == step``.
         """
-        if self.args.method != "tgpo":
+        if not self.method.scheduled:
             return 0.0
         a = self.args
         k = (step - 1) // a.updates_per_generation + 1
@@ -143,43 +178,67 @@ class TGPOTrainer(GRPOTrainer):
         # The step being computed is global_step + 1, also right after a resume (global_step comes from the checkpoint).
         return self.guidance_weight_at(self.state.global_step + 1)
 
+    def _teacher_active(self) -> bool:
+        return self.teacher is not None and (not self.method.scheduled or self.current_guidance_weight > 0)
+
     @property
     def _accumulation(self) -> int:
         # Set by Trainer's loop; outside it (a direct _compute_loss call) the configured value.
         return getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
 
-    def _num_tokens(self, inputs) -> torch.Tensor:
-        """Tokens of one optimizer step on this process, as TRL's ``dapo`` normalises, so accumulation is exact."""
-        n = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
-        if self.model.training:
+    def _aggregation(self, inputs) -> obj.Aggregation:
+        """How this micro-batch's token losses are reduced, so that accumulation gives the full-batch loss."""
+        train = self.model.training
+        n = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes  # as TRL's dapo does
+        if train:
             n = n * self._accumulation / self.args.steps_per_generation
-        return n
+        return obj.Aggregation(kind=self.args.loss_type, num_tokens=n, padded_length=self.args.max_completion_length,
+                               row_mean=self.args.dr_grpo_row_mean, accumulation=self._accumulation if train else 1,
+                               world_size=self.accelerator.num_processes)
 
     def _metric(self, name: str, value) -> None:
+        """Log a value that is already the same on every process (a schedule value, a gathered reward)."""
         mode = "train" if self.model.training else "eval"
         self._metrics[mode][name].append(float(value))
 
+    def _token_means(self, metrics: dict, mask: torch.Tensor) -> None:
+        """Log per-token means computed on this process's rows as means over *all* processes' tokens (weighted by
+        each process's token count), so a multi-process run logs what one process with the whole batch would."""
+        if not metrics:
+            return
+        n = mask.sum().float()
+        local = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=n.device) * n for v in metrics.values()] + [n])
+        total = self.accelerator.reduce(local, reduction="sum") if self.accelerator.num_processes > 1 else local
+        if total[-1] == 0:  # no token of this kind anywhere (e.g. an agreement class absent from the batch)
+            return
+        for name, value in zip(metrics, (total[:-1] / total[-1]).tolist()):
+            self._metric(name, value)
+
     # ----------------------------------------------------------------------------------- TRL hooks
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        # Keep the raw rewards: TRL's advantages use eps 1e-4; SPEC's are recomputed from these.
-        self._last_rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        return self._last_rewards_per_func
+        # TRL has no channel for the raw rewards to reach _generate_and_score_completions, which recomputes the
+        # advantages with the paper's epsilon: they are kept for the duration of that one call.
+        self._rewards_of_batch = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        return self._rewards_of_batch
+
+    def _is_trace_row(self, index_in_process: int, rows_in_process: int) -> bool:
+        """LUFFY: the last rollout of every group (global index ``G-1`` mod ``G``) is a teacher trace."""
+        global_index = self.accelerator.process_index * rows_in_process + index_in_process
+        return global_index % self.num_generations == self.num_generations - 1
 
     def _generate(self, prompts):
-        # LUFFY only: put the dataset's teacher trace in place of the last rollout of each group, before TRL
-        # builds masks, rewards and old log-probs for the group (it sees only prompts, so the rows were kept).
+        # LUFFY only: put the dataset's teacher trace in place of the last rollout of each group, before TRL builds
+        # masks, rewards and old log-probs for the group.
         out = super()._generate(prompts)
-        if self.args.method != "luffy" or not self.model.training:
+        if not self.method.off_policy_traces or not self.model.training:
             return out
         prompt_ids, completion_ids, tool_mask, completions, logprobs, *rest = out
         completion_ids, completions = list(completion_ids), list(completions)
-        offset = self.accelerator.process_index * len(prompts)
-        G, eos, max_len = self.num_generations, self._tokenizer.eos_token_id, self.args.max_completion_length
-        off_policy = torch.zeros(len(prompts), dtype=torch.bool)
-        for i, row in enumerate(self._generation_rows):
-            if (offset + i) % G != G - 1:
+        eos, max_len = self._tokenizer.eos_token_id, self.args.max_completion_length
+        for i, prompt in enumerate(prompts):
+            if not self._is_trace_row(i, len(prompts)):
                 continue
-            trace = row["teacher_completion"]
+            trace = self.train_dataset[self._trace_rows[_prompt_key(prompt)]]["teacher_completion"]
             ids = self._tokenizer(trace, add_special_tokens=False)["input_ids"] + [eos]
             completion_ids[i] = ids[:max_len]
             completions[i] = trace if isinstance(completions[i], str) else [{"role": "assistant", "content": trace}]
@@ -187,55 +246,72 @@ class TGPOTrainer(GRPOTrainer):
                 logprobs[i] = [float("nan")] * len(completion_ids[i])  # no sampler log-prob for a dataset trace
             if tool_mask is not None:
                 tool_mask[i] = [1] * len(completion_ids[i])
-            off_policy[i] = True
-        self._off_policy = off_policy
         return (prompt_ids, completion_ids, tool_mask, completions, logprobs, *rest)
 
     def _generate_and_score_completions(self, inputs):
-        # Adds SPEC's advantages, the teacher pass and LUFFY's off-policy flags to TRL's batch (batch-first tensors
-        # survive TRL's shuffle and split into micro-batches).
-        self._generation_rows = inputs
-        out = super()._generate_and_score_completions(inputs)
+        # Adds the paper's advantages, the teacher pass and LUFFY's off-policy flags to TRL's batch (batch-first
+        # tensors survive TRL's shuffle and split into micro-batches).
+        try:
+            out = super()._generate_and_score_completions(inputs)
+            rewards_per_func = self._rewards_of_batch
+        finally:
+            self._rewards_of_batch = None
         train = self.model.training
         device = out["completion_ids"].device
         mask = out["completion_mask"] * out["tool_mask"] if "tool_mask" in out else out["completion_mask"]
 
         G = self.num_generations if train else self.num_generations_eval
-        rewards = (self._last_rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
-        local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
-        out["advantages"] = obj.group_advantages(rewards, G)[local]
-        if self.args.method == "luffy" and train:
-            out["off_policy"] = self._off_policy.to(device)
-            self._metric("luffy/off_policy_reward", rewards[local][self._off_policy.to(device)].mean())
+        rewards = (rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)
+        n = len(inputs)
+        local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
+        out["advantages"] = obj.group_advantages(rewards, G, scale=self.args.scale_rewards)[local]
+        if self.method.off_policy_traces and train:
+            out["off_policy"] = torch.tensor([self._is_trace_row(i, n) for i in range(n)], device=device)
+            every_trace = torch.tensor([self._is_trace_row(i, len(rewards)) for i in range(len(rewards))], device=device)
+            self._metric("luffy/off_policy_reward", rewards[every_trace].mean())  # over all processes' rows
 
-        weight = self.current_guidance_weight
-        self._metric("guidance_weight", weight)
-        needs_teacher = self.teacher is not None and (self.args.method != "tgpo" or weight > 0)
-        if needs_teacher:
+        self._metric("guidance_weight", self.current_guidance_weight)
+        if self._teacher_active():
             argmax, teacher_logp = self.teacher.score(
                 out["prompt_ids"], out["prompt_mask"], out["completion_ids"], out["completion_mask"]
             )
             out["teacher_argmax"], out["teacher_logps"] = argmax, teacher_logp
-            self._metric("teacher/argmax_agreement", obj.mean_tok((argmax == out["completion_ids"]).float(), mask))
-            self._metric("teacher/sampled_logp", obj.mean_tok(teacher_logp, mask))
-
-        if self.args.method == "rkl":
-            if "old_per_token_logps" not in out:  # TRL skips it when each batch is used for one update only
-                with torch.no_grad():
-                    out["old_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
-                        self.model,
-                        torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1),
-                        torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1),
-                        out["completion_ids"].size(1),
-                        batch_size=self.args.per_device_train_batch_size,
-                    )
-            out["advantages"] = obj.rkl_advantages(out["teacher_logps"], out["old_per_token_logps"], mask)
+            self._log_agreement(argmax, out["completion_ids"], mask, teacher_logp)
+            if "argmax" in self.method.teacher and not self.method.guided_grad and "old_per_token_logps" in out:
+                # TGPO-Adv over several updates per rollout batch: the rollout policy's lp_g, before any update
+                out["old_guided_logps"] = self._rollout_guided_logps(out)
         return out
+
+    def _log_agreement(self, argmax, completion_ids, mask, teacher_logp) -> None:
+        agree = (argmax == completion_ids).float()
+        self._token_means({"teacher/argmax_agreement": obj.mean_tok(agree, mask),
+                           "teacher/sampled_logp": obj.mean_tok(teacher_logp, mask)}, mask)
+        if self._token_classes is None:
+            return
+        classes = self._token_classes.to(completion_ids.device)[completion_ids.clamp(max=len(self._token_classes) - 1)]
+        for c, name in enumerate(self.args.agreement_token_classes):
+            in_class = mask.bool() & (classes == c)
+            self._token_means({f"teacher/argmax_agreement/{name}": obj.mean_tok(agree, in_class)}, in_class)
+
+    @torch.no_grad()
+    def _rollout_guided_logps(self, batch) -> torch.Tensor:
+        """The current (= rollout) policy's log-prob of the teacher's argmax tokens, via the chunked head."""
+        T = batch["completion_ids"].size(1)
+        with self._capture_hidden(self.model, True) as hidden:
+            self._get_per_token_logps_and_entropies(
+                self.model,
+                torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1),
+                torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
+                T,
+                batch_size=self.args.per_device_train_batch_size,
+            )
+        return torch.cat([self._target_logps(self.model, h[:, -T - 1 : -1], a)
+                          for h, a in zip(hidden, batch["teacher_argmax"].split([h.size(0) for h in hidden]))])
 
     @contextlib.contextmanager
     def _capture_hidden(self, model, enabled: bool):
-        """Keep the backbone's last hidden states of the next forward (TGPO needs the student's log-prob of the
-        teacher's token, which TRL's fused head does not compute) — one student forward serves both."""
+        """Keep the backbone's last hidden states of the next forward (the student's log-prob of the teacher's token
+        is not computed by TRL's fused head) — one student forward serves both."""
         captured = []
         if not enabled:
             yield captured
@@ -260,27 +336,26 @@ class TGPOTrainer(GRPOTrainer):
         if self.args.cast_lm_head_to_fp32:
             hidden = hidden.float()
         logps = ChunkedLogProbFunction.apply(
-            hidden.reshape(-1, hidden.size(-1)),
-            head.weight,
-            head.bias,
-            targets.reshape(-1),
-            self.temperature,
-            32768,
-            getattr(cfg, "final_logit_softcapping", None),
-            1.0,
-            ("log_probs",),
+            hidden.reshape(-1, hidden.size(-1)),  # hidden
+            head.weight,  # weight
+            head.bias,  # bias
+            targets.reshape(-1),  # targets
+            self.temperature,  # temperature
+            TARGET_LOGPROB_CHUNK,  # chunk_size
+            getattr(cfg, "final_logit_softcapping", None),  # softcap
+            1.0,  # logit scale
+            ("log_probs",),  # outputs
         )[0]
         return logps.view(targets.shape)
 
-    def _compute_loss(self, model, inputs):
-        # The method's objective from tgpo.objectives, on one student forward; every token mean is over the
-        # optimizer step's tokens (num_tokens), so gradient accumulation gives the full-batch gradient.
-        method, a = self.args.method, self.args
+    def _loss_inputs(self, model, inputs) -> tuple[obj.LossInputs, list]:
+        """TRL's micro-batch as :class:`~tgpo.objectives.LossInputs`, from one student forward; also the captured
+        hidden states (for diagnostics)."""
         completion_ids = inputs["completion_ids"]
         T = completion_ids.size(1)
         mask = inputs["completion_mask"] * inputs["tool_mask"] if "tool_mask" in inputs else inputs["completion_mask"]
         weight = self.current_guidance_weight
-        guided = method == "tgpo" and weight > 0 and "teacher_argmax" in inputs
+        guided = "argmax" in self.method.teacher and weight > 0 and "teacher_argmax" in inputs
         with self._capture_hidden(model, guided) as hidden:
             logp, entropy, _ = self._get_per_token_logps_and_entropies(
                 model,
@@ -289,34 +364,88 @@ class TGPOTrainer(GRPOTrainer):
                 T,
                 compute_entropy=True,
             )
+        guided_logp = None
+        if guided:
+            with contextlib.nullcontext() if self.method.guided_grad else torch.no_grad():
+                guided_logp = self._target_logps(model, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"])
         old_logp = inputs.get("old_per_token_logps")
-        old_logp = logp.detach() if old_logp is None else old_logp
-        adv, n = inputs["advantages"], self._num_tokens(inputs)
+        is_weights = inputs.get("importance_sampling_ratio") if self.use_vllm and self.vllm_importance_sampling_correction else None
+        x = obj.LossInputs(
+            logp=logp,
+            old_logp=logp.detach() if old_logp is None else old_logp,
+            advantages=inputs["advantages"],
+            mask=mask,
+            entropy=entropy,
+            aggregation=self._aggregation(inputs),
+            guided_logp=guided_logp,
+            old_guided_logp=inputs.get("old_guided_logps"),
+            teacher_logp=inputs.get("teacher_logps"),
+            off_policy=inputs.get("off_policy"),
+            guidance_weight=weight,
+            is_weights=is_weights,
+        )
+        return x, hidden
 
-        if method == "luffy":
-            off = inputs.get("off_policy", torch.zeros(len(adv), dtype=torch.bool, device=adv.device))
-            accumulation = self._accumulation if self.model.training else 1
-            loss = obj.luffy_loss(logp, old_logp, adv, mask, off) / accumulation
-        elif method == "tgpo":
-            guided_logp = self._target_logps(model, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"]) if guided else logp
-            loss = obj.tgpo_loss(logp, old_logp, adv, guided_logp, mask, weight if guided else 0.0, a.epsilon, num_tokens=n)
-            if guided:
-                self._metric("guidance_loss", obj.guidance_loss(guided_logp.detach(), mask))
-        else:  # grpo, rkl (per-token advantages), kdrl, kdrl_reference
-            loss = obj.policy_loss(logp, old_logp, adv, mask, a.epsilon, num_tokens=n)
-            if method == "kdrl":
-                loss = loss + obj.kdrl_penalty(logp, inputs["teacher_logps"], mask, a.kdrl_beta, a.kdrl_estimator, num_tokens=n)
-            elif method == "kdrl_reference":
-                loss = loss + obj.kdrl_reference_penalty(logp, inputs["teacher_logps"], mask, a.kdrl_beta, num_tokens=n)
-        loss = loss + obj.entropy_bonus(entropy, mask, a.entropy_coef, num_tokens=n)
-
-        if not torch.isfinite(loss):
+    def _compute_loss(self, model, inputs):
+        # The method's registered objective on one student forward; every aggregation is over the optimizer step
+        # (LossInputs.aggregation), so gradient accumulation gives the full-batch gradient.
+        x, hidden = self._loss_inputs(model, inputs)
+        out = obj.method_loss(self.args.method, x, self.loss_config)
+        if not torch.isfinite(out.loss):
             raise FloatingPointError(
-                f"non-finite loss ({loss.item()}) at step {self.state.global_step + 1}, method {method!r}; "
-                f"stopped before the update, the last good checkpoint in {a.output_dir} is kept"
+                f"non-finite loss ({out.loss.item()}) at step {self.state.global_step + 1}, method {self.args.method!r}; "
+                f"stopped before the update, the last good checkpoint in {self.args.output_dir} is kept"
             )
-        self._metric("entropy", obj.mean_tok(entropy.detach(), mask))
-        self._metric("clip_fraction", obj.clip_fraction(logp, old_logp, adv, mask, a.epsilon))
-        if method in ("kdrl", "kdrl_reference", "rkl"):
-            self._metric("teacher/kl_k1", obj.mean_tok(logp.detach() - inputs["teacher_logps"], mask))
-        return loss
+        losses = {k: v for k, v in out.metrics.items() if k == "pg_loss"}  # loss values: mean over processes
+        for name, value in losses.items():
+            total = self.accelerator.reduce(value.detach().float(), reduction="mean") if self.accelerator.num_processes > 1 else value
+            self._metric(name, total)
+        self._token_means({k: v for k, v in out.metrics.items() if k not in losses}, x.mask)
+        if self.args.log_guidance_share and hidden and "guidance" in out.terms:
+            self._metric("guidance/grad_share", self._gradient_share(out.terms["guidance"], out.terms["pg"], hidden[0]))
+        return out.loss
+
+    @staticmethod
+    def _gradient_share(term: torch.Tensor, reference: torch.Tensor, hidden: torch.Tensor) -> float:
+        """``||grad_h term|| / ||grad_h reference||`` at the final hidden states ``h`` (both terms read them), a
+        proxy for the shared parameters that costs two backward passes through the output head only."""
+        (g_term,) = torch.autograd.grad(term, hidden, retain_graph=True, allow_unused=True)
+        (g_ref,) = torch.autograd.grad(reference, hidden, retain_graph=True, allow_unused=True)
+        if g_term is None:
+            return 0.0
+        ref = 0.0 if g_ref is None else g_ref.norm().item()
+        return g_term.norm().item() / ref if ref > 0 else float("inf")
+
+
+class GracefulStop(TrainerCallback):
+    """End training at the next step boundary after SIGINT or SIGTERM, with a checkpoint of that step.
+
+    Use ``with stop.handling_signals(): trainer.train()``; :attr:`received` is the signal number afterwards (None
+    when training ran to its end). A second signal falls back to the default behaviour (an immediate stop).
+    """
+
+    def __init__(self):
+        self.received: int | None = None
+
+    @contextlib.contextmanager
+    def handling_signals(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        previous = {s: signal.getsignal(s) for s in signals}
+
+        def handler(signum, frame):
+            self.received = signum
+            for s, h in previous.items():  # a second signal is not deferred
+                signal.signal(s, h)
+
+        for s in signals:
+            signal.signal(s, handler)
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True  # whatever the save strategy: the last finished step is kept
+            control.should_training_stop = True
+        return control

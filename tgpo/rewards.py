@@ -1,0 +1,31 @@
+"""Training rewards (TRL reward functions: ``f(completions, answer, **kwargs) -> list[float]``), built on
+:mod:`tgpo.scoring` (docs/method.md §3).
+
+* ``boxed`` — 1.0 when the last ``\\boxed{}`` after any think block equals the gold answer (the strict grade of
+  :func:`tgpo.scoring.math_correct`); the default, and the lab's (its models write no think block).
+* ``authors_v3`` — the authors' training reward (their ``reward_impl_version=3``): ``<think>\\n`` is prefixed to
+  the response, the reward is 0 unless it then contains ``</think>``, and Math-Verify parses the text after the
+  last ``</think>`` with its default extraction (no ``\\boxed{}`` required), the gold wrapped as ``$gold$``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["REWARD_FUNCTIONS", "boxed_reward", "completion_text"]
+
+
+def completion_text(completion) -> str:
+    """A completion as text: TRL gives a string (plain prompts) or assistant messages (chat prompts)."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content") or "" for m in completion)
+
+
+def boxed_reward(completions, answer, **kwargs) -> list[float]:
+    """1.0 when :func:`tgpo.scoring.math_correct` (strict) accepts the completion's final answer, graded as a batch."""
+    from .scoring import math_correct_batch  # imported lazily: the grader spins up Math-Verify workers
+
+    texts = [completion_text(c) for c in completions]
+    return [float(v) for v in math_correct_batch(texts, [str(a) for a in answer])]
+
+
+REWARD_FUNCTIONS = {"boxed": boxed_reward}

@@ -1,0 +1,289 @@
+"""One run config: a YAML file resolved into everything a run needs, for every caller (``tgpo train``, its
+``--dry-run`` plan, the repro scripts and the launch recipes).
+
+The YAML has one place per setting::
+
+    model: Qwen/Qwen2.5-Math-7B              # folder (or Hub id) of the student
+    teacher_model: path/to/aligned-teacher   # needed by the methods that read a teacher
+    trust_remote_code: false
+    preset: controlled                       # optional: settings preset (controlled | authors_final | authors_early)
+    dataset:
+      path: data/train.jsonl                 # local JSONL, or a Hub id; omitted: the paper's OpenR1-Math (LUFFY)
+      split: train                           # Hub split
+      limit: 1000                            # first N rows
+    system_prompt: null                      # null: the authors' prompt (chat models only); "": none; or a string
+    trainer:                                 # any TGPOConfig / GRPOConfig field
+      method: tgpo
+      output_dir: runs/tgpo
+      max_steps: 300
+    launch:                                  # where a run goes (read by --dry-run and repro/launch/); training ignores it
+      num_processes: 8
+      accelerate_config: repro/configs/accelerate/fsdp.yaml
+      prepared: {model: ..., teacher_model: ...}   # folders made by repro/launch/prepare_models.sh (--prepared)
+
+``base: other.yaml`` (or a list; ``inherit:`` is a synonym) merges other files first, paths relative to this one
+(OmegaConf's deep merge: mappings key by key, other values replaced; cycles are reported). Values may use
+OmegaConf interpolation, e.g. ``${oc.env:TGPO_MODELS,models}``. Overrides are dotted ``KEY=VALUE`` pairs
+(OmegaConf's dotlist). Precedence, lowest first: :data:`CLI_DEFAULTS` < the file's ``trainer:`` < the preset's
+settings for the run's method (docs/method.md §3) < ``--method/--max-steps/--output-dir`` < ``--set``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+TOP_LEVEL = {"model", "teacher_model", "trust_remote_code", "dataset", "system_prompt", "trainer", "launch", "preset"}
+INHERIT_KEYS = ("base", "inherit")
+LAUNCH_KEYS = {"num_machines", "num_processes", "gpus_per_node", "gpu_memory_gb", "accelerate_config", "teacher_server",
+               "prepared"}
+DATASET_KEYS = {"path", "split", "limit"}
+#: Trainer settings a run gets when its YAML does not choose them: per-step logs and checkpoints.
+CLI_DEFAULTS = {"logging_steps": 1, "save_strategy": "steps", "save_steps": 50, "report_to": "none",
+                "output_dir": "runs/tgpo"}
+#: Device settings of a machine without CUDA (applied unless the YAML sets them).
+CPU_DEFAULTS = {"use_cpu": True, "bf16": False, "activation_checkpointing": False}
+
+
+class ConfigError(ValueError):
+    """The YAML config (or an override) is unusable; the message names the file and the key."""
+
+
+# ---------------------------------------------------------------------------------------------- files
+def _read(path: Path, chain: tuple = ()):
+    """One YAML file as an OmegaConf node, with its ``base:``/``inherit:`` files merged underneath."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not path.is_file():
+        via = f" (inherited by {chain[-1]})" if chain else ""
+        raise ConfigError(f"config file {str(path)!r} does not exist{via}")
+    if path.resolve() in chain:
+        raise ConfigError(f"config file {path}: inheritance cycle {' -> '.join(str(p) for p in (*chain, path))}")
+    try:
+        node = OmegaConf.load(path)
+    except (OmegaConfBaseException, ValueError, UnicodeDecodeError) as err:  # YAML errors come wrapped or plain
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except Exception as err:  # yaml.YAMLError and friends: the message is what matters
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if node is None or not OmegaConf.is_dict(node):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    present = [k for k in INHERIT_KEYS if k in node]
+    if len(present) > 1:
+        raise ConfigError(f"config file {path}: use one of {INHERIT_KEYS}, not both")
+    if not present:
+        return node
+    bases = node.pop(present[0])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not OmegaConf.is_list(bases) and not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"config file {path}: '{present[0]}' must be a file name or a list of file names")
+    parents = [_read(path.parent / b, (*chain, path.resolve())) for b in bases]
+    return OmegaConf.merge(*parents, node)
+
+
+def read_yaml(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
+    """A YAML file with its inherited files merged and dotted ``KEY=VALUE`` overrides applied, as a plain dict
+    (interpolations resolved). Any YAML of the project reads through here: run configs and repro table configs."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = Path(path)
+    node = _read(path)
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+    try:
+        if overrides:
+            node = OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides)))
+        return OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"config file {path}: {str(err).splitlines()[0]}") from None
+
+
+# -------------------------------------------------------------------------------------------- presets
+@lru_cache(maxsize=1)
+def presets() -> dict[str, dict[str, dict]]:
+    """Settings presets (``tgpo/resources/presets.yaml``): ``{preset: {method: {TGPOConfig field: value}}}``."""
+    import yaml
+
+    from .resources import PRESETS_FILE
+
+    raw = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
+    out = {}
+    for name, entry in raw.items():
+        common = entry.get("all", {}) or {}
+        out[name] = {m: {**common, **(entry.get(m) or {})} for m in _methods()} | {"_about": entry.get("about", "")}
+    return out
+
+
+def _methods() -> list[str]:
+    from .objectives import METHODS
+
+    return list(METHODS)
+
+
+def preset_settings(preset: str | None, method: str) -> dict:
+    """The TGPOConfig fields a preset sets for ``method`` (empty without a preset)."""
+    if not preset:
+        return {}
+    table = presets()
+    if preset not in table:
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(table)}")
+    return dict(table[preset][method])
+
+
+# ------------------------------------------------------------------------------------------- resolved
+@dataclass
+class RunConfig:
+    """A resolved run: the student, the teacher (None when the method reads none), the data and the trainer's
+    keyword arguments (everything ``TGPOConfig`` takes)."""
+
+    source: str | None
+    model: str
+    teacher_model: str | None
+    trainer: dict
+    dataset: dict = field(default_factory=dict)
+    system_prompt: str | None = None
+    trust_remote_code: bool = False
+    preset: str | None = None
+    launch: dict = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return self.trainer["method"]
+
+
+def check_model_path(value, what: str) -> str:
+    """A local folder, or something shaped like a Hub id (``org/name``); anything else is a missing path."""
+    text = str(value)
+    if Path(text).expanduser().exists():
+        return str(Path(text).expanduser())
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise FileNotFoundError(f"{what} path {text!r} does not exist")
+    return text
+
+
+def resolve(
+    cfg: dict,
+    *,
+    method: str | None = None,
+    max_steps: int | None = None,
+    output_dir: str | None = None,
+    preset: str | None = None,
+    prepared: bool = False,
+    set_trainer: dict | None = None,
+    source: str | None = None,
+    check_paths: bool = True,
+) -> RunConfig:
+    """A merged config dict (:func:`read_yaml`) resolved into a :class:`RunConfig` (see the module docstring).
+
+    ``set_trainer`` holds the ``--set trainer.*`` overrides, applied last (above the preset); ``prepared`` swaps in
+    ``launch.prepared``'s model folders. Raises :class:`ConfigError` (or ``FileNotFoundError`` for a model path)
+    with one line naming the input.
+    """
+    from .objectives import METHODS
+
+    where = f"config file {source}" if source else "config"
+    unknown = set(cfg) - TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)}; expected {sorted(TOP_LEVEL)}")
+    if "model" not in cfg:
+        raise ConfigError(f"{where}: 'model' (the student) is required")
+    dataset = cfg.get("dataset") or {}
+    if not isinstance(dataset, dict) or set(dataset) - DATASET_KEYS:
+        raise ConfigError(f"{where}: 'dataset' must be a mapping with keys among {sorted(DATASET_KEYS)}")
+    launch = cfg.get("launch") or {}
+    if not isinstance(launch, dict) or set(launch) - LAUNCH_KEYS:
+        raise ConfigError(f"{where}: 'launch' must be a mapping with keys among {sorted(LAUNCH_KEYS)}")
+    file_trainer = cfg.get("trainer") or {}
+    if not isinstance(file_trainer, dict):
+        raise ConfigError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
+    cli = {k: v for k, v in (("method", method), ("max_steps", max_steps), ("output_dir", output_dir)) if v is not None}
+    cli.update(set_trainer or {})
+    run_method = str(cli.get("method") or file_trainer.get("method") or "tgpo").lower()
+    if run_method not in METHODS:
+        raise ConfigError(f"{where}: trainer.method={run_method!r}; expected one of {', '.join(METHODS)}")
+    preset = preset or cfg.get("preset")
+    trainer = {**CLI_DEFAULTS, **file_trainer, **preset_settings(preset, run_method), **cli, "method": run_method}
+    trainer["trust_remote_code"] = bool(cfg.get("trust_remote_code", False))
+
+    model, teacher = cfg["model"], cfg.get("teacher_model")
+    if prepared:
+        ready = launch.get("prepared") or {}
+        if not ready:
+            raise ConfigError(f"{where}: --prepared needs launch.prepared (the folders prepare_models.sh makes)")
+        model, teacher = ready.get("model", model), ready.get("teacher_model", teacher)
+    if check_paths:
+        model = check_model_path(model, "student model")
+        if teacher is not None:
+            teacher = check_model_path(teacher, "teacher model")
+    return RunConfig(source=source, model=str(model), teacher_model=None if teacher is None else str(teacher),
+                     trainer=trainer, dataset=dataset, system_prompt=cfg.get("system_prompt"),
+                     trust_remote_code=trainer["trust_remote_code"], preset=preset, launch=launch)
+
+
+def split_overrides(overrides: list[str] | tuple) -> tuple[list[str], dict]:
+    """``--set`` items as (overrides of the file, ``trainer.*`` overrides applied above the preset)."""
+    from omegaconf import OmegaConf
+
+    trainer_items = [o for o in overrides if o.partition("=")[0].strip().startswith("trainer.")]
+    if not trainer_items:
+        return list(overrides), {}
+    node = OmegaConf.to_container(OmegaConf.from_dotlist(trainer_items), resolve=True)
+    return list(overrides), node.get("trainer") or {}
+
+
+def load_run_config(path: str | Path, overrides: list[str] | tuple = (), **kwargs) -> RunConfig:
+    """:func:`read_yaml` + :func:`resolve`: the one entry point for a run config file."""
+    file_overrides, trainer_overrides = split_overrides(overrides)
+    cfg = read_yaml(path, file_overrides)
+    return resolve(cfg, set_trainer=trainer_overrides, source=str(path), **kwargs)
+
+
+def build_args(run: RunConfig):
+    """The run's ``TGPOConfig`` (with CPU device defaults when there is no CUDA). Bad fields: :class:`ConfigError`."""
+    import torch
+
+    from .config import TGPOConfig
+
+    kwargs = dict(run.trainer)
+    if not torch.cuda.is_available():
+        for key, value in CPU_DEFAULTS.items():
+            kwargs.setdefault(key, value)
+    try:
+        args = TGPOConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config 'trainer' section: {err}") from None
+    if args.needs_teacher and run.teacher_model is None and not args.teacher_server_url:
+        raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tgpo.run_config CONFIG [--prepared] [--set K=V] --get KEY``: print one resolved value (for shell
+    launch recipes, so model paths live in configs, not in file names)."""
+    parser = argparse.ArgumentParser(prog="python -m tgpo.run_config", description=main.__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--get", required=True, help="model | teacher_model | method | trainer.<field> | launch.<key>")
+    parser.add_argument("--prepared", action="store_true", help="use launch.prepared's model folders")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        run = load_run_config(args.config, args.set, prepared=args.prepared, check_paths=False)
+    except ConfigError as err:
+        print(f"tgpo.run_config: error: {err}", file=sys.stderr)
+        return 2
+    value: object = {"model": run.model, "teacher_model": run.teacher_model, "method": run.method,
+                     "trainer": run.trainer, "launch": run.launch, "preset": run.preset}
+    for part in args.get.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    print("" if value is None else value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
