@@ -1,7 +1,8 @@
 """Train a tiny student with every method, as a new user would, and print seconds per step.
 
 Builds a tiny character-level tokenizer, a Qwen2 student and a same-size teacher from configs (nothing from the
-Hub), then trains each method with ``TGPOTrainer`` for a few steps on CPU. Run with::
+Hub; the builders are ``tgpo.testing``'s), then trains each method with ``TGPOTrainer`` for a few steps on CPU.
+Run with::
 
     OMP_NUM_THREADS=1 python examples/train_tiny.py [--steps 5]
 """
@@ -10,38 +11,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import string
 import tempfile
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from tgpo import TGPOConfig, TGPOTrainer
-
-METHODS = ("grpo", "tgpo", "rkl", "kdrl", "kdrl_reference", "luffy")
-
-
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    chars = ["<eos>", "<unk>", "\\boxed{"] + [c for c in string.printable if c not in "\t\r\x0b\x0c"]
-    tok = Tokenizer(models.WordLevel({c: i for i, c in enumerate(chars)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\\boxed\{|[\s\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    tok.add_special_tokens(["<eos>", "<unk>"])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>", unk_token="<unk>",
-                                   padding_side="left")
+from tgpo.objectives import METHODS
+from tgpo.testing import build_model, build_tokenizer
 
 
-def tiny_model(tokenizer, seed: int) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return model
+def tiny_model(tokenizer, seed: int):
+    """A Qwen2 of hidden 64 and 2 layers over ``tokenizer`` (random weights: an untrained stand-in)."""
+    return build_model(tokenizer, hidden=64, layers=2, seed=seed, max_positions=256)
 
 
 def arithmetic_dataset(n: int = 64) -> Dataset:
@@ -62,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     work = Path(tempfile.mkdtemp(prefix="tgpo-tiny-"))
-    tokenizer = tiny_tokenizer()
+    tokenizer = build_tokenizer(chat_template=False)
     teacher = tiny_model(tokenizer, seed=1)  # same size as the student (an untrained stand-in)
     dataset = arithmetic_dataset()
     seconds = {}

@@ -1,6 +1,6 @@
 """Shared pytest set-up: tests import helpers from this folder, and tiny models run on one thread.
 
-Fixtures: tiny offline student/teacher folders (builders live in tests/tiny_models.py)."""
+Fixtures: tiny offline student/teacher folders (builders live in tgpo/testing.py)."""
 
 import os
 import sys
@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory):
     """``(student_dir, teacher_dir)``: chat-templated tiny Qwen2 models sharing a character-level vocabulary."""
-    from tiny_models import save_pair
+    from tgpo.testing import save_pair
 
     return save_pair(tmp_path_factory.mktemp("tiny_chat"), chat_template=True, teacher_hidden=48)
 
@@ -29,6 +29,6 @@ def tiny_pair(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_plain_pair(tmp_path_factory):
     """Like ``tiny_pair`` but without a chat template (plain-text prompts, as the lab's models)."""
-    from tiny_models import save_pair
+    from tgpo.testing import save_pair
 
     return save_pair(tmp_path_factory.mktemp("tiny_plain"), chat_template=False)

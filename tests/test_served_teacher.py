@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
-from tiny_models import build_model, build_tokenizer
 
 from tgpo.teacher import LocalTeacher, ServedTeacher
+from tgpo.testing import build_model, build_tokenizer
 
 
 class StandInVLLM:
@@ -181,3 +181,5 @@ def test_tgpo_trainer_with_served_teacher(tiny_pair, tmp_path):
         assert server.requests, "the teacher pass went through the server"
     logs = trainer.state.log_history[0]
     assert logs["guidance_weight"] == pytest.approx(2e-3) and "teacher/sampled_logp" in logs
+    assert logs["teacher/unrestricted_positions"] == trainer.teacher.unrestricted_positions == 0
+    assert trainer.teacher.temperature == args.temperature  # lp_T at the rollout temperature by default

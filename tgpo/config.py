@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from .objectives import METHODS
+from .teacher import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_TOKENS
 
 #: TRL ``loss_type`` values whose per-token surrogate is SPEC's clipped one; the others (cispo, sapo, luspo, vespo)
 #: change the surrogate itself and are refused rather than silently replaced.
@@ -68,7 +69,8 @@ class TGPOConfig(GRPOConfig):
     * ``teacher_temperature`` — the teacher's log-probs ``lp_T`` are taken at this temperature; unset, the rollout
       ``temperature``, as the authors do (the argmax does not depend on it).
     * ``teacher_chunk_size`` / ``teacher_chunk_tokens`` — rows per teacher forward and positions per pass of its
-      output head: only ``teacher_chunk_tokens x V`` logits exist at once (``None``: the whole batch / sequence).
+      output head: only ``teacher_chunk_tokens x V`` logits exist at once (``None``: the whole batch / sequence);
+      the defaults fit an 80 GB GPU beside a 30B teacher at 9,216 positions (:func:`tgpo.teacher.teacher_pass_peak_bytes`).
     * ``teacher_server_url`` — score rollouts with a teacher served by ``vllm serve`` at this URL instead of a local
       model (``teacher_model`` then only names the teacher's tokenizer for the vocabulary check);
       ``teacher_server_timeout`` (seconds to wait for it at start-up), ``teacher_server_top_logprobs`` (top-k asked
@@ -112,10 +114,11 @@ class TGPOConfig(GRPOConfig):
         default=None, metadata={"help": "Temperature of the teacher's log-probs (unset: the rollout temperature)."}
     )
     teacher_chunk_size: int | None = field(
-        default=16, metadata={"help": "Rows per teacher forward; None runs the whole batch at once."}
+        default=DEFAULT_CHUNK_ROWS, metadata={"help": "Rows per teacher forward; None runs the whole batch at once."}
     )
     teacher_chunk_tokens: int | None = field(
-        default=1024, metadata={"help": "Positions per pass of the teacher's output head; None: all at once."}
+        default=DEFAULT_CHUNK_TOKENS,
+        metadata={"help": "Positions per pass of the teacher's output head; None: all at once."},
     )
     loss_type: str | None = field(
         default=None,

@@ -223,6 +223,11 @@ def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ plan
+def plan_bf16(trainer: dict) -> bool:
+    """Whether the run computes in bf16 (TRL's default on GPUs)."""
+    return bool(trainer.get("bf16", True))
+
+
 def _fmt_params(n: float | None) -> str:
     if n is None:
         return "?"
@@ -257,9 +262,7 @@ def build_plan(run) -> dict:
     accel, accel_path = _load_accelerate(launch.get("accelerate_config"), config_path)
     processes = int(launch.get("num_processes") or (accel or {}).get("num_processes") or 1)
     machines = int(launch.get("num_machines") or (accel or {}).get("num_machines") or 1)
-    if accel and accel.get("num_processes") and int(accel["num_processes"]) != processes:
-        raise PlanError(f"launch.num_processes={processes} but {accel_path} says num_processes="
-                        f"{accel['num_processes']}")
+    overridden = accel and accel.get("num_processes") and int(accel["num_processes"]) != processes
     gpus_per_node = int(launch.get("gpus_per_node") or max(1, processes // machines))
     if processes > machines * gpus_per_node:
         raise PlanError(f"{processes} processes do not fit {machines} machine(s) x {gpus_per_node} GPUs")
@@ -289,6 +292,9 @@ def build_plan(run) -> dict:
 
     # Context length: prompt + response must fit the student's positions (SPEC: the authors used 16k variants).
     warnings: list[str] = []
+    if overridden:
+        warnings.append(f"{accel_path} says num_processes={accel['num_processes']}; launch.num_processes={processes} "
+                        "wins (the launch recipes pass --num_processes to accelerate launch)")
     need_ctx = int(trainer.get("vllm_max_model_length") or trainer.get("max_completion_length") or 256)
     for info in (student, teacher):
         if info and info.get("config") and info["config"].get("max_position_embeddings", 1 << 30) < need_ctx:
@@ -327,13 +333,23 @@ def build_plan(run) -> dict:
     if teacher and not served and teacher.get("params"):
         memory["teacher_weights_bf16_gb"] = teacher["params"]["total"] * 2 / 1e9
     if teacher and not served and teacher.get("config"):
+        from .teacher import decoder_layer_width, teacher_pass_peak_bytes
+
+        cfg_t = teacher["config"]
         rows = args.teacher_chunk_size or batch["per_device_train_batch_size"] * batch["steps_per_generation"]
         T = int(trainer.get("max_completion_length", 256))
-        # bf16 logits + their fp32 copy + fp32 log-sum-exp workspace, for one chunk of rows at full length
-        memory["teacher_logits_chunk_gb"] = rows * (T + 1) * teacher["config"]["vocab_size"] * (2 + 4 + 4) / 1e9
-        if memory["teacher_logits_chunk_gb"] > 0.5 * gpu_gb:
-            warnings.append(f"teacher logits of one chunk ({rows} rows x {T + 1} x {teacher['config']['vocab_size']})"
-                            f" take ~{memory['teacher_logits_chunk_gb']:.0f} GB: lower teacher_chunk_size")
+        prompt = max(0, int(trainer.get("vllm_max_model_length") or T) - T)  # the prompt's share of the context
+        # the same formula the teacher pass is tested against (tests/test_memory.py): body activations of one row
+        # chunk plus one output-head tile, beyond the teacher's weights
+        memory["teacher_pass_chunk_gb"] = teacher_pass_peak_bytes(
+            rows, T, cfg_t["vocab_size"], cfg_t["hidden_size"], args.teacher_chunk_tokens,
+            layer_width=decoder_layer_width(cfg_t), prompt_len=prompt, dtype_bytes=2 if plan_bf16(trainer) else 4,
+        ) / 1e9
+        budget = gpu_gb - memory.get("teacher_weights_bf16_gb", 0.0)
+        if memory["teacher_pass_chunk_gb"] > 0.5 * budget:
+            warnings.append(f"the teacher pass of one chunk ({rows} rows x {prompt + T} positions) takes "
+                            f"~{memory['teacher_pass_chunk_gb']:.0f} GB beside {memory.get('teacher_weights_bf16_gb', 0):.0f}"
+                            " GB of teacher weights: lower teacher_chunk_size or teacher_chunk_tokens")
 
     return {
         "config": str(config_path) if config_path else None, "method": args.method, "output_dir": args.output_dir,
@@ -344,7 +360,7 @@ def build_plan(run) -> dict:
                        "mixed_precision": (accel or {}).get("mixed_precision")} if accel else None,
         "vllm": {"use_vllm": use_vllm, "mode": vllm_mode, "tensor_parallel_size": tp,
                  "gpu_memory_utilization": trainer.get("vllm_gpu_memory_utilization")},
-        "precision": "bf16" if trainer.get("bf16", True) else "fp32",
+        "precision": "bf16" if plan_bf16(trainer) else "fp32",
         "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
         "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
                                                  "vllm_max_model_length", "epsilon", "entropy_coef", "beta",

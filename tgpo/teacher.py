@@ -1,12 +1,13 @@
-"""Running a teacher over student rollouts, behind one small interface (SPEC §1–2).
+"""Running a teacher over student rollouts, behind one small interface (docs/method.md §1–2).
 
 A teacher answers one question about a batch of student rollouts: at every completion position, what is the
 teacher's next token on the student's own prefix (``yT``, its argmax restricted to ids the student can emit), and
 what log-prob does the teacher give the token the student actually sampled (``lp_T``)? Every implementation
 returns ``(argmax_ids, sampled_logp)``, both ``[B, T]``, from :meth:`Teacher.score`.
 
-* :class:`LocalTeacher` — a ``transformers`` model in this process, run without gradient in row chunks so the
-  teacher logits of the whole batch (``B x T x V``) are never held at once.
+* :class:`LocalTeacher` — a ``transformers`` model in this process, run without gradient: its body in row chunks,
+  its LM head in tiles of positions, so neither the batch's nor one row's logits (``T x V``) are ever held at once
+  (:func:`teacher_scores`; memory: :func:`teacher_pass_peak_bytes`).
 * :class:`ServedTeacher` — a teacher behind ``vllm serve`` (its own GPUs, or another node), scored with TRL's
   ``VLLMClient.get_sequence_logprobs(..., top_logprobs=k)``: the completion's prompt log-probs, top-1 = the argmax,
   plus the sampled token's log-prob, which vLLM always returns next to the top-k.
@@ -18,6 +19,7 @@ Also here: :func:`load_tokenizer` (loads custom ``tokenizers``-backed tokenizers
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +34,9 @@ __all__ = [
     "check_vocabularies",
     "load_teacher",
     "load_tokenizer",
+    "decoder_layer_width",
+    "head_scores",
+    "teacher_pass_peak_bytes",
     "teacher_scores",
 ]
 
@@ -89,7 +94,7 @@ def check_vocabularies(student_tokenizer, teacher_tokenizer, teacher_vocab_size:
     Every id the student's tokenizer knows (``0 .. len(student_tokenizer)-1``) must decode to the same token
     string under the teacher's tokenizer, and the teacher's embedding (``teacher_vocab_size``) must cover them.
     The message names the first mismatching ids (at most five). ``tgpo align`` fixes the authors' case: a shared
-    BPE id space whose special tokens differ (SPEC §2).
+    BPE id space whose special tokens differ (docs/method.md §2).
     """
     n = len(student_tokenizer)
     if teacher_vocab_size is not None and teacher_vocab_size < n:
@@ -110,11 +115,96 @@ def check_vocabularies(student_tokenizer, teacher_tokenizer, teacher_vocab_size:
         raise VocabularyMismatchError(
             f"teacher and student tokenizers disagree on {len(bad)} of the student's {n} ids (first: {shown}). "
             "TGPO compares tokens by id, so both must share one id space; `tgpo align` reproduces the authors' "
-            "alignment of special tokens and embedding size (SPEC §2)."
+            "alignment of special tokens and embedding size (docs/method.md §2)."
         )
 
 
 # ------------------------------------------------------------------------------------------ local pass
+#: Positions per LM-head tile of the local teacher pass (``teacher_chunk_tokens``). At V = 151,936 in bf16 a tile is
+#: 512 x V x (2 + 4) bytes = 0.47 GB (the head's output and its float32 copy): 1/12 of one 9,216-position row's
+#: float32 logits (5.6 GB), and still 512 x 2,048 x 151,936 multiply-adds per tile, enough to fill a GPU.
+DEFAULT_CHUNK_TOKENS = 512
+#: Rows per teacher body forward (``teacher_chunk_size``) that fit an 80 GB GPU beside Qwen3-30B-A3B's 61 GB of
+#: bf16 weights at 1,024 + 8,192 positions. By :func:`teacher_pass_peak_bytes` a row costs 1.6 GB there (the MoE
+#: layer's activations, 144 KB per position, plus SDPA's padding mask), so 4 rows take 6.5 GB and leave ~12 GB for
+#: the CUDA context, the allocator's fragmentation and whatever shares the GPU; 16 rows would take 26 GB and not
+#: fit. 4 rows of 9,216 positions (37k tokens per forward) already keep a GPU's matrix units busy.
+DEFAULT_CHUNK_ROWS = 4
+
+
+def _logit_softcap(model) -> float | None:
+    """The model's final-logit soft cap (Gemma 2/3: ``cap * tanh(z / cap)``), or ``None``.
+
+    Models that scale their logits (``logit_scale``, ``logits_scaling``, ...) differ in direction and placement per
+    family (TRL's ``add_fused_lm_head`` lists five conventions); rather than guess, they are refused.
+    """
+    cfg = model.config.get_text_config()
+    scaled = [k for k in ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+              if getattr(cfg, k, None) not in (None, 1, 1.0)]
+    if scaled:
+        raise NotImplementedError(
+            f"the local teacher pass does not support models that scale their logits ({', '.join(scaled)} in "
+            f"{type(model).__name__}'s config); serve such a teacher with vLLM (teacher_server_url) instead"
+        )
+    return getattr(cfg, "final_logit_softcapping", None)
+
+
+@torch.no_grad()
+def head_scores(
+    hidden: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    targets: Tensor,
+    vocab_limit: int,
+    chunk_tokens: int | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The LM head over ``hidden`` in tiles of ``chunk_tokens`` rows, keeping two numbers per position.
+
+    Args:
+        hidden: ``[N, H]`` final hidden states (after the model's last norm).
+        weight, bias: the output embedding, ``[V, H]`` and ``[V]`` or ``None`` (tied embeddings are the same tensor).
+        targets: ``[N]`` long, the token whose log-prob is wanted (the student's sample).
+        vocab_limit: the argmax is taken over ids ``< vocab_limit`` only (ids the student can emit).
+        chunk_tokens: positions per tile (``None``: all ``N`` at once).
+        temperature: the log-prob is of ``softmax(logits / temperature)``; the argmax does not depend on it.
+        softcap: apply ``softcap * tanh(logits / softcap)`` first, as the model's own forward does.
+
+    Returns:
+        ``(argmax [N] long, logp [N] float32)``: ``argmax_{v < vocab_limit} logits[n, v]`` and
+        ``log_softmax(logits[n] / temperature)[targets[n]]`` over the full vocabulary.
+
+    Only one ``[chunk_tokens, V]`` tile exists at a time: the head's output in the weight's dtype and its float32
+    copy (in place from then on). This is a small loop of its own rather than TRL's ``ChunkedLogProbFunction``
+    (``trl.kernels``) or Liger's fused linear cross-entropy: both return the target's log-prob (TRL also the
+    entropy and an is-top-1 flag) but not the argmax id, and a second pass for the argmax would compute the head
+    twice — the head is most of a teacher pass's work on small models and ~10% of a 30B-A3B teacher's. (TRL's
+    kernel tiles the vocabulary too; a whole-vocabulary tile of 512 positions is already only 0.47 GB in bf16.)
+    """
+    n_tok = hidden.size(0)
+    argmax = torch.zeros(n_tok, dtype=torch.long, device=hidden.device)
+    logp = torch.zeros(n_tok, dtype=torch.float32, device=hidden.device)
+    step = chunk_tokens or max(n_tok, 1)
+    for s in range(0, n_tok, step):
+        e = min(s + step, n_tok)
+        # The head's own dtype, then float32, exactly as the model's forward followed by .float() would give.
+        z = torch.nn.functional.linear(hidden[s:e], weight, bias).float()  # [n, V]
+        if softcap is not None:
+            z.div_(softcap).tanh_().mul_(softcap)
+        argmax[s:e] = z[:, :vocab_limit].argmax(-1)
+        target = z.gather(1, targets[s:e, None]).squeeze(1)
+        if temperature != 1.0:
+            z.div_(temperature)
+            target = target / temperature
+        # log-sum-exp in place on the tile: torch.logsumexp would allocate a second [n, V] buffer.
+        m = z.amax(-1, keepdim=True)
+        lse = z.sub_(m).exp_().sum(-1).log_().add_(m.squeeze(1))
+        logp[s:e] = target - lse
+        del z
+    return argmax, logp
+
+
 @torch.no_grad()
 def teacher_scores(
     teacher,
@@ -124,53 +214,154 @@ def teacher_scores(
     completion_mask: Tensor,
     student_vocab_size: int,
     chunk_size: int | None = None,
+    chunk_tokens: int | None = None,
+    temperature: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
-    """One teacher forward over prompt + student completion, in row chunks of ``chunk_size``.
+    """The teacher over prompt + student completion: its body once per ``chunk_size`` rows, its LM head over the
+    completion positions in tiles of ``chunk_tokens`` (:func:`head_scores`).
 
-    Returns ``(argmax_ids, sampled_logp)``, each ``[B, T]``: the teacher's argmax over ids ``< student_vocab_size``
-    at each completion position, and the teacher's log-prob (full vocabulary, temperature 1) of the token the
-    student sampled there. Values at padded positions are meaningless (argmax 0-padding, log-prob 0) and must
-    be masked by the caller. Only ``chunk_size x (T+1) x V`` logits exist at any time.
+    Args:
+        teacher: a ``transformers`` causal LM (``base_model`` = its body, ``get_output_embeddings()`` = its head).
+        prompt_ids, prompt_mask: ``[B, P]``, left-padded. completion_ids, completion_mask: ``[B, T]``, right-padded.
+        student_vocab_size: ids the student can emit; the argmax is restricted to them.
+        chunk_size: rows per body forward (``None``: all ``B``). chunk_tokens: positions per head tile, across the
+            rows of a chunk (``None``: all of them at once, i.e. row chunks only).
+        temperature: ``lp_T`` is the log-prob under ``softmax(logits / temperature)`` (the rollout temperature, as
+            the authors' teacher worker does, docs/method.md §2); the argmax is the same at any temperature.
+
+    Returns:
+        ``(argmax_ids [B, T] long, sampled_logp [B, T] float32)``: the teacher's argmax over ids
+        ``< student_vocab_size`` at each completion position, and its log-prob (full vocabulary) of the token the
+        student sampled there. Positions with ``completion_mask == 0`` are 0 in both and cost no head compute.
+
+    Memory beyond the weights: the body's activations for ``chunk_size`` rows plus one ``chunk_tokens x V`` tile,
+    never ``rows x T x V`` (:func:`teacher_pass_peak_bytes`).
     """
     B, T = completion_ids.shape
-    chunk_size = chunk_size or B
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-    device = next(teacher.parameters()).device
+    P = prompt_ids.size(1)
+    if P == 0:
+        raise ValueError("teacher_scores needs at least one prompt position (it predicts the first completion token)")
+    rows_per = chunk_size or B
+    body, head = teacher.base_model, teacher.get_output_embeddings()
+    if body is teacher or head is None:
+        raise TypeError(f"{type(teacher).__name__} is not a causal LM with a separate body and output head")
+    softcap = _logit_softcap(teacher)
+    body_device, head_device = next(body.parameters()).device, head.weight.device
     argmax_out = torch.zeros(B, T, dtype=torch.long, device=completion_ids.device)
     logp_out = torch.zeros(B, T, dtype=torch.float32, device=completion_ids.device)
-    for start in range(0, B, chunk_size):
-        rows = slice(start, min(start + chunk_size, B))
-        # logits_to_keep=T+1 keeps positions P-1 .. P+T-1; the last one predicts past the completion: dropped.
-        logits = teacher(
-            input_ids=input_ids[rows].to(device), attention_mask=attention_mask[rows].to(device), logits_to_keep=T + 1
-        ).logits[:, :-1].float()
-        argmax_out[rows] = logits[..., :student_vocab_size].argmax(-1).to(argmax_out.device)
-        targets = completion_ids[rows].to(device).unsqueeze(-1)
-        sampled = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        logp_out[rows] = torch.where(completion_mask[rows].to(device).bool(), sampled, 0.0).to(logp_out.device)
-        del logits
+    for start in range(0, B, rows_per):
+        rows = slice(start, min(start + rows_per, B))
+        hidden = body(
+            input_ids=torch.cat([prompt_ids[rows], completion_ids[rows]], dim=1).to(body_device),
+            attention_mask=torch.cat([prompt_mask[rows], completion_mask[rows]], dim=1).to(body_device),
+            use_cache=False,  # a KV cache of the whole sequence would be dead weight here
+        ).last_hidden_state
+        # Position P-1+t predicts completion token t; only the real completion tokens go through the head.
+        valid = completion_mask[rows].to(head_device).bool()
+        h = hidden[:, P - 1 : P + T - 1].to(head_device)[valid]  # [N, H]
+        del hidden
+        argmax, logp = head_scores(h, head.weight, head.bias, completion_ids[rows].to(head_device)[valid],
+                                   student_vocab_size, chunk_tokens, temperature, softcap)
+        valid = valid.to(argmax_out.device)
+        argmax_out[rows][valid] = argmax.to(argmax_out.device)
+        logp_out[rows][valid] = logp.to(logp_out.device)
     return argmax_out, logp_out
 
 
+def decoder_layer_width(config: Mapping) -> int:
+    """Elements per position live at the peak of one decoder layer's forward without gradient.
+
+    ``config`` is a ``transformers`` config as a dict (``PretrainedConfig.to_dict()``): ``hidden_size`` H,
+    ``intermediate_size`` I (default 4H), ``num_attention_heads`` x ``head_dim`` (query width, default H),
+    ``num_key_value_heads`` x ``head_dim`` (default: the query width), and for a mixture of experts
+    ``num_experts_per_tok`` k. The larger of three phases, fitted to torch's measured CPU allocations of
+    transformers' Qwen2 and Qwen3-MoE layers (float32 and bf16 alike, from 1% under to 12% over):
+
+    * dense MLP: the residual stream, its normed copy and temporaries (5H) plus gate, up and their product (3I);
+    * attention: 3H plus q, its rotary temporaries and the attention output (4 query widths) plus k and v (4 kv
+      widths), with a memory-efficient kernel (no ``L x L`` scores);
+    * experts (transformers' default experts kernels): every token gathered once per chosen expert, with the
+      expert outputs, ``4H + 4kH`` whatever the experts' width.
+    """
+    H = int(config["hidden_size"])
+    heads = int(config.get("num_attention_heads") or 1)
+    head_dim = int(config.get("head_dim") or H // heads)
+    att = heads * head_dim
+    kv = int(config.get("num_key_value_heads") or heads) * head_dim
+    attention = 3 * H + 4 * att + 4 * kv
+    k = int(config.get("num_experts_per_tok") or 0)
+    mlp = 4 * H + 4 * k * H if k else 5 * H + 3 * int(config.get("intermediate_size") or 4 * H)
+    return max(attention, mlp)
+
+
+def teacher_pass_peak_bytes(
+    rows: int,
+    T: int,
+    V: int,
+    H: int,
+    chunk_tokens: int | None,
+    *,
+    layer_width: int,
+    prompt_len: int = 0,
+    dtype_bytes: int = 2,
+    padded: bool = True,
+) -> int:
+    """Peak memory of one row chunk of :func:`teacher_scores`, beyond the teacher's weights, in bytes.
+
+    Args:
+        rows: rows per body forward (``teacher_chunk_size``). T: completion positions, all real (the worst case).
+        V, H: the teacher's vocabulary (output-embedding rows) and hidden size.
+        chunk_tokens: positions per head tile (``teacher_chunk_tokens``; ``None``: ``rows * T``, row chunks only).
+        layer_width: :func:`decoder_layer_width` of the teacher's config.
+        prompt_len: prompt positions, which the body runs over too (``L = prompt_len + T``).
+        dtype_bytes: bytes per element of the teacher's weights and activations (bf16: 2, float32: 4).
+        padded: the batch has padding, so transformers builds a boolean ``L x L`` mask per row for SDPA, which
+            the kernel turns into an additive one in the activations' dtype (not with FlashAttention-2).
+
+    The pass has two phases and the peak is the larger:
+
+    * body: ``rows * L * layer_width`` activations, plus the masks (``rows * L^2 * (1 + dtype_bytes)``);
+    * head: the body's output ``[rows, L, H]`` and its gathered completion positions ``[rows * T, H]``, one
+      ``chunk_tokens x V`` tile (the head's output in ``dtype_bytes`` and its float32 copy; one buffer in
+      float32), and the ``[rows * T]`` outputs.
+
+    Not counted: the CUDA context and the allocator's fragmentation (leave a few GB), and eager attention's
+    ``L x L`` scores (use SDPA or FlashAttention for long sequences). Checked against torch's measured CPU
+    allocations in tests/test_memory.py.
+    """
+    L = prompt_len + T
+    body = rows * L * layer_width * dtype_bytes + (rows * L * L * (1 + dtype_bytes) if padded else 0)
+    c = min(chunk_tokens or rows * T, rows * T)
+    tile = c * V * (4 if dtype_bytes == 4 else dtype_bytes + 4)
+    head = rows * L * H * dtype_bytes + rows * T * H * dtype_bytes + tile + rows * T * 12
+    return int(max(body, head))
+
+
 class LocalTeacher:
-    """A teacher model in this process (eval mode, no gradients), scored in row chunks.
+    """A teacher model in this process (eval mode, no gradients), scored by :func:`teacher_scores`.
 
     Args:
         model: a causal LM that reads the student's token ids.
         student_vocab_size: ids the student can emit (its output-embedding rows); the teacher's argmax is
             restricted to them.
-        chunk_size: rows per teacher forward (``None``: the whole batch at once).
+        chunk_size: rows per teacher body forward (``None``: the whole batch at once).
+        chunk_tokens: positions per LM-head tile (``None``: all positions of a row chunk at once).
+        temperature: the teacher's log-probs are of ``softmax(logits / temperature)``.
     """
 
-    def __init__(self, model, student_vocab_size: int, chunk_size: int | None = None):
+    def __init__(self, model, student_vocab_size: int, chunk_size: int | None = None,
+                 chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS, temperature: float = 1.0):
         self.model = model.eval().requires_grad_(False)
         self.student_vocab_size = min(student_vocab_size, model.get_output_embeddings().weight.shape[0])
         self.chunk_size = chunk_size
+        self.chunk_tokens = chunk_tokens
+        self.temperature = float(temperature)
+        _logit_softcap(model)  # refuse a model with scaled logits now, not at the first step
 
     def score(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         return teacher_scores(
-            self.model, prompt_ids, prompt_mask, completion_ids, completion_mask, self.student_vocab_size, self.chunk_size
+            self.model, prompt_ids, prompt_mask, completion_ids, completion_mask, self.student_vocab_size,
+            self.chunk_size, self.chunk_tokens, self.temperature,
         )
 
 
@@ -227,8 +418,8 @@ class ServedTeacher:
     student's ids keeps it, and the count is kept in :attr:`unrestricted_positions`; after ``tgpo align`` both
     models share one embedding size and this cannot happen. Ask for ``top_logprobs > 1`` otherwise.
 
-    Start the server with ``--logprobs-mode processed_logprobs`` when ``temperature != 1`` (NOTES.md: otherwise
-    vLLM silently ignores the temperature); at temperature 1 raw and processed log-probs are equal.
+    Start the server with ``--logprobs-mode processed_logprobs`` when ``temperature != 1`` (otherwise vLLM
+    silently ignores the temperature in the log-probs it returns); at temperature 1 raw and processed log-probs are equal.
 
     Args:
         base_url: e.g. ``http://teacher-host:8001``.

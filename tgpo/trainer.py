@@ -277,6 +277,8 @@ class TGPOTrainer(GRPOTrainer):
             )
             out["teacher_argmax"], out["teacher_logps"] = argmax, teacher_logp
             self._log_agreement(argmax, out["completion_ids"], mask, teacher_logp)
+            if isinstance(self.teacher, ServedTeacher):  # positions whose top-k held no id the student can emit
+                self._metric("teacher/unrestricted_positions", self.teacher.unrestricted_positions)
             if "argmax" in self.method.teacher and not self.method.guided_grad and "old_per_token_logps" in out:
                 # TGPO-Adv over several updates per rollout batch: the rollout policy's lp_g, before any update
                 out["old_guided_logps"] = self._rollout_guided_logps(out)

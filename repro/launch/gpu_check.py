@@ -1,6 +1,16 @@
-"""One short GPU check (repro/launch/gpu_check.sh): the teacher pass's peak memory, chunked vs naive, at a 152k
-vocabulary (torch.cuda.max_memory_allocated), and a few TGPO / TRL-GRPO steps with tiny models on CUDA.
-Writes $OUT/gpu_check.json; each part is independent (a missing package fails only its own part)."""
+"""One short GPU check (repro/launch/gpu_check.sh) of the local teacher pass and of a few training steps on CUDA.
+
+1. The teacher pass at the paper's length (1,024 + 8,192 positions), V = 152,064, a bf16 Qwen2 teacher of hidden 256
+   and 2 layers, per row chunk (1, 2, 4 rows, head tiles of 512 positions; and 1 row without position tiles):
+   ``torch.cuda.max_memory_allocated`` over the baseline, beside ``tgpo.teacher.teacher_pass_peak_bytes``.
+2. One decoder layer of the paper's teacher (Qwen3-30B-A3B) in bf16: activation bytes per position on CUDA (its
+   experts kernels may differ from the CPU's), beside the formula's layer term.
+3. Position-chunked against row-chunked teacher pass at 2,048 completion tokens, 8 rows: seconds and peak.
+4. A few TGPO / TRL-GRPO steps with tiny models on CUDA.
+
+Writes ``$OUT/gpu_check.json``; each part is independent (a failure is recorded and the next part runs).
+``--quick`` runs parts 1-3 at short lengths, also on a CPU (a smoke test of this script).
+"""
 
 import json
 import os
@@ -9,58 +19,67 @@ import time
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+import torch
+
+from tgpo.provenance import git_sha
+from tgpo.testing import build_tokenizer, layer_probe, save_model, teacher_pass_probe
+
 OUT = Path(os.environ.get("OUT", "."))
-result = {}
+QUICK = "--quick" in sys.argv
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+V = 152064
+P, T, T_CMP = (64, 512, 256) if QUICK else (1024, 8192, 2048)
+result = {"device": torch.cuda.get_device_name(0) if CUDA else "cpu", "torch": torch.__version__, "git_sha": git_sha(),
+          "quick": QUICK}
 
 
 def save():
     (OUT / "gpu_check.json").write_text(json.dumps(result, indent=2, default=str))
 
 
-import torch  # noqa: E402
-
-result["device"] = torch.cuda.get_device_name(0)
-result["torch"] = torch.__version__
+def _free():
+    if CUDA:
+        torch.cuda.empty_cache()
 
 
 def teacher_memory():
-    from tiny_models import build_model, build_tokenizer
+    common = dict(prompt_len=P, completion_len=T, vocab_size=V, hidden=256, layers=2, dtype="bfloat16", device=DEVICE,
+                  padded=True, repeats=2)
+    cases = []
+    for rows, tokens in ((1, 512), (2, 512), (4, 512), (1, None)):
+        m = teacher_pass_probe(rows=rows, variants=[(rows, tokens)], **common)[0]
+        cases.append({"rows": rows, **m})
+        print("teacher pass", cases[-1], flush=True)
+        _free()
+    result["teacher_memory_paper_length"] = {"prompt": P, "completion": T, "vocab": V, "chunk_tokens": 512,
+                                             "cases": cases}
 
-    from tgpo.teacher import teacher_scores
 
-    tok = build_tokenizer()
-    B, P, T, V = 8, 16, 2048, 152064
-    model = build_model(tok, hidden=256, layers=2, vocab_size=V).to("cuda", torch.bfloat16).eval()
-    model.config.max_position_embeddings = 4096
-    g = torch.Generator().manual_seed(0)
-    args = (torch.randint(4, len(tok), (B, P), generator=g).cuda(), torch.ones(B, P, dtype=torch.long).cuda(),
-            torch.randint(4, len(tok), (B, T), generator=g).cuda(), torch.ones(B, T, dtype=torch.long).cuda())
-    out = {}
-    for chunk in (None, 8, 4, 2, 1):
-        for _rep in range(2):  # first: warm-up
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            t0 = time.perf_counter()
-            teacher_scores(model, *args, student_vocab_size=len(tok), chunk_size=chunk)
-            torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-        out[f"chunk_{chunk or 'naive'}"] = {"peak_mib": (torch.cuda.max_memory_allocated() - base) / 2**20,
-                                            "seconds": dt}
-    out["ratio_chunk1_over_naive"] = out["chunk_1"]["peak_mib"] / out["chunk_naive"]["peak_mib"]
-    out["ratio_chunk2_over_naive"] = out["chunk_2"]["peak_mib"] / out["chunk_naive"]["peak_mib"]
-    result["teacher_memory_bf16_V152064_T2048_B8"] = out
-    print(json.dumps(out, indent=1), flush=True)
+def paper_layer():
+    from tgpo.plan import KNOWN_MODELS
+
+    cfg = {k: v for k, v in KNOWN_MODELS["Qwen/Qwen3-30B-A3B-Thinking-2507"].items()
+           if k not in ("architectures", "tokenizer")}
+    result["paper_teacher_layer"] = layer_probe(cfg, positions=256 if QUICK else 4096, dtype="bfloat16", device=DEVICE)
+    print("layer", result["paper_teacher_layer"], flush=True)
+    _free()
+
+
+def position_vs_row():
+    names = ("row_chunked_rows1", "position_chunked_rows1_tokens512", "position_chunked_rows4_tokens512")
+    res = teacher_pass_probe(rows=2 if QUICK else 8, variants=[(1, None), (1, 512), (4, 512)], prompt_len=16,
+                             completion_len=T_CMP, vocab_size=V, hidden=256, layers=2, dtype="bfloat16",
+                             device=DEVICE, padded=True, repeats=5)
+    result["position_vs_row"] = dict(zip(names, res))
+    print(result["position_vs_row"], flush=True)
+    _free()
 
 
 def steps():
     import tempfile
 
     from datasets import Dataset
-    from tiny_models import build_tokenizer, save_model
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -108,16 +127,19 @@ def steps():
                      "last_log": {k: v for k, v in tr.state.log_history[-1].items() if isinstance(v, (int, float))}}
         print(name, out[name]["median_s"], flush=True)
         del tr
-        torch.cuda.empty_cache()
+        _free()
     result["steps_16x8_64tok_hidden256_4layers"] = out
 
 
-for part in (teacher_memory, steps):
-    t0 = time.time()
-    try:
-        part()
-    except Exception:
-        result[f"{part.__name__}_error"] = traceback.format_exc()[-3000:]
-        print(result[f"{part.__name__}_error"], flush=True)
-    result[f"{part.__name__}_wall_s"] = time.time() - t0
-    save()
+if __name__ == "__main__":
+    for part in (teacher_memory, paper_layer, position_vs_row, steps):
+        if part is steps and not CUDA:
+            continue
+        t0 = time.time()
+        try:
+            part()
+        except Exception:
+            result[f"{part.__name__}_error"] = traceback.format_exc()[-3000:]
+            print(result[f"{part.__name__}_error"], flush=True)
+        result[f"{part.__name__}_wall_s"] = time.time() - t0
+        save()

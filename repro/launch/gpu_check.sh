@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One short GPU check (issue item 5): teacher-pass peak memory chunked vs naive at 152k vocab (CUDA allocator),
-# then a few TGPO/GRPO steps on CUDA. Missing Python packages travel as wheels in .whl/ (device README).
+# One short GPU check (repro/launch/gpu_check.py): the teacher pass's peak memory at 1,024 + 8,192 positions and a
+# 152k vocabulary per row chunk (CUDA allocator, beside the formula), one Qwen3-30B-A3B layer's activations,
+# position- vs row-chunked time, then a few TGPO/GRPO steps on CUDA. Missing Python packages travel as wheels in
+# .whl/ (device README).
 # Usage on the device tool: bash repro/launch/gpu_check.sh   (writes $OUT/gpu_check.json and $OUT/gpu_check.log)
 set -u
 OUT=${OUT:-/tmp/gpu_check}; mkdir -p "$OUT"
