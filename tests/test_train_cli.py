@@ -104,14 +104,9 @@ def test_bad_input_is_one_clear_message(tiny_pair, tmp_path, capsys, case, expec
 
 
 def test_vocabulary_mismatch_via_cli(tiny_pair, tmp_path, capsys):
-    import tiny_models
+    from tgpo.testing import CHARS, build_tokenizer, save_model
 
-    orig = tiny_models.CHARS
-    tiny_models.CHARS = list(reversed(orig))
-    try:
-        bad = tiny_models.save_model(tmp_path / "bad_teacher", tiny_models.build_tokenizer())
-    finally:
-        tiny_models.CHARS = orig
+    bad = save_model(tmp_path / "bad_teacher", build_tokenizer(chars=list(reversed(CHARS))))
     data = _write_jsonl(tmp_path / "train.jsonl", ROWS)
     config = _config(tmp_path, (tiny_pair[0], bad), data)
     assert main(["train", "--config", str(config)]) == 2

@@ -337,14 +337,9 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tiny_pai
 
 
 def test_vocabulary_mismatch_is_one_clear_error(tiny_pair, tmp_path):
-    import tiny_models
+    from tgpo.testing import CHARS, build_tokenizer, save_model
 
-    orig = tiny_models.CHARS
-    tiny_models.CHARS = list(reversed(orig))
-    try:
-        bad_teacher = tiny_models.save_model(tmp_path / "bad_teacher", tiny_models.build_tokenizer())
-    finally:
-        tiny_models.CHARS = orig
+    bad_teacher = save_model(tmp_path / "bad_teacher", build_tokenizer(chars=list(reversed(CHARS))))
     with pytest.raises(VocabularyMismatchError, match=r"first: id \d+: student '.*' vs teacher"):
         make_trainer((tiny_pair[0], bad_teacher), tmp_path, "tgpo")
 

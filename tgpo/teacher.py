@@ -84,10 +84,6 @@ def load_teacher(path: str | Path, dtype: torch.dtype | str | None = None, trust
 
 
 # ------------------------------------------------------------------------------------ vocabulary check
-def _describe(tok_name: str, tokens: list) -> str:
-    return f"{tok_name}={tokens!r}"
-
-
 def check_vocabularies(student_tokenizer, teacher_tokenizer, teacher_vocab_size: int | None = None) -> None:
     """Raise :class:`VocabularyMismatchError` unless the teacher reads every student id as the same token.
 
