@@ -23,9 +23,10 @@ The YAML has one place per setting::
 
 ``base: other.yaml`` (or a list; ``inherit:`` is a synonym) merges other files first, paths relative to this one
 (OmegaConf's deep merge: mappings key by key, other values replaced; cycles are reported). Values may use
-OmegaConf interpolation, e.g. ``${oc.env:TGPO_MODELS,models}``. Overrides are dotted ``KEY=VALUE`` pairs
-(OmegaConf's dotlist). Precedence, lowest first: :data:`CLI_DEFAULTS` < the file's ``trainer:`` < the preset's
-settings for the run's method (docs/method.md §3) < ``--method/--max-steps/--output-dir`` < ``--set``.
+OmegaConf interpolation, e.g. ``${oc.env:TGPO_MODELS,models}``, and ``${lab_model:student}`` (a stored lab
+model). Overrides are dotted ``KEY=VALUE`` pairs (OmegaConf's dotlist). Precedence, lowest first:
+:data:`CLI_DEFAULTS` < the file's ``trainer:`` < the preset's settings for the run's method (docs/method.md §3) <
+``--method/--max-steps/--output-dir`` < ``--set``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 TOP_LEVEL = {"model", "teacher_model", "trust_remote_code", "dataset", "system_prompt", "trainer", "launch", "preset"}
 INHERIT_KEYS = ("base", "inherit")
 LAUNCH_KEYS = {"num_machines", "num_processes", "gpus_per_node", "gpu_memory_gb", "accelerate_config", "teacher_server",
-               "prepared"}
+               "prepared", "aligned_pair"}
 DATASET_KEYS = {"path", "split", "limit"}
 #: Trainer settings a run gets when its YAML does not choose them: per-step logs and checkpoints.
 CLI_DEFAULTS = {"logging_steps": 1, "save_strategy": "steps", "save_steps": 50, "report_to": "none",
@@ -53,6 +54,19 @@ class ConfigError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- files
+def _register_resolvers() -> None:
+    """``${lab_model:NAME}``: the folder of a stored lab model (configs must not hard-code where the package is)."""
+    from omegaconf import OmegaConf
+
+    def lab_model(name: str) -> str:
+        from .lab import model_path
+
+        return str(model_path(name))
+
+    if not OmegaConf.has_resolver("lab_model"):
+        OmegaConf.register_resolver("lab_model", lab_model)
+
+
 def _read(path: Path, chain: tuple = ()):
     """One YAML file as an OmegaConf node, with its ``base:``/``inherit:`` files merged underneath."""
     from omegaconf import OmegaConf
@@ -91,6 +105,7 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
     from omegaconf.errors import OmegaConfBaseException
 
     path = Path(path)
+    _register_resolvers()
     node = _read(path)
     for item in overrides:
         key, sep, _ = item.partition("=")
