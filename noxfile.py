@@ -1,10 +1,14 @@
-"""Sessions: ``tests``, ``lint``, ``reproduce_table1`` (more ``reproduce_*`` and ``bench`` as they land).
+"""Sessions: ``tests``, ``lint``, ``reproduce_table1`` (the main job), ``reproduce_all``, one parametrized
+``reproduce(<script>)`` per reproduction script (``nox -s "reproduce(table2)"``), and ``bench``.
 
-Every session installs torch's CPU wheel first (an unpinned ``torch`` would pull a multi-GB CUDA build),
-then the project from this checkout. Arguments after ``--`` go to the underlying command.
+Every session installs torch's CPU wheel first (an unpinned ``torch`` would pull a multi-GB CUDA build), then the
+project from this checkout. Arguments after ``--`` go to the underlying command. The reproduction scripts are modules
+of the ``repro`` package, run from the repository root (``python -m repro.<script>``).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -13,11 +17,20 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 TORCH = "torch==2.13.0"
+#: Reproduction scripts (``repro/<script>.py``), each the session ``reproduce(<script>)``.
+SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe"]
 
 
 def install_project(session: nox.Session, extras: str = "dev,api") -> None:
     session.install(TORCH)
     session.install("-e", f".[{extras}]")
+
+
+def run_script(session: nox.Session, script: str) -> None:
+    """``python -m repro.<script>`` (``lab`` profile unless ``-- --profile smoke|paper`` says otherwise)."""
+    install_project(session)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("python", "-m", f"repro.{script}", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -28,59 +41,25 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
+@nox.session(python=PYTHON)
+@nox.parametrize("script", SCRIPTS, ids=SCRIPTS)
 def reproduce(session: nox.Session, script: str) -> None:
-    """Run ``repro/<script>.py`` (``lab`` profile unless ``-- --profile smoke|paper`` says otherwise)."""
-    install_project(session)
-    session.env.setdefault("OMP_NUM_THREADS", "1")
-    session.run("python", f"repro/{script}.py", *session.posargs)
+    """One reproduction script, e.g. ``nox -s "reproduce(table2)" -- --profile smoke``: table1-3, figure2, figure4 (and
+    6), figure5, sweep, audit (presets), recipe_probe (lab recipe candidates)."""
+    run_script(session, script)
 
 
 @nox.session(python=PYTHON)
 def reproduce_table1(session: nox.Session) -> None:
-    """Table 1: every method vs the cross-family teacher (``-- --profile lab|smoke|paper --seeds N``)."""
-    reproduce(session, "table1")
-
-
-@nox.session(python=PYTHON)
-def reproduce_table2(session: nox.Session) -> None:
-    """Table 2: Table 1 for the smaller student."""
-    reproduce(session, "table2")
-
-
-@nox.session(python=PYTHON)
-def reproduce_table3(session: nox.Session) -> None:
-    """Table 3: RKL, KDRL, TGPO with the in-family and the cross-family teacher."""
-    reproduce(session, "table3")
-
-
-@nox.session(python=PYTHON)
-def reproduce_figure2(session: nox.Session) -> None:
-    """Figure 2: RKL dynamics, in-family vs cross-family teacher."""
-    reproduce(session, "figure2")
-
-
-@nox.session(python=PYTHON)
-def reproduce_figure4(session: nox.Session) -> None:
-    """Figures 4 and 6: training curves of every method (student and smaller student)."""
-    reproduce(session, "figure4")
-
-
-@nox.session(python=PYTHON)
-def reproduce_figure5(session: nox.Session) -> None:
-    """Figure 5: the guidance-weight schedule ablation."""
-    reproduce(session, "figure5")
-
-
-@nox.session(python=PYTHON)
-def reproduce_sweep(session: nox.Session) -> None:
-    """The divergence sweep (beyond the paper)."""
-    reproduce(session, "sweep")
+    """The main job: Table 1, every method vs the cross-family teacher (``-- --profile lab|smoke|paper --preset P
+    --seeds N``)."""
+    run_script(session, "table1")
 
 
 @nox.session(python=PYTHON)
 def reproduce_all(session: nox.Session) -> None:
-    """Every table and figure above, reusing shared runs (``-- --profile lab|smoke --seeds N``)."""
-    reproduce(session, "reproduce_all")
+    """Every table and figure and the presets audit, reusing shared runs (``-- --profile lab|smoke --seeds N``)."""
+    run_script(session, "reproduce_all")
 
 
 @nox.session(python=PYTHON)
@@ -92,7 +71,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """What TGPO costs over GRPO on CPU (results/bench/: CSV, PNG, README, manifest); < 10 min on 2 cores."""
+    """What TGPO costs over GRPO on CPU (results/bench/: CSV, PNG, README, manifest); < 10 min on 2 cores. Runs
+    ``repro/bench.py``, then ``repro/bench_scorer.py`` where it exists."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("python", "repro/bench.py", *session.posargs)
+    if Path("repro/bench_scorer.py").exists():
+        session.run("python", "repro/bench_scorer.py", *session.posargs)

@@ -1,53 +1,56 @@
-"""Figure 4 (and its smaller-student twin, Figure 6): training reward, response length and gradient norm of
-TGPO, RKL, KDRL, LUFFY and GRPO against step, with the cross-family teacher (the runs of Tables 1 and 2).
+"""Figure 4 (and its smaller-student twin, Figure 6): training curves of TGPO-Reg, TGPO-Adv, RKL, KDRL, LUFFY and
+GRPO with the cross-family teacher (the runs of Tables 1 and 2): reward, response length, gradient norm, and two
+panels of mechanism — the guidance term's share of the gradient, and teacher–student argmax agreement on content
+tokens (digits) and on style tokens.
 
-    nox -s reproduce_figure4 [-- --profile lab|smoke --seeds N]
+    nox -s reproduce_figure4 [-- --profile lab|smoke --preset P --seeds N]
+
+Outputs in ``results/<profile>/``: ``figure4.png``, ``figure6.png`` and their ``_runs.json`` and ``_manifest.json``.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from repro import _lib, plots
 
-from common import RESULTS, Manifest, base_parser, load_profile_config, prepare_output_dir  # noqa: E402
-from table1 import lab_job, print_plan, save_runs  # noqa: E402
-from tables import METHOD_LABELS  # noqa: E402
-
-METHODS = ["tgpo", "rkl", "kdrl", "luffy", "grpo"]
-METRICS = ["reward", "completions/mean_length", "grad_norm"]
+NAME = "figure4"
 FIGURES = {"figure4": "table1", "figure6": "table2"}  # figure -> the table whose runs it plots
-OUTPUTS = [f"{f}{s}" for f in FIGURES for s in (".png", "_runs.json", "_manifest.json")]
+METHODS = ["tgpo", "tgpo_adv", "rkl", "kdrl", "luffy", "grpo"]
+SUFFIXES = (".png", "_runs.json", "_manifest.json")
+PANELS = ["reward", "completions/mean_length", "grad_norm", "guidance/grad_share",
+          ["teacher/argmax_agreement/content", "teacher/argmax_agreement/style"]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    if args.profile == "paper":
-        raise SystemExit("figure4: the paper profile's curves come from the paper runs' logs; "
-                         "run the lab or smoke profile here")
-    from lab_runner import run_jobs
-    from plots import curves_frame, plot_curves
-
-    plans = {}
-    for figure, table in FIGURES.items():
-        cfg = load_profile_config(args.profile, table)
-        seeds = list(range(args.seeds or cfg["seeds"]))
-        plans[figure] = (cfg, seeds, [lab_job(cfg, m, s, args.profile) for m in METHODS for s in seeds])
+    args = _lib.parse_args(NAME, __doc__, argv, profiles=_lib.LAB_PROFILES)
+    tables = {figure: _lib.load_table(args.profile, name) for figure, name in FIGURES.items()}
+    stems = {figure: _lib.output_stem(figure, args, table) for figure, table in tables.items()}
+    plans = {figure: _lib.plan_runs(table, args, rows=table.select(METHODS)) for figure, table in tables.items()}
     if args.dry_run:
-        return print_plan([job for _, _, jobs in plans.values() for job in jobs])
-    out_dir = prepare_output_dir(args.output_dir or RESULTS / args.profile, OUTPUTS)
-    for figure, (cfg, seeds, jobs) in plans.items():
-        manifest = Manifest(script="repro/figure4.py", profile=args.profile, seeds=seeds, config=cfg)
-        records = run_jobs(jobs, args.workers, desc=f"{figure} ({args.profile})")
-        plot_curves(curves_frame(records), METRICS,
-                    f"Figure {figure.removeprefix('figure')} — student "
-                    f"{cfg['student']}, cross-family teacher", out_dir / f"{figure}.png",
-                    labels=[METHOD_LABELS[m] for m in METHODS])
-        save_runs(records, out_dir, figure, manifest)
-        print(f"[figure4] wrote {out_dir / (figure + '.png')}")
+        return max(_lib.print_plan(plan) for plan in plans.values())
+    for plan in plans.values():
+        _lib.check_ready(plan)
+    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for stem in stems.values() for s in SUFFIXES])
+
+    for figure, plan in plans.items():
+        table, stem = tables[figure], stems[figure]
+        manifest = _lib.Manifest(NAME, args, table, plan.seeds)
+        records = _lib.run_plan(plan, args, desc=f"{figure} ({args.profile}, {args.preset})")
+        plots.plot_curves(plots.curves_frame(records), PANELS,
+                          f"Figure {figure.removeprefix('figure')} — student {table.student}, cross-family teacher "
+                          f"({args.preset})", out_dir / f"{stem}.png", labels=[row.label for row in plan_rows(plan)])
+        _lib.save_runs(records, out_dir, stem)
+        manifest.write(out_dir, stem, records)
+        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
     return 0
 
 
+def plan_rows(plan: _lib.Plan) -> list[_lib.Row]:
+    """The plan's rows in the order of :data:`METHODS` (the legend's order)."""
+    rows = plan.table.select(METHODS)
+    return sorted(rows, key=lambda row: METHODS.index(row.method))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_lib.cli(main))

@@ -1,61 +1,119 @@
-"""Run lab jobs: train one method with one seed through ``tgpo train``'s own path, then score it with
-``tgpo eval`` on the lab's lm-eval tasks. Every table and figure of the lab profile is made of these jobs.
+"""Run lab jobs: train one row of a table with one seed through the run-config path every caller uses
+(:func:`tgpo.run_config.resolve` -> :func:`tgpo.train_cli.build_trainer`), then score it with ``tgpo eval`` on the
+lab's lm-eval tasks. Every table and figure of the lab profile is made of these jobs.
 
 A job runs in its own process (one thread each: tiny models are ~20x slower with two threads here), so
-``--workers 2`` keeps both cores busy; the parent shows one progress bar over all jobs.
+``--workers 2`` keeps both cores busy; the parent shows one progress bar over all jobs. Finished runs are kept in a
+content-addressed cache (:mod:`repro.run_cache`) and reused only when code, models, config and seed are the same.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
+import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-#: Columns of the training curves kept from TRL's log history (``step`` is added).
+from repro.records import read_eval_dir
+from repro.run_cache import RunCache, RunKey, reuse_report
+
+#: Columns of the training curves kept from TRL's log history (``step`` is added); class-wise agreement
+#: (``teacher/argmax_agreement/<class>``) is kept too.
 CURVE_KEYS = (
     "reward", "completions/mean_length", "grad_norm", "entropy", "clip_fraction", "guidance_weight",
-    "guidance_loss", "teacher/argmax_agreement", "teacher/sampled_logp", "loss",
+    "guidance_loss", "guidance/grad_share", "pg_loss", "tipo_bonus", "teacher/argmax_agreement",
+    "teacher/sampled_logp", "loss",
 )
+BASE = "base"
+
+
+class LabJobError(RuntimeError):
+    """One or more lab jobs failed (the message names them and their logs); finished jobs stay cached."""
 
 
 @dataclass
 class LabJob:
     """One training run (or, with ``method='base'``, the untrained student) and its evaluation."""
 
-    name: str  # unique within a script, e.g. "tgpo-s0"
-    method: str  # "base" or a TGPOConfig.method
+    name: str  # readable, e.g. "tgpo-student-teacher_cross-s0"
+    row: str  # the table row's key
+    label: str  # the table row's label
+    variant: str | None
+    method: str  # "base" or a name in tgpo.objectives.METHODS
     seed: int
-    student: str  # lab model name (tgpo.lab.MODELS) or a folder
+    student: str  # lab model name (tgpo.lab) or a model folder
     teacher: str | None
-    trainer: dict  # TGPOConfig fields shared by every run of the script
+    preset: str  # settings preset (tgpo.run_config.presets)
+    trainer: dict  # TGPOConfig fields of this row (table's trainer + the row's overrides), before the preset
     train_size: int
     data_seed: int
     eval_tasks: str
     eval_limit: int | None
-    work_dir: str  # models and logs (not committed)
-    eval_batch_size: int = 64
-    extra: dict = field(default_factory=dict)  # labels a script wants back in the record (e.g. the knob)
+    eval_batch_size: int
+    work_dir: str  # this job's models and logs (not committed; cleared when the job runs)
+
+    @property
+    def trained(self) -> bool:
+        return self.method != BASE
+
+    @property
+    def reads_teacher(self) -> bool:
+        from tgpo.objectives import METHODS
+
+        return self.trained and bool(METHODS[self.method].teacher)
 
 
-def _model_dir(name_or_path: str) -> str:
+def model_dir(name_or_path: str) -> Path:
+    """A lab model's folder: an existing path as given, else the built model of that name (tgpo.lab)."""
     from tgpo.lab import model_path
 
-    return str(name_or_path) if Path(name_or_path).exists() else str(model_path(name_or_path))
+    return Path(name_or_path) if Path(name_or_path).exists() else Path(model_path(name_or_path))
+
+
+def run_config(job: LabJob, data_path: str = "train.jsonl", output_dir: str = "model"):
+    """The job's :class:`tgpo.run_config.RunConfig`: its config dict resolved with its preset (what trains)."""
+    from tgpo.run_config import resolve
+
+    cfg = {
+        "model": str(model_dir(job.student)),
+        "teacher_model": str(model_dir(job.teacher)) if job.teacher and job.reads_teacher else None,
+        "dataset": {"path": str(data_path)},
+        "system_prompt": "",
+        "trainer": {**job.trainer, "method": job.method, "seed": job.seed, "output_dir": str(output_dir),
+                    "save_strategy": "no", "disable_tqdm": True, "report_to": "none"},
+    }
+    return resolve(cfg, preset=job.preset, check_paths=False, source=f"lab job {job.name}")
+
+
+def job_settings(job: LabJob) -> dict:
+    """What determines a job's result besides code and model bytes (the ``settings`` part of its cache key)."""
+    settings = {"method": job.method, "seed": job.seed, "student": job.student,
+                "teacher": job.teacher if job.reads_teacher else None,
+                "eval": {"tasks": job.eval_tasks, "limit": job.eval_limit, "batch_size": job.eval_batch_size}}
+    if job.trained:
+        trainer = dict(run_config(job).trainer)
+        trainer.pop("output_dir")
+        settings.update(preset=job.preset, trainer=trainer, train_size=job.train_size, data_seed=job.data_seed)
+    return settings
+
+
+def job_models(job: LabJob) -> list[Path]:
+    """The model folders a job reads (the ``models`` part of its cache key)."""
+    return [model_dir(job.student)] + ([model_dir(job.teacher)] if job.reads_teacher and job.teacher else [])
 
 
 def _write_train_jsonl(path: Path, size: int, seed: int) -> Path:
     from tgpo.lab import rl_dataset
 
     rows = rl_dataset(n=size, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         for row in rows:
             fh.write(json.dumps({k: row[k] for k in ("prompt", "answer", "teacher_completion")}) + "\n")
@@ -65,120 +123,109 @@ def _write_train_jsonl(path: Path, size: int, seed: int) -> Path:
 def _curves(log_history: list[dict]) -> list[dict]:
     rows = []
     for entry in log_history:
-        if "step" in entry and any(k in entry for k in CURVE_KEYS):
-            rows.append({"step": entry["step"], **{k: entry[k] for k in CURVE_KEYS if k in entry}})
+        keep = {k: v for k, v in entry.items() if k in CURVE_KEYS or k.startswith("teacher/argmax_agreement/")}
+        if "step" in entry and keep:
+            rows.append({"step": entry["step"], **keep})
     return rows
 
 
-def _evaluate(model_dir: str, job: LabJob, out_dir: Path) -> dict[str, float]:
-    """``tgpo eval`` on the lab tasks; returns ``{task: pass@1}`` from its ``summary.csv``."""
-    import csv
-
+def _evaluate(model: str, job: LabJob, out_dir: Path) -> tuple[dict, dict]:
+    """``tgpo eval`` on the lab tasks; ``(scores, per-problem values)`` from its folder."""
     from tgpo.cli import main as tgpo_main
 
-    argv = ["eval", "--model", model_dir, "--backend", "hf", "--tasks", job.eval_tasks, "--no-chat-template",
+    argv = ["eval", "--model", model, "--backend", "hf", "--tasks", job.eval_tasks, "--no-chat-template",
             "--device", "cpu", "--batch-size", str(job.eval_batch_size), "--output-dir", str(out_dir),
             "--seed", str(job.seed)]
     if job.eval_limit:
         argv += ["--limit", str(job.eval_limit)]
     if tgpo_main(argv) != 0:
-        raise RuntimeError(f"tgpo eval failed for {model_dir}")
-    with (out_dir / "summary.csv").open() as fh:
-        return {row["task"]: float(row["pass@1"]) for row in csv.DictReader(fh)}
+        raise RuntimeError(f"tgpo eval failed for {model}")
+    return read_eval_dir(out_dir)
 
 
 def run_lab_job(job: LabJob) -> dict:
-    """Train (unless ``base``) and evaluate; returns a JSON-able record with scores and curves."""
+    """Train (unless ``base``) and evaluate; returns a JSON-able record with scores, per-problem values and curves."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
     from tgpo.train_cli import build_trainer
 
-    work = Path(job.work_dir) / job.name
-    work.mkdir(parents=True, exist_ok=True)
+    work = Path(job.work_dir)
+    shutil.rmtree(work, ignore_errors=True)  # scratch of an earlier attempt at this exact job
+    work.mkdir(parents=True)
     started = time.time()
     record = {**asdict(job), "curves": [], "train_seconds": 0.0}
-    model_dir = _model_dir(job.student)
-    if job.method != "base":
-        data = _write_train_jsonl(Path(job.work_dir) / f"train-{job.train_size}-{job.data_seed}.jsonl",
-                                  job.train_size, job.data_seed)
-        cfg = {
-            "model": model_dir,
-            "teacher_model": _model_dir(job.teacher) if job.teacher else None,
-            "dataset": {"path": str(data)},
-            "system_prompt": "",
-            "trainer": {**job.trainer, "method": job.method, "seed": job.seed, "output_dir": str(work / "model"),
-                        "save_strategy": "no", "disable_tqdm": True},
-        }
-        trainer = build_trainer(cfg)
+    model = str(model_dir(job.student))
+    if job.trained:
+        data = _write_train_jsonl(work / "train.jsonl", job.train_size, job.data_seed)
+        run = run_config(job, data_path=str(data), output_dir=str(work / "model"))
+        record["trainer_resolved"] = {k: v for k, v in run.trainer.items() if k != "output_dir"}
+        trainer = build_trainer(run)
         trainer.train()
         trainer.save_model(str(work / "model"))
         record["curves"] = _curves(trainer.state.log_history)
         record["train_seconds"] = round(time.time() - started, 1)
-        model_dir = str(work / "model")
+        model = str(work / "model")
         del trainer
     eval_started = time.time()
-    record["scores"] = _evaluate(model_dir, job, work / "eval")
+    record["scores"], record["problems"] = _evaluate(model, job, work / "eval")
     record["eval_seconds"] = round(time.time() - eval_started, 1)
     return record
 
 
-def job_key(job: LabJob) -> str:
-    """What determines a job's result: its settings and the exact models (their build hashes), not its name."""
-    from tgpo.lab import read_build_info
-
-    def model_hash(name):
-        if not name:
-            return None
-        try:
-            return (read_build_info(_model_dir(name)) or {}).get("config_hash", str(name))
-        except (OSError, ValueError, KeyError):
-            return str(name)
-
-    settings = {k: v for k, v in asdict(job).items() if k not in ("name", "work_dir", "extra")}
-    settings["student_hash"], settings["teacher_hash"] = model_hash(job.student), model_hash(job.teacher)
-    if job.method in ("base", "grpo", "luffy"):  # these never run the teacher model
-        settings["teacher"] = settings["teacher_hash"] = None
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def _run_logged(job: LabJob) -> dict:
-    """Child-process entry: output goes to ``<work>/<name>.log`` so the parent's progress bar stays readable."""
-    import contextlib
-
-    log = Path(job.work_dir) / f"{job.name}.log"
+    """Child-process entry: output goes to ``<work>/job.log`` so the parent's progress bar stays readable."""
+    log = Path(job.work_dir).with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         try:
             return run_lab_job(job)
         except Exception:
             traceback.print_exc()
-            raise RuntimeError(f"lab job {job.name} failed; see {log}") from None
+            raise LabJobError(f"lab job {job.name} failed; see {log}") from None
 
 
-def run_jobs(jobs: list[LabJob], workers: int | None = None, desc: str = "lab runs") -> list[dict]:
+def run_jobs(jobs: list[LabJob], cache_dir: Path, workers: int | None = None, desc: str = "lab runs",
+             use_cache: bool = True, fresh_after: str | None = None) -> list[dict]:
     """Run ``jobs`` in ``workers`` processes (default: CPU cores) with one progress bar; records in job order.
 
-    A job whose :func:`job_key` already has a record in ``<work_dir>/cache/`` is not run again (scripts share
-    runs: Figure 4 plots Table 1's, Table 3 reuses its cross-family rows); delete that folder to rerun.
+    A job whose cache key (:mod:`repro.run_cache`) has a record is not run again (scripts share runs: Figure 4 plots
+    Table 1's, Table 3 reuses its cross-family rows); ``use_cache=False`` reruns every job (and caches the new
+    records). Identical jobs in one plan run once. Each record carries ``cache: {key, reused}``.
     """
-    results: dict[str, dict] = {}
-    keys = {job.name: job_key(job) for job in jobs}
-    for job in jobs:
-        cached = Path(job.work_dir) / "cache" / f"{keys[job.name]}.json"
-        if cached.exists():
-            results[job.name] = {**json.loads(cached.read_text()), "name": job.name, "extra": job.extra}
-    todo = list({keys[job.name]: job for job in jobs if job.name not in results}.values())  # identical jobs once
-    if len(todo) < len(jobs):
-        print(f"[{desc}] {len(jobs) - len(todo)} of {len(jobs)} runs reused from identical runs")
+    cache = RunCache(cache_dir, fresh_after=fresh_after)
+    keys = {job.name: cache.key(job_settings(job), job_models(job)) for job in jobs}
+    done: dict[RunKey, dict] = {}
+    if use_cache:
+        for job in jobs:
+            record = cache.load(keys[job.name])
+            if record is not None:
+                done[keys[job.name]] = record
+    unique: dict[RunKey, LabJob] = {}
+    for job in jobs:  # identical jobs (same key) run once, as the first of them
+        if keys[job.name] not in done:
+            unique.setdefault(keys[job.name], job)
+    todo = list(unique.values())
+    reasons = [cache.why_missing(keys[j.name]) for j in todo] if use_cache else []
+    reused = sum(keys[j.name] in done for j in jobs)
+    print(f"[{desc}] " + reuse_report(len(jobs), reused, reasons, shared=len(jobs) - reused - len(todo),
+                                      use_cache=use_cache), flush=True)
     if todo:
-        _run_pool(todo, workers, desc, results, keys)
-    by_key = {keys[name]: rec for name, rec in results.items()}
-    return [results.get(job.name) or {**by_key[keys[job.name]], "name": job.name, "extra": job.extra} for job in jobs]
+        _run_pool(todo, workers, desc, done, keys, cache)
+    identity = ("name", "row", "label", "variant", "teacher", "work_dir")
+    ran = {keys[j.name] for j in todo}
+    out = []
+    for job in jobs:
+        key = keys[job.name]
+        record = {k: v for k, v in done[key].items() if k != "cache"}
+        record.update({k: getattr(job, k) for k in identity})
+        record["cache"] = {"key": str(key), "reused": key not in ran}
+        out.append(record)
+    return out
 
 
-def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, results: dict, keys: dict) -> None:
+def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, done: dict, keys: dict, cache: RunCache) -> None:
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers before torch loads there
@@ -186,16 +233,22 @@ def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, results: dict,
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool, \
                 tqdm(total=len(jobs), desc=desc, unit="run") as bar:
             futures = {pool.submit(_run_logged, job): job for job in jobs}
+            failed = []
             for future in as_completed(futures):
                 job = futures[future]
-                results[job.name] = future.result()
-                cache = Path(job.work_dir) / "cache" / f"{keys[job.name]}.json"
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                cache.write_text(json.dumps(results[job.name]))
-                scores = results[job.name]["scores"]
+                try:
+                    record = future.result()
+                except Exception as err:  # the others go on and are cached; all failures are reported at the end
+                    failed.append(str(err))
+                    bar.update()
+                    continue
+                done[keys[job.name]] = record
+                cache.store(keys[job.name], record)
                 bar.set_postfix_str(f"{job.name}: " + " ".join(f"{k.removeprefix('tgpo_lab_')}={v:.2f}"
-                                                             for k, v in scores.items() if k != "tgpo_lab"))
+                                                             for k, v in record["scores"].items() if k != "tgpo_lab"))
                 bar.update()
+        if failed:
+            raise LabJobError(f"{len(failed)} of {len(jobs)} lab runs failed: " + "; ".join(failed))
     finally:
         if env_before is None:
             os.environ.pop("OMP_NUM_THREADS", None)

@@ -1,24 +1,39 @@
-"""The ``paper`` profile of the table scripts: the paper's Qwen runs through ``tgpo train`` (launched with
-``repro/launch/train_paper.sh``: accelerate + FSDP/DeepSpeed, vLLM) and scored with ``tgpo eval``.
+"""The paper profile's runs: each table row's training config through ``tgpo train`` (launched with
+``repro/launch/train_paper.sh``: accelerate + FSDP/DeepSpeed, vLLM), then ``tgpo eval``.
 
-It needs a node of 8 GPUs, the Hugging Face Hub and the ``vllm`` extra. Without them it stops with a clear
-message; ``--dry-run`` prints the whole plan (every training run's resolved config) on any machine.
+It needs a node of 8 GPUs, the Hugging Face Hub and the ``vllm`` extra. :func:`requirements_missing` says what is
+absent; ``--dry-run`` prints the whole plan (every training run's resolved config, with the preset) on any machine.
 """
 
 from __future__ import annotations
 
-import csv
 import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from common import CONFIGS, REPO, RESULTS, Manifest, load_profile_config, prepare_output_dir
-from tables import row_label
+from repro.records import read_eval_dir
 
-PAPER_CONFIGS = CONFIGS / "paper"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def _requirements_missing() -> list[str]:
+@dataclass
+class PaperRun:
+    """One (row, seed) of a paper table: the training command (None for the base student) and the evaluation."""
+
+    row: str
+    label: str
+    variant: str | None
+    method: str
+    seed: int
+    preset: str
+    config: Path | None
+    model: str
+    train: list[str] | None
+    evaluate: list[str]
+    eval_dir: Path
+
+
+def requirements_missing() -> list[str]:
     import importlib.util
 
     import torch
@@ -31,64 +46,56 @@ def _requirements_missing() -> list[str]:
     return missing
 
 
-def _plan(cfg: dict, name: str, out_dir: Path) -> list[tuple[str, list[str] | None, list[str]]]:
-    """``(row, train command or None, eval command)`` for every row of the table."""
-    steps = []
-    for row in cfg["rows"]:
-        if row == "base":
-            model, train = cfg["student"], None
-        else:
-            config = PAPER_CONFIGS / cfg["runs"][row]
-            from tgpo.train_cli import load_config
-
-            model = load_config(config)["trainer"]["output_dir"]
-            train = ["bash", "repro/launch/train_paper.sh", str(config.relative_to(REPO))]
-        evaluate = ["tgpo", "eval", "--model", model, "--backend", cfg["eval"]["backend"], "--tasks",
-                    cfg["eval"]["tasks"], "--model-args", cfg["eval"].get("model_args", ""),
-                    "--output-dir", str(out_dir / f"{name}_eval" / row)]
-        steps.append((row, train, evaluate))
-    return steps
+def _relative(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def run_paper_table(args, name: str, outputs: list[str]) -> int:
-    cfg = load_profile_config("paper", name)
-    out_dir = args.output_dir or RESULTS / "paper"
-    steps = _plan(cfg, name, out_dir)
-    if args.dry_run:
-        from tgpo.cli import main as tgpo_main
+def plan_run(table, row, seed: int, preset: str, eval_root: Path) -> PaperRun:
+    """The commands of one row and seed. A run whose preset or seed differs from its config's trains into its own
+    folder (``<output_dir>-<preset>``, ``-s<seed>``), so runs never overwrite each other."""
+    from tgpo.run_config import load_run_config
 
-        for row, train, evaluate in steps:
-            print(f"\n=== {name} / {row} ===")
-            if train:
-                print("train:", " ".join(train))
-                rc = tgpo_main(["train", "--config", train[-1], "--dry-run"])
-                if rc:
-                    return rc
-            print("eval: ", " ".join(evaluate))
-        return 0
-    missing = _requirements_missing()
-    if missing:
-        print(f"[{name}] the paper profile cannot run on this machine: it needs " + "; ".join(missing) + ".\n"
-              f"  Its plan: python repro/{name}.py --profile paper --dry-run\n"
-              "  Launch recipes (one node, SLURM): repro/launch/README.md\n"
-              "  On a CPU, the lab profile runs the same trainer and evaluation: nox -s reproduce_" + name,
-              file=sys.stderr)
-        return 2
-    prepare_output_dir(out_dir, outputs)
-    manifest = Manifest(script=f"repro/{name}.py", profile="paper", seeds=[0], config=cfg)
-    records = []
-    for row, train, evaluate in steps:
-        if train:
-            subprocess.run(train, cwd=REPO, check=True)
-        subprocess.run(evaluate, cwd=REPO, check=True)
-        with open(evaluate[-1] + "/summary.csv") as fh:
-            scores = {r["task"]: float(r["pass@1"]) for r in csv.DictReader(fh)}
-        records.append({"method": row, "seed": 0, "scores": scores, "curves": [], "extra": {"row": row_label(cfg, row)}})
-    from table1 import write_table
+    train = None
+    model = str(table.student)
+    if row.config is not None:
+        run = load_run_config(row.config, check_paths=False)
+        suffix = ("" if preset == run.preset else f"-{preset}") + ("" if seed == run.trainer.get("seed", 0) else f"-s{seed}")
+        model = run.trainer["output_dir"] + suffix
+        train = ["bash", "repro/launch/train_paper.sh", _relative(row.config), "--preset", preset]
+        if suffix:
+            train += ["--output-dir", model, "--set", f"trainer.seed={seed}"]
+    eval_dir = eval_root / (row.key if seed == 0 else f"{row.key}-s{seed}")
+    evaluate = ["tgpo", "eval", "--model", model, "--backend", table.eval["backend"], "--tasks", table.eval["tasks"],
+                "--model-args", table.eval.get("model_args", ""), "--seed", str(seed), "--output-dir", _relative(eval_dir)]
+    return PaperRun(row=row.key, label=row.label, variant=row.variant, method=row.method, seed=seed, preset=preset,
+                    config=row.config, model=model, train=train, evaluate=evaluate, eval_dir=eval_dir)
 
-    print(write_table(records, {**cfg, "eval": {**cfg["eval"], "limit": None}}, out_dir,
-                      f"{name} — paper profile", name,
-                      reported_benchmarks=[t.removeprefix("tgpo_") for t in cfg["columns"]],
-                      reported_models=cfg.get("reported_models")))
-    manifest.write(out_dir, f"{name}_manifest.json")
+
+def print_plan(runs: list[PaperRun]) -> int:
+    """Every run's commands, and ``tgpo train --dry-run`` of every training config (its resolved plan)."""
+    from tgpo.cli import main as tgpo_main
+
+    for run in runs:
+        print(f"\n=== {run.label} (seed {run.seed}, preset {run.preset}) ===")
+        if run.train:
+            print("train:", " ".join(run.train))
+            rc = tgpo_main(["train", "--config", str(run.config), "--preset", run.preset, "--dry-run"])
+            if rc:
+                return rc
+        print("eval: ", " ".join(run.evaluate))
     return 0
+
+
+def run(runs: list[PaperRun]) -> list[dict]:
+    """Train and evaluate every run in turn; records as :mod:`repro.records` describes."""
+    records = []
+    for item in runs:
+        if item.train:
+            subprocess.run(item.train, cwd=REPO, check=True)
+        subprocess.run(item.evaluate, cwd=REPO, check=True)
+        scores, problems = read_eval_dir(item.eval_dir)
+        records.append({"row": item.row, "label": item.label, "variant": item.variant, "method": item.method,
+                        "seed": item.seed, "preset": item.preset, "config": str(item.config) if item.config else None,
+                        "model": item.model, "scores": scores, "problems": problems, "curves": [],
+                        "train_seconds": None, "eval_seconds": None})
+    return records

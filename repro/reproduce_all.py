@@ -1,7 +1,7 @@
-"""Every table and figure of the lab (or smoke) profile, in an order that lets later scripts reuse the runs
-of earlier ones: Tables 1–3, Figures 2, 4 (and 6), 5 and the divergence sweep.
+"""Every table and figure of the lab (or smoke) profile, in an order that lets later scripts reuse the runs of
+earlier ones: Tables 1–3, Figures 2, 4 (and 6), 5, the divergence sweep, and the presets audit.
 
-    nox -s reproduce_all [-- --profile lab|smoke --seeds N]
+    nox -s reproduce_all [-- --profile lab|smoke --preset P --seeds N --workers N --no-cache]
 """
 
 from __future__ import annotations
@@ -9,37 +9,34 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from pathlib import Path
+from datetime import datetime, timezone
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from repro import _lib
 
-from common import base_parser  # noqa: E402
-
-SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep"]
+SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    if args.profile == "paper":
-        raise SystemExit("reproduce_all runs the lab and smoke profiles; for the paper profile run each table "
-                         "script with --profile paper (see repro/launch/README.md)")
-    passthrough = ["--profile", args.profile]
+    args = _lib.parse_args("reproduce_all", __doc__, argv, profiles=_lib.LAB_PROFILES)
+    passthrough = ["--profile", args.profile, "--preset", args.preset]
     for flag, value in (("--seeds", args.seeds), ("--output-dir", args.output_dir), ("--workers", args.workers)):
         if value is not None:
             passthrough += [flag, str(value)]
+    if args.no_cache:  # rerun everything once, but let later scripts reuse the runs made by earlier ones
+        passthrough += ["--cache-after", datetime.now(timezone.utc).isoformat(timespec="seconds")]
     if args.dry_run:
         passthrough.append("--dry-run")
     started = time.time()
     for name in SCRIPTS:
         t0 = time.time()
-        print(f"\n===== repro/{name}.py {' '.join(passthrough)}", flush=True)
-        rc = importlib.import_module(name).main(passthrough)
+        print(f"\n===== python -m repro.{name} {' '.join(passthrough)}", flush=True)
+        rc = importlib.import_module(f"repro.{name}").main(passthrough)
         if rc:
             return rc
         print(f"===== {name}: {time.time() - t0:.0f} s", flush=True)
-    print(f"\nreproduce_all ({args.profile}): {time.time() - started:.0f} s in all")
+    print(f"\nreproduce_all ({args.profile}, {args.preset}): {time.time() - started:.0f} s in all")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_lib.cli(main))

@@ -1,84 +1,82 @@
-"""Table 3: robustness to the teacher — RKL, KDRL and TGPO with the in-family and with the cross-family
-teacher, side by side, and the change between them (cross − in).
+"""Table 3: robustness to the teacher — RKL, KDRL and TGPO-Reg with the in-family and with the cross-family
+teacher, side by side, and the change between them (cross − in) with its 95% interval.
 
-    nox -s reproduce_table3 [-- --profile lab|smoke|paper --seeds N]
+    nox -s reproduce_table3 [-- --profile lab|smoke|paper --preset P --seeds N]
+
+Outputs in ``results/<profile>/``: ``table3.csv``, ``table3.md``, ``table3_runs.json``, ``table3_manifest.json``
+(``table3_<preset>_<N>seeds.*`` for a non-default preset or seed count).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd
 
-from common import RESULTS, Manifest, base_parser, load_profile_config, prepare_output_dir  # noqa: E402
-from table1 import lab_job, print_plan, save_runs  # noqa: E402
-from tables import METHOD_LABELS, scores_frame, seed_table  # noqa: E402
+from repro import _lib, stats, tables
 
-OUTPUTS = ["table3.csv", "table3.md", "table3_runs.json", "table3_manifest.json"]
-
-
-def table3_jobs(cfg: dict, seeds: list[int], profile: str) -> list:
-    return [lab_job(cfg, method, seed, profile, teacher=teacher, row=f"{METHOD_LABELS[method]} | {family}")
-            for method in cfg["methods"] for family, teacher in cfg["teachers"].items() for seed in seeds]
-
-
-def side_by_side(records: list[dict], cfg: dict) -> tuple:
-    """(frame, markdown): per method, each column's mean ± std with each teacher, and the change."""
-    import pandas as pd
-
-    table = seed_table(scores_frame(records), cfg["columns"], cfg["averages"],
-                       [f"{METHOD_LABELS[m]} | {f}" for m in cfg["methods"] for f in cfg["teachers"]])
-    labels = [c.removesuffix(" mean") for c in table.columns if c.endswith(" mean")]
-    families = list(cfg["teachers"])
-    rows, lines = [], []
-    header = ["method"] + [f"{lab} ({fam})" for lab in labels for fam in families] + [f"Δ {lab}" for lab in labels]
-    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for method in cfg["methods"]:
-        label = METHOD_LABELS[method]
-        row, cells = {"method": label}, [label]
-        for lab in labels:
-            for fam in families:
-                r = table.loc[f"{label} | {fam}"]
-                row[f"{lab} ({fam}) mean"], row[f"{lab} ({fam}) std"] = r[f"{lab} mean"], r[f"{lab} std"]
-                cells.append(f"{r[f'{lab} mean']:.1f} ± {r[f'{lab} std']:.1f}")
-        for lab in labels:
-            delta = table.loc[f"{label} | {families[-1]}", f"{lab} mean"] - table.loc[f"{label} | {families[0]}", f"{lab} mean"]
-            row[f"Δ {lab}"] = delta
-            cells.append(f"{delta:+.1f}")
-        rows.append(row)
-        lines.append("| " + " | ".join(cells) + " |")
-    return pd.DataFrame(rows), "\n".join(lines)
+NAME = "table3"
+SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    if args.profile == "paper":
-        from paper import run_paper_table
-
-        return run_paper_table(args, "table3", OUTPUTS)
-    from lab_runner import run_jobs
-
-    cfg = load_profile_config(args.profile, "table3")
-    seeds = list(range(args.seeds or cfg["seeds"]))
-    jobs = table3_jobs(cfg, seeds, args.profile)
+    args = _lib.parse_args(NAME, __doc__, argv)
+    table = _lib.load_table(args.profile, NAME)
+    stem = _lib.output_stem(NAME, args, table)
+    plan = _lib.plan_runs(table, args, stem=stem)
     if args.dry_run:
-        return print_plan(jobs)
-    out_dir = prepare_output_dir(args.output_dir or RESULTS / args.profile, OUTPUTS)
-    manifest = Manifest(script="repro/table3.py", profile=args.profile, seeds=seeds, config=cfg)
-    records = run_jobs(jobs, args.workers, desc=f"Table 3 ({args.profile})")
-    frame, md = side_by_side(records, cfg)
-    frame.round(2).to_csv(out_dir / "table3.csv", index=False)
-    families = list(cfg["teachers"])
-    text = (f"# Table 3 — robustness to the teacher ({args.profile} profile, student {cfg['student']})\n\n{md}\n\n"
-            f"Teachers: " + ", ".join(f"{f} = `{t}`" for f, t in cfg["teachers"].items()) +
-            f". Δ = {families[-1]} − {families[0]} (percentage points). Greedy pass@1 in percent, mean ± std over "
-            f"{len(seeds)} seed(s). Measured by this repo.\n")
-    (out_dir / "table3.md").write_text(text)
-    save_runs(records, out_dir, "table3", manifest)
+        return _lib.print_plan(plan)
+    _lib.check_ready(plan)
+    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for s in SUFFIXES])
+    manifest = _lib.Manifest(NAME, args, table, plan.seeds)
+
+    records = _lib.run_plan(plan, args, desc=f"Table 3 ({args.profile}, {args.preset})")
+
+    frame, text = side_by_side(records, table, args)
+    frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
+    (out_dir / f"{stem}.md").write_text(text)
+    _lib.save_runs(records, out_dir, stem)
+    manifest.write(out_dir, stem, records)
     print(text)
     return 0
 
 
+def side_by_side(records: list[dict], table: _lib.Table, args) -> tuple[pd.DataFrame, str]:
+    """Per method: each column's mean ± 95% half-width with each teacher, and the change (last variant − first) as
+    a paired t interval over seeds (same seed and data order with either teacher)."""
+    summary = tables.summary_table(records, table.columns, table.averages, table.labels)
+    wide = tables.wide_scores(records, table.columns, table.averages)
+    labels = tables.column_labels(summary)
+    methods = list(dict.fromkeys(row.method for row in table.rows))
+    variants = list(dict.fromkeys(row.variant for row in table.rows))
+    first, last = variants[0], variants[-1]
+    label_of = {(row.method, row.variant): row.label for row in table.rows}
+    csv_rows, cells = [], []
+    for method in methods:
+        name = label_of[(method, first)].removesuffix(f" ({first})")
+        csv_row, cell = {"method": name}, {"method": name}
+        for col in labels:
+            for variant in variants:
+                r = summary.loc[label_of[(method, variant)]]
+                csv_row[f"{col} ({variant}) mean"] = r[f"{col} mean"]
+                csv_row[f"{col} ({variant}) ci"] = r[f"{col} ci"]
+                cell[f"{col} ({variant})"] = tables.cell(r[f"{col} mean"], r[f"{col} ci"])
+        for col in labels:
+            change = stats.paired_t_interval(wide.xs(label_of[(method, last)], level="row")[col].to_numpy(),
+                                             wide.xs(label_of[(method, first)], level="row")[col].to_numpy())
+            csv_row[f"Δ {col}"], csv_row[f"Δ {col} ci"] = change.mean, change.half
+            cell[f"Δ {col}"] = tables.cell(change.mean, change.half, signed=True)
+        csv_rows.append(csv_row)
+        cells.append(cell)
+    teachers = ", ".join(f"{row.variant} = `{row.teacher or row.config.name}`" for row in table.rows
+                         if row.method == methods[0])
+    md = pd.DataFrame(cells).set_index("method").rename_axis("").to_markdown(disable_numparse=True)
+    text = (f"# {table['title']} ({table.profile} profile, preset {args.preset}, student {table.student})\n\n{md}\n\n"
+            f"Teachers: {teachers}. Δ = {last} − {first} (percentage points), a paired t interval over seeds. Greedy "
+            f"pass@1 in percent, mean ± half-width of the 95% t interval over {len(_lib.seeds_of(args, table))} "
+            "seed(s). Measured by this repo.\n")
+    return pd.DataFrame(csv_rows), text
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_lib.cli(main))

@@ -1,81 +1,187 @@
-"""Tables from run records: mean ± std over seeds, column averages, and the paper's *reported* numbers.
+"""Tables from run records: per-cell means with 95% intervals, paired differences from a reference row, Markdown.
 
-Reported numbers are read from ``tgpo/resources/paper_reference.csv`` (a copy of ../shared's) and printed
-in a separate, labelled section; a cell the source does not state stays empty.
+Records are :mod:`repro.records` dicts; scores become percentages here. A table's columns are lm-eval tasks
+(``columns``: task -> label) and unweighted averages of columns (``averages``: label -> member labels, per seed).
+
+Intervals (:mod:`repro.stats`): a cell of a row with several runs is a t interval over its seeds; a row with one run
+(the untrained student, evaluated once and greedily: no seed noise) gets the interval over its problems. A paired difference from the
+reference row is a t interval over seeds of the per-seed differences (a once-evaluated row counts as the same value
+at every seed). :func:`bootstrap_frame` adds the two-level paired bootstrap for comparison.
+
+Reported numbers are read from ``tgpo/resources/paper_reference.csv`` and printed in a separate, labelled section;
+a cell the source does not state stays empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 import pandas as pd
 
+from repro import stats
 from tgpo.resources import PAPER_REFERENCE_CSV
 
-METHOD_LABELS = {
-    "base": "Base student",
-    "grpo": "GRPO",
-    "luffy": "LUFFY",
-    "rkl": "RKL",
-    "kdrl": "KDRL (k2)",
-    "kdrl_reference": "KDRL (authors' variant)",
-    "tgpo": "TGPO",
-}
+
+# ------------------------------------------------------------------------------------------------ frames
+def scores_frame(records: list[dict]) -> pd.DataFrame:
+    """Long frame ``row, seed, task, score`` (score in percent; ``row`` is the record's label)."""
+    rows = [{"row": rec["label"], "seed": rec["seed"], "task": task, "score": 100.0 * score}
+            for rec in records for task, score in rec["scores"].items()]
+    return pd.DataFrame(rows, columns=["row", "seed", "task", "score"])
 
 
-def row_label(cfg: dict, row: str) -> str:
-    """A table row's display name: the config's ``labels`` entry, else the method's label."""
-    return cfg.get("labels", {}).get(row) or METHOD_LABELS[row]
-
-
-def scores_frame(records: list[dict], row_key: str = "method") -> pd.DataFrame:
-    """Long frame ``row, seed, task, score`` (scores in percent) from lab-runner records."""
-    rows = []
-    for rec in records:
-        label = rec.get("extra", {}).get("row") or rec[row_key]
-        for task, score in rec["scores"].items():
-            rows.append({"row": label, "seed": rec["seed"], "task": task, "score": 100.0 * score})
-    return pd.DataFrame(rows)
-
-
-def seed_table(
-    long: pd.DataFrame, columns: dict[str, str], averages: dict[str, list[str]], row_order: list[str]
-) -> pd.DataFrame:
-    """Per row: mean and std over seeds of each column and of each average of columns.
-
-    Args:
-        long: from :func:`scores_frame`.
-        columns: task name -> column label, in display order.
-        averages: average label -> the column labels it averages (unweighted; per seed, then over seeds).
-        row_order: row labels in display order.
-    Returns: a frame indexed by row with ``<col> mean``, ``<col> std`` and ``n_seeds`` columns.
-    """
-    wide = long[long.task.isin(columns)].pivot_table(index=["row", "seed"], columns="task", values="score")
-    wide = wide.rename(columns=columns)[list(columns.values())]
+def wide_scores(records: list[dict], columns: Mapping[str, str], averages: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Per (row, seed): each column's score and each average of columns, in percent."""
+    long = scores_frame(records)
+    wide = long[long.task.isin(list(columns))].pivot_table(index=["row", "seed"], columns="task", values="score")
+    wide = wide.rename(columns=dict(columns))
+    wide = wide[[c for c in columns.values() if c in wide.columns]]
     for label, members in averages.items():
-        wide[label] = wide[members].mean(axis=1)
-    grouped = wide.groupby(level="row")
-    out = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0)}, axis=1)
-    out.columns = [f"{col} {stat}" for stat, col in out.columns]
-    ordered = [f"{c} {s}" for c in wide.columns for s in ("mean", "std")]
-    out = out[ordered]
-    out["n_seeds"] = grouped.size()
-    return out.reindex([r for r in row_order if r in out.index])
+        wide[label] = wide[list(members)].mean(axis=1)
+    wide.columns.name = None
+    return wide
 
 
-def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    """``mean ± std`` cells (a single-seed row shows the mean alone)."""
-    labels = [c.removesuffix(" mean") for c in table.columns if c.endswith(" mean")]
-    lines = ["| | " + " | ".join(labels) + " | seeds |", "|---" * (len(labels) + 2) + "|"]
-    for row, values in table.iterrows():
-        cells = []
-        for label in labels:
-            mean, std = values[f"{label} mean"], values[f"{label} std"]
-            cells.append(f"{mean:.{digits}f}" if values["n_seeds"] < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}")
-        lines.append(f"| {row} | " + " | ".join(cells) + f" | {int(values['n_seeds'])} |")
-    return "\n".join(lines)
+def _problems(record: dict, tasks: Sequence[str]) -> list[np.ndarray] | None:
+    values = record.get("problems") or {}
+    if not all(t in values for t in tasks):
+        return None
+    return [100.0 * np.asarray(values[t], dtype=float) for t in tasks]
+
+
+def _column_tasks(columns: Mapping[str, str], averages: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Column label -> the tasks it averages (a plain column: its own task)."""
+    task_of = {label: task for task, label in columns.items()}
+    out = {label: [task] for task, label in columns.items()}
+    out.update({label: [task_of[m] for m in members] for label, members in averages.items()})
+    return out
+
+
+def summary_table(
+    records: list[dict],
+    columns: Mapping[str, str],
+    averages: Mapping[str, Sequence[str]],
+    row_order: Sequence[str],
+    reference: str | None = None,
+    level: float = stats.LEVEL,
+) -> pd.DataFrame:
+    """Per row (label, in ``row_order``): ``<col> mean``, ``<col> std`` (over seeds), ``<col> ci`` (half-width of the
+    ``level`` interval, see the module docstring) and ``n_seeds``; with a ``reference`` row also ``Δ <col>`` and
+    ``Δ <col> ci`` (paired difference row − reference over the reference's seeds) for every column."""
+    wide = wide_scores(records, columns, averages)
+    labels = list(wide.columns)
+    tasks = _column_tasks(columns, averages)
+    by_label = {}
+    for rec in records:
+        by_label.setdefault(rec["label"], []).append(rec)
+    ref = wide.xs(reference, level="row") if reference is not None and reference in wide.index.get_level_values("row") else None
+    out = {}
+    for row in [r for r in row_order if r in wide.index.get_level_values("row")]:
+        per_seed = wide.xs(row, level="row")
+        cells: dict[str, float] = {}
+        for col in labels:
+            values = per_seed[col].to_numpy()
+            if len(values) >= 2:
+                interval = stats.t_interval(values, level)
+            else:
+                problems = _problems(by_label[row][0], tasks[col])
+                interval = stats.problem_interval(problems, level) if problems else stats.t_interval(values, level)
+            cells[f"{col} mean"] = float(values.mean())
+            cells[f"{col} std"] = float(per_seed[col].std(ddof=1)) if len(values) >= 2 else 0.0
+            cells[f"{col} ci"] = interval.half
+            if ref is not None:
+                diff = _paired(per_seed[col], ref[col], level)
+                cells[f"Δ {col}"], cells[f"Δ {col} ci"], cells[f"Δ {col} se"] = diff.mean, diff.half, diff.se
+        cells["n_seeds"] = len(per_seed)
+        out[row] = cells
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def _paired(values: pd.Series, reference: pd.Series, level: float) -> stats.Interval:
+    """Row − reference, paired by seed; a row with a single (seed-independent) value is compared at every seed."""
+    if len(values) == 1:
+        values = pd.Series(values.iloc[0], index=reference.index)
+    common = values.index.intersection(reference.index)
+    return stats.paired_t_interval(values[common].to_numpy(), reference[common].to_numpy(), level)
+
+
+def bootstrap_frame(
+    records: list[dict],
+    columns: Mapping[str, str],
+    averages: Mapping[str, Sequence[str]],
+    row_order: Sequence[str],
+    reference: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The two-level paired bootstrap (:func:`repro.stats.paired_bootstrap`) of every column: ``<col> boot low/high``
+    and, with a reference, ``Δ <col> boot low/high``. Rows without per-problem values are left out."""
+    tasks = _column_tasks(columns, averages)
+    by_label: dict[str, dict[int, dict]] = {}
+    for rec in records:
+        by_label.setdefault(rec["label"], {})[rec["seed"]] = rec
+    rows = [r for r in row_order if r in by_label and all(rec.get("problems") for rec in by_label[r].values())]
+    seeds = sorted({s for r in rows for s in by_label[r]})
+    if not rows or not seeds:
+        return pd.DataFrame()
+    ref_index = rows.index(reference) if reference in rows else None
+    out = pd.DataFrame(index=rows)
+    for col, members in tasks.items():
+        arrays = {}
+        for task in members:
+            # one array [rows, seeds, problems]; a once-evaluated row repeats along the seed axis
+            arrays[task] = np.stack([
+                np.stack([100.0 * np.asarray((by_label[r].get(s) or next(iter(by_label[r].values())))["problems"][task],
+                                             dtype=float) for s in seeds]) for r in rows])
+        boot = stats.paired_bootstrap(arrays, ref_index, n_boot=n_boot, seed=seed)
+        out[f"{col} boot low"], out[f"{col} boot high"] = boot["low"], boot["high"]
+        if ref_index is not None:
+            out[f"Δ {col} boot low"], out[f"Δ {col} boot high"] = boot["diff_low"], boot["diff_high"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+def cell(mean: float, half: float, digits: int = 1, signed: bool = False) -> str:
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return fmt.format(mean) if np.isnan(half) else f"{fmt.format(mean)} ± {half:.{digits}f}"
+
+
+def column_labels(table: pd.DataFrame) -> list[str]:
+    return [c.removesuffix(" mean") for c in table.columns if c.endswith(" mean") and not c.startswith("Δ ")]
+
+
+def scores_markdown(table: pd.DataFrame, digits: int = 1) -> str:
+    """``mean ± half-width`` per cell and the number of seeds, as a Markdown table."""
+    labels = column_labels(table)
+    cells = pd.DataFrame({label: [cell(r[f"{label} mean"], r[f"{label} ci"], digits) for _, r in table.iterrows()]
+                          for label in labels}, index=table.index)
+    cells["seeds"] = table["n_seeds"].astype(int)
+    return cells.rename_axis("").to_markdown(disable_numparse=True)
+
+
+def differences_markdown(table: pd.DataFrame, reference: str, digits: int = 1) -> str:
+    """``Δ ± half-width`` from the reference row per cell (the reference row shows ``—``)."""
+    labels = column_labels(table)
+    cells = pd.DataFrame({
+        f"Δ {label}": ["—" if row == reference else cell(r[f"Δ {label}"], r[f"Δ {label} ci"], digits, signed=True)
+                       for row, r in table.iterrows()]
+        for label in labels}, index=table.index)
+    return cells.rename_axis("").to_markdown(disable_numparse=True)
+
+
+def median_paired_half_width(table: pd.DataFrame, column: str, reference: str) -> tuple[float, float, int]:
+    """``(median half-width, median standard error, seeds)`` of the paired differences in ``column`` over the rows
+    other than the reference (NaN when there are none)."""
+    others = table.drop(index=[reference], errors="ignore")
+    if others.empty or f"Δ {column} ci" not in others:
+        return float("nan"), float("nan"), 0
+    return (float(others[f"Δ {column} ci"].median()), float(others[f"Δ {column} se"].median()),
+            int(table.loc[reference, "n_seeds"]) if reference in table.index else 0)
 
 
 def reported_section(benchmarks: list[str], models: list[str] | None = None) -> str:
-    """The paper's and related work's reported numbers for ``benchmarks``, as a labelled markdown table."""
+    """The paper's and related work's reported numbers for ``benchmarks``, as a labelled Markdown table."""
     ref = pd.read_csv(PAPER_REFERENCE_CSV)
     ref = ref[ref.benchmark.isin(benchmarks)]
     if models:
@@ -84,14 +190,73 @@ def reported_section(benchmarks: list[str], models: list[str] | None = None) -> 
         return "_No reported numbers for these benchmarks in paper_reference.csv._"
     wide = ref.pivot_table(index=["model", "method"], columns="benchmark", values="score", aggfunc="first")
     wide = wide[[b for b in benchmarks if b in wide.columns]]
-    lines = ["| model | method | " + " | ".join(wide.columns) + " |", "|---" * (len(wide.columns) + 2) + "|"]
-    for (model, method), values in wide.iterrows():
-        cells = ["" if pd.isna(v) else f"{v:.1f}" for v in values]
-        lines.append(f"| {model} | {method} | " + " | ".join(cells) + " |")
+    wide = wide.reset_index().astype(object)
+    table = wide.where(wide.notna(), None).to_markdown(index=False, floatfmt=".1f", missingval="")
     sources = sorted(ref.source.dropna().unique())
     notes = sorted(n for n in ref.note.dropna().unique() if str(n).strip())
     foot = ["", "Reported, not measured by this repo. Sources: " + "; ".join(sources) + "."]
     if notes:
         foot.append("Notes: " + "; ".join(notes) + ".")
     foot.append("An empty cell means the source does not state that number.")
-    return "\n".join(lines + foot)
+    return "\n".join([table, *foot])
+
+
+# ------------------------------------------------------------------------------------------- documents
+INTERVAL_NOTE = (
+    "Intervals are 95%: Student's t over seeds for rows with several runs; a row with one run (the untrained student, "
+    "evaluated once and greedily; any row of a one-seed table) gets the interval over its problems. A difference from "
+    "{ref} is a t interval over the per-seed paired differences (same seed, same data order). The t interval is used rather than the two-level bootstrap over seeds and problems "
+    "(in the CSV as `boot` columns) because with a handful of seeds a bootstrap's interval is too narrow: it cannot "
+    "see more spread than the few seeds show, where t widens for it."
+)
+
+
+def problems_per_column(records: list[dict], columns: Mapping[str, str]) -> dict[str, int]:
+    """Column label -> number of problems evaluated (from the records' per-problem values)."""
+    counts = {}
+    for task, label in columns.items():
+        sizes = {len(rec["problems"][task]) for rec in records if task in (rec.get("problems") or {})}
+        counts[label] = max(sizes) if sizes else 0
+    return counts
+
+
+def detectability_note(table: pd.DataFrame, column: str, reference: str) -> str:
+    """The smallest difference in ``column`` the table can detect, from its median paired standard error."""
+    half, se, n = median_paired_half_width(table, column, reference)
+    if not n or np.isnan(se):
+        return ""
+    detectable = stats.detectable_difference(se, n)
+    return (f"Power: the median half-width of a paired difference in {column} is {half:.1f} points; with {n} seeds "
+            f"and that standard error ({se:.1f}), a true difference of {detectable:.1f} points is detected "
+            f"(interval excluding 0) with 80% probability — smaller differences are not resolved by this table.")
+
+
+def method_table(records: list[dict], columns: Mapping[str, str], averages: Mapping[str, Sequence[str]],
+                 row_order: Sequence[str], reference: str | None, title: str,
+                 reported: tuple[list[str], list[str] | None] | None = None) -> tuple[pd.DataFrame, str]:
+    """A Table-1-shaped result: ``(frame for the CSV, Markdown document)`` with scores ± 95% intervals, paired
+    differences from ``reference`` (when it is a row), the interval method, the detectable difference on the first
+    average column and, optionally, the paper's reported numbers."""
+    summary = summary_table(records, columns, averages, row_order, reference)
+    has_reference = reference is not None and reference in summary.index
+    frame = summary.join(bootstrap_frame(records, columns, averages, row_order, reference if has_reference else None))
+    sizes = problems_per_column(records, columns)
+    size_text = ", ".join(f"{label} {n}" for label, n in sizes.items())
+    md = [f"# {title}", "", "Greedy pass@1 (%), mean ± half-width of the 95% interval.", "", scores_markdown(summary), ""]
+    if has_reference:
+        md += [f"## Paired difference from {reference} (percentage points, ± half-width of the 95% interval)", "",
+               differences_markdown(summary, reference), ""]
+    md.append(f"Problems per column: {size_text}. " + INTERVAL_NOTE.format(ref=reference or "a reference row"))
+    headline = next(iter(averages), None)
+    if has_reference and headline:
+        note = detectability_note(summary, headline, reference)
+        if note:
+            md += ["", note]
+    md += ["", "Measured by this repo (see the manifest for how each row was made)."]
+    if reported:
+        benchmarks, models = reported
+        md += ["", "## Reported by the paper and related work (not measured here)", "",
+               "The paper profile's benchmarks and models, from `tgpo/resources/paper_reference.csv`; the lab's tiny "
+               "models and synthetic splits are not comparable to them cell by cell.", "",
+               reported_section(benchmarks, models)]
+    return frame, "\n".join(md) + "\n"

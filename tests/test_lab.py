@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -34,6 +35,20 @@ def test_eval_splits_fixed_distinct_heldout():
         assert all(r["answer"].isdigit() for r in rows)
     assert all(r["k"] == C.WORLD.hard_k for r in W.make_split("hard"))
     assert all(int(r["problem"].split("+")[0]) >= 10 and r["k"] == C.WORLD.ood_k for r in W.make_split("ood"))
+
+
+@pytest.mark.parametrize("name", W.EVAL_SPLITS)
+def test_larger_eval_splits_extend_the_smaller_ones(name):
+    """Problems are drawn in sequence, so a larger split starts with the problems of a smaller one (results on the
+    first 200 stay comparable), and there are enough distinct held-out problems to draw from."""
+    import itertools
+
+    k, ood, _ = W._split_spec(name, C.WORLD)
+    firsts = range(C.WORLD.ood_first_min, C.WORLD.ood_first_max + 1) if ood else range(C.WORLD.digit_min, C.WORLD.digit_max + 1)
+    digits = range(C.WORLD.digit_min, C.WORLD.digit_max + 1)
+    distinct = sum(W.is_heldout(ops) for ops in itertools.product(firsts, *[digits] * (k - 1)))
+    assert C.WORLD.eval_size <= 0.8 * distinct  # room to spare: rejection sampling stays quick
+    assert W.make_split(name)[:200] == W.make_split(name, n=200)
 
 
 def test_heldout_never_in_training():
@@ -202,25 +217,78 @@ def test_build_tiny_and_skip(tmp_path, monkeypatch):
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
-def test_generate_matches_hf_greedy(tmp_path):
+def test_generate_batches_by_length_like_one_at_a_time():
     from tgpo.lab import models as M
     from tgpo.lab.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()
     model = M.new_model(C.MODELS[C.TINY_TEST], tok).eval()
-    prompts = [r["prompt"] for r in W.make_split("ood", n=6)]
-    ours = M.generate(model, tok, prompts, max_new_tokens=12)
-    for p, o in zip(prompts, ours):
-        x = tok(p, return_tensors="pt")
-        hf = model.generate(**x, max_new_tokens=12, do_sample=False)
-        ref = tok.decode(hf[0, x["input_ids"].shape[1] :], skip_special_tokens=True)
-        assert o == ref
+    prompts = [r["prompt"] for r in W.make_split("ood", n=3)] + [r["prompt"] for r in W.make_split("hard", n=3)]
+    batched = M.generate(model, tok, prompts, max_new_tokens=12)
+    assert batched == [M.generate(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
+    sampled = M.generate(model, tok, prompts, temperature=1.0, max_new_tokens=12, seed=5)
+    assert sampled == M.generate(model, tok, prompts, temperature=1.0, max_new_tokens=12, seed=5)
 
 
-def test_public_api():
+def test_greedy_evaluation_reproduces_the_stored_students_build_time_scores():
+    """Generation must not change what a stored model scores: each student's greedy accuracy on the problems it was
+    measured on at build time (the first 200 of each split) is the one its build_info.json records."""
+    from tgpo.lab import models as M
+
+    for name in (C.STUDENT, C.SMALL_STUDENT):
+        model, tok = M.load(name)
+        stored = M.read_build_info(M.model_path(name))["metrics"]["greedy"]
+        for split in W.EVAL_SPLITS:
+            rows = W.make_split(split, n=200)
+            assert M.evaluate(model, tok, rows)["accuracy"] == pytest.approx(stored[split], abs=1e-9), (name, split)
+
+
+def test_the_package_ships_its_lab_tasks():
+    """``tgpo.lab.TASKS_DIR`` is the package's task folder, and lm-eval finds the lab group with its three tasks."""
+    from lm_eval.tasks import TaskManager
+
     import tgpo.lab as lab
 
-    assert lab.EVAL_TASKS == ("tgpo_lab_id", "tgpo_lab_hard", "tgpo_lab_ood") and lab.EVAL_GROUP == "tgpo_lab"
-    assert lab.model_path(lab.STUDENT).name == "student"
-    assert (lab.TASKS_DIR / "lab" / "tgpo_lab.yaml").exists()
+    manager = TaskManager(include_path=str(lab.TASKS_DIR / "lab"), include_defaults=False)
+    assert set(lab.EVAL_TASKS) | {lab.EVAL_GROUP} <= set(manager.all_tasks)
+
+
+def test_the_package_ships_its_lab_models_up_to_date():
+    import tgpo
+    from tgpo.lab import models as M
+
+    zoo = M.default_models_dir()
+    assert zoo.is_relative_to(Path(tgpo.__file__).parent)  # inside the package, not the repository
+    for name in C.DEFAULT_MODELS:
+        assert M.model_path(name) == zoo / name and M.is_built(C.MODELS[name], zoo), name
+
+
+def test_every_stored_model_file_is_package_data():
+    """pyproject's package-data globs for tgpo.lab cover every file of the stored models (a wheel carries them)."""
+    from tgpo.lab import models as M
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    lab_dir = M.default_models_dir().parent
+    patterns = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["tgpo.lab"]
+    shipped = {p for pattern in patterns for p in lab_dir.glob(pattern) if p.is_file()}
+    stored = {p for p in (lab_dir / M.ZOO).rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert stored and stored <= shipped
+
+
+def test_models_dir_can_be_moved(tmp_path, monkeypatch):
+    from tgpo.lab import models as M
+
+    monkeypatch.setenv("TGPO_LAB_MODELS", str(tmp_path))
+    assert M.default_models_dir() == tmp_path and M.model_path(C.STUDENT) == tmp_path / C.STUDENT
+
+
+def test_lab_cli_names_a_missing_model_in_one_line(capsys, tmp_path):
+    from tgpo.cli import main
+
+    assert main(["lab", "eval", "nosuch", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lab model 'nosuch' is not built" in err and "tgpo lab build --only nosuch" in err and len(err.splitlines()) == 1
+    assert main(["lab", "build", "--only", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "unknown lab model 'nosuch'" in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -1,103 +1,247 @@
-"""The reproduction scripts: table arithmetic, reported-number handling, the paper profile's guard rails, and
-every script's smoke profile end to end (real trainer, real lm-eval tasks, tiny lab models)."""
+"""The reproduction scripts: the table-config schema, table arithmetic and intervals, reported-number handling, the
+paper profile's guard rails, and every script's smoke profile end to end (real trainer, real lm-eval tasks, tiny lab
+models)."""
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 import os
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from repro import _lib, tables
+from tgpo.objectives import METHODS, guidance_weight
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "repro"))
-
-import tables  # noqa: E402
-from common import prepare_output_dir, read_config  # noqa: E402
+T975 = {2: 4.302652729911275, 3: 3.182446305284263}  # Student's t quantile 0.975 by degrees of freedom
 
 
-def test_seed_table_means_and_sample_std():
-    records = [
-        {"method": "grpo", "seed": s, "scores": {"a": x, "b": y}, "extra": {}}
-        for s, (x, y) in enumerate([(0.5, 0.1), (0.7, 0.3), (0.6, 0.2)])
-    ]
-    table = tables.seed_table(tables.scores_frame(records), {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["grpo"])
-    row = table.loc["grpo"]
+def record(label, seed, scores, method="grpo", problems=None):
+    return {"label": label, "method": method, "seed": seed, "scores": scores, "problems": problems or {}}
+
+
+# ------------------------------------------------------------------------------------------------- tables
+def test_cells_are_t_intervals_over_seeds_and_differences_are_paired():
+    grpo = [(0.5, 0.1), (0.7, 0.3), (0.6, 0.2)]
+    tgpo = [(0.6, 0.1), (0.9, 0.2), (0.6, 0.3)]
+    records = [record("GRPO", s, {"a": x, "b": y}) for s, (x, y) in enumerate(grpo)]
+    records += [record("TGPO", s, {"a": x, "b": y}, method="tgpo") for s, (x, y) in enumerate(tgpo)]
+    table = tables.summary_table(records, {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["GRPO", "TGPO"], reference="GRPO")
+    row = table.loc["GRPO"]
     assert row["A mean"] == pytest.approx(60.0) and row["A std"] == pytest.approx(10.0)
-    assert row["avg mean"] == pytest.approx(40.0) and row["avg std"] == pytest.approx(10.0)
-    assert row["n_seeds"] == 3
-    assert "60.0 ± 10.0" in tables.to_markdown(table)
+    assert row["A ci"] == pytest.approx(T975[2] * 10.0 / math.sqrt(3))
+    assert row["avg mean"] == pytest.approx(40.0) and row["n_seeds"] == 3
+    diffs = [100 * (t[0] - g[0]) for t, g in zip(tgpo, grpo)]  # 10, 20, 0: paired by seed
+    assert table.loc["TGPO", "Δ A"] == pytest.approx(10.0)
+    sd = pd.Series(diffs).std(ddof=1)
+    assert table.loc["TGPO", "Δ A ci"] == pytest.approx(T975[2] * sd / math.sqrt(3))
+    unpaired_sd = math.sqrt(pd.Series([60, 90, 60]).var() / 3 + pd.Series([50, 70, 60]).var() / 3)
+    assert table.loc["TGPO", "Δ A ci"] != pytest.approx(T975[2] * unpaired_sd)
+    assert "60.0 ± 24.8" in tables.scores_markdown(table)
+    assert "+10.0 ±" in tables.differences_markdown(table, "GRPO") and "—" in tables.differences_markdown(table, "GRPO")
+
+
+def test_a_once_evaluated_row_gets_a_problem_interval_and_is_paired_at_every_seed():
+    problems = {"a": [1, 0, 1, 1], "b": [0, 0, 1, 0]}
+    records = [record("Base", 0, {"a": 0.75, "b": 0.25}, method="base", problems=problems)]
+    records += [record("GRPO", s, {"a": x, "b": 0.5}) for s, x in enumerate([0.5, 0.7, 0.6, 0.8])]
+    table = tables.summary_table(records, {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["Base", "GRPO"], reference="GRPO")
+    var_a = pd.Series([100, 0, 100, 100]).var() / 4
+    assert table.loc["Base", "A ci"] == pytest.approx(1.959964 * math.sqrt(var_a), rel=1e-5)
+    var_b = pd.Series([0, 0, 100, 0]).var() / 4
+    assert table.loc["Base", "avg ci"] == pytest.approx(1.959964 * math.sqrt(var_a + var_b) / 2, rel=1e-5)
+    diffs = [75 - x for x in (50, 70, 60, 80)]
+    assert table.loc["Base", "Δ A"] == pytest.approx(sum(diffs) / 4)
+    assert table.loc["Base", "Δ A ci"] == pytest.approx(T975[3] * pd.Series(diffs).std() / 2)
 
 
 def test_reported_section_only_copies_numbers_from_the_reference_csv():
     ref = pd.read_csv(tables.PAPER_REFERENCE_CSV)
     text = tables.reported_section(["aime24", "math500", "gpqa_diamond"])
-    assert "Reported, not measured" in text
+    assert "Reported, not measured" in text and "nan" not in text
     cells = [c.strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line
              for c in line.strip("|").split("|")[2:]]
     numbers = {f"{v:.1f}" for v in ref.score.dropna()}
     assert cells and all(c == "" or c in numbers for c in cells if c not in ("aime24", "math500", "gpqa_diamond"))
 
 
-def test_configs_inherit_and_override(tmp_path):
-    (tmp_path / "base.yaml").write_text("a: 1\ntrainer: {x: 1, y: 2}\n")
-    (tmp_path / "child.yaml").write_text("inherit: base.yaml\ntrainer: {y: 3}\n")
-    assert read_config(tmp_path / "child.yaml") == {"a": 1, "trainer": {"x": 1, "y": 3}}
+# ------------------------------------------------------------------------------------------ table configs
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
-def test_earlier_outputs_are_moved_not_overwritten(tmp_path, capsys):
-    (tmp_path / "table1.csv").write_text("old")
-    prepare_output_dir(tmp_path, ["table1.csv", "table1.md"])
-    moved = list((tmp_path / "previous").glob("*/table1.csv"))
-    assert len(moved) == 1 and moved[0].read_text() == "old" and not (tmp_path / "table1.csv").exists()
-    assert "moved to" in capsys.readouterr().out
+def test_table_configs_inherit_and_rows_are_replaced_not_merged(tmp_path):
+    write(tmp_path / "parent.yaml", "student: s\nseeds: 2\ncolumns: {t: T}\ntrainer: {x: 1, y: 2}\n"
+                                    "rows: [base, grpo, {method: tgpo, trainer: {guidance_weight: 0.1}}]\n")
+    child = write(tmp_path / "child.yaml", "base: parent.yaml\ntrainer: {y: 3}\n"
+                                           "rows: [{method: rkl, variant: in, teacher: t_in}]\n")
+    table = _lib.load_table("lab", "child", child)
+    assert table.trainer == {"x": 1, "y": 3}
+    assert [(r.key, r.label, r.teacher) for r in table.rows] == [("rkl@in", "RKL (in)", "t_in")]
+    parent = _lib.load_table("lab", "parent", tmp_path / "parent.yaml")
+    assert [r.label for r in parent.rows] == ["Base student", "GRPO", METHODS["tgpo"].label]
+    assert parent.rows[2].trainer == {"guidance_weight": 0.1}
 
 
+@pytest.mark.parametrize("rows, profile, message", [
+    ("[nosuch]", "lab", "method 'nosuch'"),
+    ("[{method: grpo, colour: red}]", "lab", "unknown keys ['colour']"),
+    ("[grpo, grpo]", "lab", "same key"),
+    ("[{method: grpo, config: x.yaml}]", "lab", "not a training config"),
+    ("[{method: grpo}]", "paper", "needs `config`"),
+    ("[{method: grpo, trainer: {a: 1}, config: p.yaml}]", "paper", "not lab settings"),
+    ("[{method: grpo, config: missing.yaml}]", "paper", "does not exist"),
+])
+def test_bad_table_configs_are_refused_naming_the_row(tmp_path, rows, profile, message):
+    write(tmp_path / "p.yaml", "model: m\n")
+    path = write(tmp_path / "t.yaml", f"student: s\nseeds: 1\ncolumns: {{t: T}}\nrows: {rows}\n")
+    with pytest.raises(_lib.UsageError, match="t.yaml") as err:
+        _lib.load_table(profile, "t", path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def committed_tables():
+    return [(profile, path.stem) for profile in _lib.PROFILES
+            for path in sorted(_lib.table_path(profile, "x").parent.glob("*.yaml")) if not path.stem.startswith("_")]
+
+
+@pytest.mark.parametrize("profile, name", committed_tables())
+def test_every_committed_table_config_loads(profile, name):
+    table = _lib.load_table(profile, name)
+    assert all(row.method == "base" or row.method in METHODS for row in table.rows)
+    if profile == "paper":
+        assert all(row.config.exists() for row in table.rows if row.trained)
+
+
+@pytest.mark.parametrize("name", ["table1", "table2"])
+def test_tables_1_and_2_have_tgpo_adv_beside_tgpo_reg_in_every_profile(name):
+    for profile in _lib.PROFILES:
+        methods = [row.method for row in _lib.load_table(profile, name).rows]
+        assert methods.index("tgpo_adv") == methods.index("tgpo") + 1, profile
+
+
+def test_lab_guidance_schedules_reach_zero_at_two_thirds_of_training():
+    """The lab's TGPO-Reg (lambda_0 0.05) and TGPO-Adv (the authors' 0.02) decay linearly to 0 at two thirds of
+    max_steps, as the paper's schedule does; fails when max_steps changes without the decays."""
+    for name in ("table1", "table2", "table3", "sweep"):
+        table = _lib.load_table("lab", name)
+        steps = table.trainer["max_steps"]
+        for row in table.rows:
+            if not (row.trained and METHODS[row.method].scheduled):
+                continue
+            t = {**table.trainer, **row.trainer}
+            zero_at = next(k for k in range(1, 10 * steps) if guidance_weight(k, t["guidance_weight"], t["guidance_decay"]) == 0)
+            assert abs(zero_at - 2 / 3 * steps) <= 1.5, (name, row.label, zero_at)
+            expected = {"tgpo": 0.05, "tgpo_adv": 0.02}[row.method]
+            assert t["guidance_weight"] == expected
+
+
+def test_lab_tables_log_the_mechanism():
+    trainer = _lib.load_table("lab", "table1").trainer
+    assert trainer["log_guidance_share"] is True
+    classes = trainer["agreement_token_classes"]
+    import re
+
+    from tgpo.lab.tokenizer import VOCAB
+    real = [t for t in VOCAB if not t.startswith("<")]
+    assert {t for t in real if re.fullmatch(classes["content"], t)} == set("0123456789")
+    assert all(re.fullmatch(classes["style"], t) for t in real if t not in set("0123456789"))
+
+
+def test_outputs_of_other_presets_and_seed_counts_get_their_own_names():
+    table = _lib.load_table("lab", "table1")
+
+    def stem(profile="lab", preset=None, seeds=None):
+        return _lib.output_stem("table1", Namespace(profile=profile, preset=preset or _lib.DEFAULT_PRESET[profile],
+                                                    seeds=seeds), table)
+
+    assert stem() == stem(seeds=table.seeds) == "table1"
+    assert stem(preset="authors_final") == "table1_authors_final"
+    assert stem(seeds=7) == "table1_7seeds"
+    assert stem(preset="authors_early", seeds=5) == "table1_authors_early_5seeds"
+    assert stem(profile="paper", preset="authors_final") == "table1"
+
+
+# ------------------------------------------------------------------------------------------ scripts
 def run_script(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-def test_paper_profile_without_gpus_stops_with_a_clear_message():
-    result = run_script("repro/table1.py", "--profile", "paper")
+def test_paper_profile_without_gpus_stops_with_one_line(tmp_path):
+    result = run_script("repro.table1", "--profile", "paper", "--output-dir", str(tmp_path))
     assert result.returncode == 2
     assert "needs CUDA GPUs" in result.stderr and "--dry-run" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
 
-def test_paper_profile_dry_run_plans_every_row():
-    result = run_script("repro/table1.py", "--profile", "paper", "--dry-run")
+def test_paper_profile_dry_run_plans_every_row_with_its_preset():
+    result = run_script("repro.table1", "--profile", "paper", "--dry-run", "--preset", "controlled")
     assert result.returncode == 0, result.stderr[-2000:]
-    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo"):
-        assert f"7b_cross_{method}.yaml" in result.stdout
-    assert result.stdout.count("tgpo eval --model") == 7
+    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"):
+        assert f"7b_cross_{method}.yaml --preset controlled" in result.stdout
+        assert f"runs/paper/7b_cross_{method}-controlled" in result.stdout  # its own folder: not the default run's
+    assert result.stdout.count("tgpo eval --model") == 8
+
+
+def test_audit_lists_what_differs_between_the_presets(tmp_path):
+    from repro import audit
+
+    assert _lib.cli(audit.main, ["--output-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "audit.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert any("GRPO" in r and "scale_rewards" in r and "`none`" in r and "`group`" in r for r in rows)
+    assert not any(r.split("|")[1].strip() in ("TGPO-Reg", "TGPO-Adv") for r in rows)  # same in both presets
 
 
 @pytest.mark.slow
 def test_every_script_runs_its_smoke_profile(tmp_path):
-    """``reproduce_all --profile smoke``: every table and figure from real (tiny) training and evaluation."""
-    out = tmp_path / "results"
-    result = run_script("repro/reproduce_all.py", "--profile", "smoke", "--output-dir", str(out),
-                        env={"TGPO_RUNS_DIR": str(tmp_path / "runs")}, timeout=900)
+    """``reproduce_all --profile smoke`` and the recipe probe: every table and figure from real (tiny) training and
+    evaluation; a rerun reuses every run."""
+    out, env = tmp_path / "results", {"TGPO_RUNS_DIR": str(tmp_path / "runs")}
+    result = run_script("repro.reproduce_all", "--profile", "smoke", "--output-dir", str(out), env=env, timeout=900)
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     for name in ("table1", "table2", "table3"):
         assert (out / f"{name}.md").exists() and (out / f"{name}.csv").exists()
         manifest = json.loads((out / f"{name}_manifest.json").read_text())
-        assert manifest["profile"] == "smoke" and manifest["git_sha"] and manifest["versions"]["trl"]
+        assert manifest["profile"] == "smoke" and manifest["preset"] == "controlled" and manifest["git_sha"]
+        assert manifest["versions"]["trl"]
+        trained = [r for r in manifest["rows"].values() if r["method"] != "base"]
+        assert all(r["preset"] == "controlled" and r["trainer"]["scale_rewards"] == "group" for r in trained)
+        assert all(run["key"] for r in manifest["rows"].values() for run in r["runs"])
     for png in ("table1_curves.png", "figure2.png", "figure4.png", "figure6.png", "figure5.png", "sweep.png"):
         assert (out / png).stat().st_size > 10_000, png
-    with (out / "table1.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["method"] for r in rows] == [tables.METHOD_LABELS[m] for m in
-                                           ("base", "grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo")]
-    for r in rows:
-        assert 0.0 <= float(r["ID (k=4) mean"]) <= 100.0
+    assert "scale_rewards" in (out / "audit.md").read_text()
+    rows = pd.read_csv(out / "table1.csv")
+    assert list(rows.row) == ["Base student"] + [METHODS[m].label for m in
+                                                 ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv")]
+    assert rows["ID (k=4) mean"].between(0, 100).all() and rows.loc[rows.row == "GRPO", "Δ In-dist. avg"].item() == 0
     runs = json.loads((out / "table1_runs.json").read_text())
+    assert all(len(r["problems"]["tgpo_lab_id"]) == 16 for r in runs)  # per-problem correctness is kept
+    assert all(r["scores"]["tgpo_lab_id"] == pytest.approx(sum(r["problems"]["tgpo_lab_id"]) / 16) for r in runs)
     trained = [r for r in runs if r["method"] != "base"]
     assert trained and all(len(r["curves"]) == 2 for r in trained)  # two logged steps each
-    assert any("guidance_weight" in r["curves"][0] for r in trained if r["method"] == "tgpo")
+    guided = [r for r in trained if r["method"] == "tgpo"]
+    assert all("guidance/grad_share" in r["curves"][0] and "teacher/argmax_agreement/content" in r["curves"][0]
+               for r in guided)
     sweep = pd.read_csv(out / "sweep.csv")
-    assert set(sweep.knob) == {0.0, 0.5, 0.9}
+    assert set(sweep.knob) == {0.0, 0.9}
+
+    again = run_script("repro.table1", "--profile", "smoke", "--output-dir", str(out), env=env)
+    assert again.returncode == 0 and "8 of 8 runs reused" in again.stdout, again.stdout[-2000:]
+    assert (out / "previous").is_dir()  # the earlier table was archived, not overwritten
+
+    probe = run_script("repro.recipe_probe", "--profile", "smoke", "--output-dir", str(out), env=env)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    assert "4 of 4 runs reused" in probe.stdout  # its candidates are the smoke GRPO runs of Tables 1 and 2
+    frame = pd.read_csv(out / "recipe_probe.csv")
+    assert {"Base student (student)", "Base student (student_small)", "student-4x4-2", "small-4x4-2"} == set(frame.row)
+    assert frame["gain In-dist. avg"].notna().sum() == 2

@@ -1,6 +1,6 @@
 """The CPU divergence lab: a synthetic reasoning world (sums of one-digit numbers solved step by step, ending
-in ``\\boxed{}``), a shared character-level tokenizer, and tiny Llama-config students/teachers stored under
-``repro/lab_models/<name>/`` (built by ``tgpo lab build``).
+in ``\\boxed{}``), a shared character-level tokenizer, and tiny Llama-config students/teachers shipped as package
+data in ``tgpo/lab/zoo/<name>/`` (built by ``tgpo lab build``; ``$TGPO_LAB_MODELS`` points elsewhere).
 
 For the RL stage::
 
@@ -8,15 +8,13 @@ For the RL stage::
     student = model_path(STUDENT)           # AutoModelForCausalLM / AutoTokenizer.from_pretrained(student)
     teacher = model_path(TEACHER_CROSS)
     train = rl_dataset(n=1024, seed=0)      # datasets.Dataset with a "prompt" and an "answer" column
-    # evaluate: lm_eval --include_path tasks --tasks tgpo_lab ...  (EVAL_GROUP / EVAL_TASKS)
+    # evaluate: tgpo eval --tasks tgpo_lab ...  (EVAL_GROUP / EVAL_TASKS; YAML in TASKS_DIR / "lab")
     # reward:   tgpo.scoring.math_correct(completion, row["answer"])
 
 Heavy imports (torch, transformers, datasets) happen lazily.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from tgpo.lab.config import (
     DEFAULT_MODELS,
@@ -34,10 +32,9 @@ from tgpo.lab.config import (
 )
 from tgpo.lab.world import EVAL_SPLITS, as_dataset, is_correct, make_split, rl_dataset
 
-#: lm-eval tasks (YAML in ``tasks/lab/``; load with ``--include_path tasks``).
+#: lm-eval tasks (YAML in ``TASKS_DIR / "lab"``, the package's task folder ``tgpo.tasks``).
 EVAL_TASKS = ("tgpo_lab_id", "tgpo_lab_hard", "tgpo_lab_ood")
 EVAL_GROUP = "tgpo_lab"
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
 _LAZY = {
     "model_path": "tgpo.lab.models",
@@ -77,6 +74,11 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name == "TASKS_DIR":  # resolved on use: the package's lm-eval task folder
+        from importlib.resources import files
+        from pathlib import Path
+
+        return Path(str(files("tgpo.tasks")))
     if name in _LAZY:
         import importlib
 

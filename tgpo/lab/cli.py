@@ -1,13 +1,15 @@
 """``tgpo lab``: build and inspect the CPU divergence lab.
 
-    tgpo lab build [--out repro/lab_models] [--only NAME ...] [--force]
+    tgpo lab build [--out DIR] [--only NAME ...] [--force]
     tgpo lab list  [--out DIR]
     tgpo lab measure NAME ... [--out DIR]
     tgpo lab eval  NAME_OR_PATH [--splits id hard ood] [--temperature 0.6] [--show 3]
 
 ``build`` pre-trains the default models (student, student_small, teacher_in, teacher_cross), or the ones
 named with ``--only`` (any registry name, or ``teacher_t<share>`` for a divergence sweep, e.g.
-``teacher_t0.3``), and skips a model whose stored ``build_info.json`` has the same config hash.
+``teacher_t0.3``), and skips a model whose stored ``build_info.json`` has the same config hash. Models are read
+from and written to ``--out``, else ``$TGPO_LAB_MODELS``, else the package's own folder (``tgpo/lab/zoo``; writable
+in an editable checkout).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
     b = sub.add_parser("build", help="pre-train the lab's tiny models (skips up-to-date ones)")
     b.add_argument(
-        "--out", default=None, help="models folder (default: repro/lab_models or $TGPO_LAB_MODELS)"
+        "--out", default=None, help="models folder (default: $TGPO_LAB_MODELS, else the package's tgpo/lab/zoo)"
     )
     b.add_argument("--only", nargs="+", metavar="NAME", help="build only these models")
     b.add_argument("--force", action="store_true", help="rebuild even if the config hash matches")
@@ -40,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """One line and exit code 2 for an unknown or unbuilt model and an unwritable models folder."""
+    try:
+        return _run(args)
+    except (FileNotFoundError, KeyError, PermissionError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"tgpo lab {args.lab_command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -49,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out if args.out is not None else M.default_models_dir()
     if args.lab_command == "build":
+        for name in args.only or []:
+            C.get_model_config(name)  # an unknown name stops here, before anything is built
+        target = Path(out)
+        while not target.exists():
+            target = target.parent
+        if not os.access(target, os.W_OK):
+            raise PermissionError(f"models folder {out} is not writable; pass --out DIR or set TGPO_LAB_MODELS")
         infos = M.build(args.only, out=out, force=args.force)
         for i in infos:
             state = "skipped" if i.get("skipped") else f"built in {i.get('build_seconds')}s"
@@ -85,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dirs(out) -> list[str]:
-    from pathlib import Path
-
     p = Path(out)
     return (
         sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")) if p.exists() else []

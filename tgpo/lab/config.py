@@ -43,7 +43,9 @@ class WorldConfig:
     ood_k: int = 4
     ood_first_min: int = 10
     ood_first_max: int = 19
-    eval_size: int = 200
+    #: Problems per eval split (id/hard/ood): 600 of about 940 (id), 8,400 (hard) and 1,040 (ood) distinct held-out
+    #: problems. Draws are sequential, so the first 200 are the problems of the earlier 200-problem splits.
+    eval_size: int = 600
     eval_seed: int = 20260513
     #: Generation budget of the eval tasks: the longest solution in either style (k=6 T-style ~ 110) fits.
     max_gen_toks: int = 128

@@ -7,7 +7,6 @@ the RL stage on top is the project's ``TGPOTrainer``, not this module. Everythin
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -33,15 +32,19 @@ from tgpo.lab.config import (
 from tgpo.lab.tokenizer import build_tokenizer, special_ids
 
 BUILD_INFO = "build_info.json"
+#: Folder of the stored lab models inside the ``tgpo.lab`` package.
+ZOO = "zoo"
 EVAL_TEMPERATURE = 0.6
 
 
 def default_models_dir() -> Path:
-    """``$TGPO_LAB_MODELS`` or ``<repo>/repro/lab_models``."""
+    """``$TGPO_LAB_MODELS``, else the models shipped with the package (``tgpo/lab/zoo/``, package data)."""
     env = os.environ.get("TGPO_LAB_MODELS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "repro" / "lab_models"
+    from importlib.resources import files
+
+    return Path(str(files("tgpo.lab").joinpath(ZOO)))
 
 
 def model_path(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -94,6 +97,9 @@ def load(name_or_path: str | os.PathLike, root=None):
     p = Path(name_or_path)
     if not p.exists():
         p = model_path(str(name_or_path), root)
+    if not (p / "config.json").exists():  # not a Hub id: say which folder is missing, not what the Hub answers
+        raise FileNotFoundError(f"lab model {str(name_or_path)!r} is not built ({p}); build it with: "
+                                f"tgpo lab build --only {Path(name_or_path).name}")
     model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
     model.eval()
     return model, AutoTokenizer.from_pretrained(p)
@@ -110,7 +116,8 @@ def generate(
     seed: int = 0,
     batch_size: int = 256,
 ) -> list[str]:
-    """Completions (text up to EOS, special tokens dropped). Greedy when ``temperature == 0``.
+    """Completions (text up to EOS, special tokens dropped) with ``model.generate``. Greedy when
+    ``temperature == 0``; otherwise sampled from the full distribution at ``temperature`` (seeded by ``seed``).
 
     Prompts are grouped by token length, so no padding is involved (identical to unbatched decoding).
     """
@@ -121,50 +128,26 @@ def generate(
     for i, ids in enumerate(enc):
         by_len.setdefault(len(ids), []).append(i)
     out: list[str] = [""] * len(prompts)
-    gen = torch.Generator().manual_seed(seed)
-    eos = tokenizer.eos_token_id
+    sample = bool(temperature and temperature > 0)
+    options = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sample else {"do_sample": False}
+    if sample:
+        torch.manual_seed(seed)
     for length in sorted(by_len):
         idx = by_len[length]
         for s in range(0, len(idx), batch_size):
             chunk = idx[s : s + batch_size]
             x = torch.tensor([enc[i] for i in chunk])
-            seqs = _sample(model, x, temperature, max_new_tokens, eos, gen)
-            for i, row in zip(chunk, seqs):
+            seqs = model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                max_new_tokens=max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **options,
+            )
+            for i, row in zip(chunk, seqs[:, length:]):
                 out[i] = tokenizer.decode(row, skip_special_tokens=True)
     return out
-
-
-def _sample(model, x, temperature, max_new_tokens, eos, gen):
-    """KV-cached decoding; returns per-row completion ids up to (excluding) EOS."""
-    from transformers import DynamicCache
-
-    b = x.shape[0]
-    cache = DynamicCache()
-    done = torch.zeros(b, dtype=torch.bool)
-    toks: list[torch.Tensor] = []
-    inp = x
-    pos = torch.arange(x.shape[1]).unsqueeze(0).expand(b, -1)
-    # transformers >= 5.2x names the KV cache argument `cache` (`past_key_values` before, now deprecated)
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    for _ in range(max_new_tokens):
-        kw = {cache_kw: cache}
-        logits = model(input_ids=inp, position_ids=pos, use_cache=True, logits_to_keep=1, **kw).logits[
-            :, -1, :
-        ]
-        if temperature and temperature > 0:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-        else:
-            nxt = logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-        toks.append(nxt)
-        done |= nxt == eos
-        if bool(done.all()):
-            break
-        inp = nxt.unsqueeze(1)
-        pos = pos[:, -1:] + 1
-    seq = torch.stack(toks, 1).tolist()
-    return [r[: r.index(eos)] if eos in r else r for r in seq]
 
 
 def evaluate(model, tokenizer, rows: Sequence[dict], temperature: float = 0.0, seed: int = 0) -> dict:
@@ -221,6 +204,8 @@ def argmax_agreement(model, tokenizer, rows: Sequence[dict], reference=None, fie
 
 # --------------------------------------------------------------------------- pre-training
 def _lr_at(step: int, cfg) -> float:
+    # Kept by hand: transformers' cosine-with-min-lr schedule starts warmup at 0, not lr/warmup, and the stored
+    # models were trained on this exact sequence (a forced rebuild must stay bit-identical).
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)

@@ -19,9 +19,9 @@ Splits (:func:`make_split`):
 name        problems                                                       held out?
 =========== ============================================================== ===========
 rl_train    k=4 one-digit sums (what the RL stage trains on)               never
-id          k=4 one-digit sums, fixed 200                                  always
-hard        k=5 one-digit sums (longer chains), fixed 200                  always
-ood         k=4 sums, first operand two-digit (10..19), fixed 200   always
+id          k=4 one-digit sums, fixed 600                                  always
+hard        k=5 one-digit sums (longer chains), fixed 600                  always
+ood         k=4 sums, first operand two-digit (10..19), fixed 600          always
             (never in RL data; rare in students' pre-training, see config)
 dev_k<k>    k-operand one-digit sums for early stopping                    never
 =========== ============================================================== ===========
@@ -37,7 +37,6 @@ from tgpo.lab.config import WORLD, WorldConfig
 from tgpo.lab.tokenizer import BOXED
 
 EVAL_SPLITS = ("id", "hard", "ood")
-TRAIN_SPLITS = ("rl_train",)
 
 
 # --------------------------------------------------------------------------- problems and solutions
