@@ -1,31 +1,35 @@
-"""Helpers of the tgpo lm-eval tasks: data loaders, the keep-all filter and the pass@k scorer.
+"""Helpers of the tgpo lm-eval tasks: data loaders, the grading filter and the metrics.
 
-Every task reads one benchmark as rows ``{"id", "problem", "answer"}`` (the authors' format, see
-``/work/shared/benchmarks``) plus two fields added here: ``kind`` (``"math"`` or ``"choice"``) and
-``system_prompt`` (the authors' evaluation system prompt, used as the task ``description`` so it becomes the
-system turn under ``--apply_chat_template``).
+Every task reads one benchmark as rows ``{"id", "problem", "answer"}`` (the authors' format) plus fields
+added here: ``kind`` (``"math"`` or ``"choice"``), ``system_prompt`` (the authors' evaluation system prompt,
+used as the task ``description`` so it becomes the system turn under ``--apply_chat_template``) and
+``prompt_ends_in_think`` (whether the model's chat template ends the prompt with ``<think>\n``; the authors'
+grade splits the response only then — pass ``--metadata '{"prompt_ends_in_think": true}'`` to ``lm_eval``;
+``tgpo eval`` finds it out from the chat template).
 
-Data source:
+Data source, per benchmark:
 
-- ``TGPO_BENCHMARK_DIR`` set: ``$TGPO_BENCHMARK_DIR/<benchmark>.jsonl``; a missing file is an error naming
-  the path (no silent fallback to the Hub).
-- unset: the public Hugging Face Hub dataset (:data:`HUB_SOURCES`), converted to the authors' problem text.
-  The Hub loaders cannot be exercised offline (CI has no Hub access); they are written against the datasets'
-  published schemas and pick columns defensively.
+- ``TGPO_BENCHMARK_DIR`` set and ``<benchmark>.jsonl`` there: that file.
+- otherwise the public Hugging Face Hub dataset (:data:`HUB_SOURCES`), converted to the authors' problem text
+  (a missing local file says so in a log line). When neither is available the error names both the file and
+  the Hub id. The Hub loaders cannot be exercised offline (CI has no Hub access); they are written against
+  the datasets' published schemas and pick columns defensively.
+
+Metrics (docs/method.md §4), each the mean over problems: ``pass@1`` and ``pass@k`` with the strict grade
+(primary), ``pass@1_authors`` and ``pass@k_authors`` with the authors' rule, and ``disagreement``, the share of
+samples the two grades judge differently. The ``none`` filter grades every sample of a task in one parallel
+batch (``tgpo.scoring.grade_batch``); ``process_results`` then only looks the verdicts up.
 
 Reuse in other task folders (verified for a sub-folder such as ``tasks/lab``). lm-eval resolves
 ``!function utils.x`` next to the YAML that contains it (``../`` is not supported), so a sub-folder keeps a
-two-line ``utils.py`` that loads this file by path and re-exports what it needs::
+``utils.py`` that re-exports what it needs from ``tgpo.tasks.utils``::
 
-    # tasks/lab/utils.py
-    import importlib.util, pathlib
-    _spec = importlib.util.spec_from_file_location("tgpo_tasks_utils", pathlib.Path(__file__).resolve().parents[1] / "utils.py")
-    _u = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_u)
-    load_jsonl, keep_all, process_results = _u.load_jsonl, _u.keep_all, _u.process_results
+    # tasks/xyz/utils.py
+    from tgpo.tasks.utils import grade_all, load_jsonl, process_results  # noqa: F401
 
-    # tasks/lab/tgpo_lab_xyz.yaml
-    include: ../_tgpo_template_yaml          # protocol, keep-all filter, pass@1/pass@k (its !functions resolve here)
-    task: tgpo_lab_xyz
+    # tasks/xyz/tgpo_xyz.yaml
+    include: ../_tgpo_template_yaml          # protocol, grading filter, metrics (its !functions resolve here)
+    task: tgpo_xyz
     custom_dataset: !function utils.load_jsonl
     dataset_kwargs:
       path: /abs/path/xyz.jsonl              # rows {"id", "problem", "answer"[, "kind"]}; kind defaults to math
@@ -38,16 +42,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tgpo.resources import SYSTEM_PROMPT  # one copy of the authors' prompt, shipped with tgpo
+from tgpo.tasks import BenchmarkDataError
+
 TASKS_DIR = Path(__file__).resolve().parent
 BENCHMARK_DIR_ENV = "TGPO_BENCHMARK_DIR"
-from tgpo.resources import SYSTEM_PROMPT  # noqa: E402  (one copy of the authors' prompt, shipped with tgpo)
+log = logging.getLogger("tgpo.tasks")
 
 MATH_BENCHMARKS = ("math500", "aime24", "aime25", "amc", "minerva_math", "olympiadbench")
 CHOICE_BENCHMARKS = ("gpqa_diamond", "mmlu_pro", "arc_challenge")
@@ -174,16 +182,26 @@ def _hub_rows(benchmark: str) -> list[dict[str, Any]]:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a ``{"id", "problem", "answer"}`` jsonl file (blank lines skipped)."""
+    """Rows of a ``{"id", "problem", "answer"}`` jsonl file (blank lines skipped). A line that is not such
+    an object raises :class:`BenchmarkDataError` naming the file and the line."""
     rows = []
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BenchmarkDataError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not {"problem", "answer"} <= row.keys():
+                raise BenchmarkDataError(f'{path}, line {lineno}: expected an object with "problem" and "answer"')
+            rows.append(row)
     return rows
 
 
-def _as_dataset(rows: list[dict[str, Any]], kind: str, system_prompt: str | None = None):
+def _as_dataset(
+    rows: list[dict[str, Any]], kind: str, system_prompt: str | None = None, prompt_ends_in_think: bool = False
+):
     import datasets
 
     clean = [
@@ -193,39 +211,52 @@ def _as_dataset(rows: list[dict[str, Any]], kind: str, system_prompt: str | None
             "answer": str(r["answer"]).strip(),
             "kind": r.get("kind", kind),
             "system_prompt": system_prompt if system_prompt is not None else SYSTEM_PROMPT,
+            "prompt_ends_in_think": bool(prompt_ends_in_think),
         }
         for i, r in enumerate(rows)
     ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(clean)})
 
 
+def _hub_rows_or_error(benchmark: str, missing: Path | None) -> list[dict[str, Any]]:
+    hub_id = HUB_SOURCES[benchmark][0]
+    try:
+        return _hub_rows(benchmark)
+    except Exception as e:  # noqa: BLE001 - offline, gated, renamed: one line naming what was tried
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:200]
+        local = f"{missing} does not exist and " if missing else f"{BENCHMARK_DIR_ENV} is not set and "
+        raise BenchmarkDataError(
+            f"{benchmark}: {local}the Hub dataset {hub_id} could not be loaded ({reason})"
+        ) from None
+
+
 def benchmark_rows(benchmark: str, data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Rows of one of the nine benchmarks, from ``data_dir``/``$TGPO_BENCHMARK_DIR`` or else the Hub."""
+    """Rows of one of the nine benchmarks: ``<data_dir or $TGPO_BENCHMARK_DIR>/<benchmark>.jsonl`` when it
+    exists, else the Hub dataset."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
     data_dir = data_dir or os.environ.get(BENCHMARK_DIR_ENV) or None
-    if data_dir:
-        path = Path(data_dir) / f"{benchmark}.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{BENCHMARK_DIR_ENV}={data_dir} is set but {path} does not exist; add the file or unset "
-                f"{BENCHMARK_DIR_ENV} to load {benchmark} from the Hub ({HUB_SOURCES[benchmark][0]})"
-            )
+    path = Path(data_dir) / f"{benchmark}.jsonl" if data_dir else None
+    if path is not None and path.is_file():
         rows = read_jsonl(path)
     else:
-        rows = _hub_rows(benchmark)
+        if path is not None:
+            log.warning("%s not found: loading %s from the Hub (%s)", path, benchmark, HUB_SOURCES[benchmark][0])
+        rows = _hub_rows_or_error(benchmark, path)
     if benchmark in CHOICE_BENCHMARKS:
         rows = [normalise_choice_row(r) for r in rows]
     return rows
 
 
-def load_benchmark(benchmark: str, data_dir: str | None = None, **_: Any):
+def load_benchmark(benchmark: str, data_dir: str | None = None, prompt_ends_in_think: bool = False, **_: Any):
     """``custom_dataset`` of the nine paper tasks: ``dataset_kwargs: {benchmark: <name>}``."""
     kind = "choice" if benchmark in CHOICE_BENCHMARKS else "math"
-    return _as_dataset(benchmark_rows(benchmark, data_dir), kind)
+    return _as_dataset(benchmark_rows(benchmark, data_dir), kind, prompt_ends_in_think=prompt_ends_in_think)
 
 
-def load_jsonl(path: str, kind: str = "math", system_prompt: str | None = None, **_: Any):
+def load_jsonl(
+    path: str, kind: str = "math", system_prompt: str | None = None, prompt_ends_in_think: bool = False, **_: Any
+):
     """Generic ``custom_dataset`` for any jsonl of ``{"id", "problem", "answer"[, "kind"]}`` rows.
 
     ``path`` may be relative to this folder. ``kind`` (``math``/``choice``) picks the grader for rows that do
@@ -235,18 +266,16 @@ def load_jsonl(path: str, kind: str = "math", system_prompt: str | None = None, 
     if not p.is_absolute() and not p.is_file():
         p = TASKS_DIR / p
     if not p.is_file():
-        raise FileNotFoundError(f"benchmark file {p} does not exist")
-    return _as_dataset(read_jsonl(p), kind, system_prompt)
+        raise BenchmarkDataError(f"benchmark file {p} does not exist")
+    return _as_dataset(read_jsonl(p), kind, system_prompt, prompt_ends_in_think)
 
 
 # ------------------------------------------------------------------------------------------------------
-# Filter and metrics
+# Grading filter and metrics
 # ------------------------------------------------------------------------------------------------------
 
-
-def keep_all(resps, docs):
-    """Filter (``function: custom``) that keeps every repeat, so ``process_results`` sees all k samples."""
-    return resps
+#: Verdicts computed by :func:`grade_all` for the task being scored: (kind, gold, think, response) -> Verdicts.
+_GRADED: dict[tuple, Any] = {}
 
 
 def _responses(results: Sequence[Any]) -> list[str]:
@@ -259,11 +288,27 @@ def _responses(results: Sequence[Any]) -> list[str]:
     return out
 
 
-def grader_for(doc: dict[str, Any]) -> Callable[[str, str], bool]:
-    """``choice_correct`` for rows of kind ``choice``, else ``math_correct``."""
-    from tgpo.scoring import choice_correct, math_correct
+def _grading_key(doc: dict[str, Any], response: str) -> tuple:
+    return (doc.get("kind", "math"), str(doc["answer"]), bool(doc.get("prompt_ends_in_think")), response)
 
-    return choice_correct if doc.get("kind") == "choice" else math_correct
+
+def _grade(keys: list[tuple]) -> None:
+    """Both grades of every key not graded yet, in one parallel batch per (kind, think)."""
+    from tgpo.scoring import grade_batch
+
+    todo = [k for k in dict.fromkeys(keys) if k not in _GRADED]
+    for kind, think in {(k[0], k[2]) for k in todo}:
+        group = [k for k in todo if k[0] == kind and k[2] == think]
+        verdicts = grade_batch([k[3] for k in group], [k[1] for k in group], kind=kind, prompt_ends_in_think=think)
+        _GRADED.update(zip(group, verdicts))
+
+
+def grade_all(resps, docs):
+    """Filter (``function: custom``): keeps every repeat, so ``process_results`` sees all k samples, and
+    grades all samples of the task at once, in parallel, before lm-eval scores them one problem at a time."""
+    _GRADED.clear()
+    _grade([_grading_key(doc, r) for doc, rs in zip(docs, resps) for r in _responses(rs)])
+    return resps
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -276,31 +321,27 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def score_responses(
-    responses: Sequence[str], gold: str, grader: Callable[[str, str], bool]
-) -> dict[str, float]:
-    """``pass@1`` (mean correctness over the samples) and ``pass@k`` (k = number of samples)."""
-    verdicts = [bool(grader(r, gold)) for r in responses]
-    n, c = len(verdicts), sum(verdicts)
+def score_verdicts(strict: Sequence[bool], authors: Sequence[bool]) -> dict[str, float]:
+    """The metrics of one problem from its samples' two grades (k = number of samples)."""
+    n = len(strict)
     if n == 0:
-        return {"pass@1": 0.0, "pass@k": 0.0}
-    return {"pass@1": c / n, "pass@k": pass_at_k(n, c, n)}
+        return dict.fromkeys(METRICS, 0.0)
+    c, c_authors = sum(strict), sum(authors)
+    return {
+        "pass@1": c / n,
+        "pass@k": pass_at_k(n, c, n),
+        "pass@1_authors": c_authors / n,
+        "pass@k_authors": pass_at_k(n, c_authors, n),
+        "disagreement": sum(s != a for s, a in zip(strict, authors)) / n,
+    }
+
+
+METRICS = ("pass@1", "pass@k", "pass@1_authors", "pass@k_authors", "disagreement")
 
 
 def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, float]:
-    """lm-eval ``process_results``: scores all repeats of ``doc`` against ``doc["answer"]``."""
-    return score_responses(_responses(results), doc["answer"], grader_for(doc))
-
-
-def process_results_math(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, float]:
-    """As :func:`process_results`, always with ``tgpo.scoring.math_correct``."""
-    from tgpo.scoring import math_correct
-
-    return score_responses(_responses(results), doc["answer"], math_correct)
-
-
-def process_results_choice(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, float]:
-    """As :func:`process_results`, always with ``tgpo.scoring.choice_correct``."""
-    from tgpo.scoring import choice_correct
-
-    return score_responses(_responses(results), doc["answer"], choice_correct)
+    """lm-eval ``process_results``: both grades of all repeats of ``doc`` against ``doc["answer"]``."""
+    keys = [_grading_key(doc, r) for r in _responses(results)]
+    _grade(keys)  # already done by grade_all when the task uses it
+    verdicts = [_GRADED[k] for k in keys]
+    return score_verdicts([v.strict for v in verdicts], [v.authors for v in verdicts])

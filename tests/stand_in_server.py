@@ -1,9 +1,20 @@
 """A tiny OpenAI-compatible chat-completions server for tests (standard library only).
 
-It answers each problem from a lookup ``problem text -> (gold answer, kind)``: correctly (``mode="right"``),
-wrongly (``mode="wrong"``), or with a reply that never closes its think block (``mode="truncated"``).
-Math answers come boxed after a think block; choice answers as ``ANSWER: X``. Every request body is kept in
-``server.requests`` so tests can check what lm-eval sent (seed, temperature, messages).
+It answers each problem from a lookup ``problem text -> (gold answer, kind)``. ``mode`` is the answer style:
+
+- ``right`` / ``wrong``: boxed after a closed think block (choice: ``ANSWER: X``);
+- ``boxed``: right, boxed after a closed think block, choices too (``\\boxed{X}``): both grades accept it;
+- ``truncated``: a think block that never closes;
+- ``loose``: right, but only in the styles the authors' grader accepts and the strict one does not: a boxed
+  answer inside a think block that never closes, or a closed think block then ``**Final Answer:** $x$`` with
+  no box (alternating);
+- ``sampled``: right or wrong at random, with a random tag in the text; the randomness is seeded with the
+  request's ``seed`` when it sends one (as vLLM honours seeds), else fresh per request.
+
+Faults, combinable with any mode: ``fault="http500_alternate"`` (every other request gets HTTP 500),
+``"schema"`` (valid JSON without ``choices``), ``"null"`` (``content: null``), ``"http500"`` (always 500);
+``delay`` seconds before each answer; ``context_limit``: requests asking for more ``max_tokens`` are refused
+with HTTP 400 and vLLM's message. Every request body is kept in ``server.requests``.
 
     with StandInServer(lookup, mode="right") as srv:
         srv.base_url  # http://127.0.0.1:<port>/v1/chat/completions
@@ -12,12 +23,16 @@ Math answers come boxed after a think block; choice answers as ``ANSWER: X``. Ev
 from __future__ import annotations
 
 import json
+import random
 import re
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LETTERS = "ABCDEFGHIJ"
+MODES = ("right", "wrong", "boxed", "truncated", "loose", "sampled")
+FAULTS = (None, "http500_alternate", "http500", "schema", "null")
 
 
 def wrong_answer(gold: str, kind: str) -> str:
@@ -56,11 +71,26 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append(req)
             srv.counter += 1
             count = srv.counter
+        if srv.delay:
+            time.sleep(srv.delay)
+        limit = srv.context_limit
+        if limit is not None and int(req.get("max_tokens") or 0) > limit:
+            self._send(400, {"object": "error", "message": (
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{req.get('max_tokens')} tokens in the completion. Please reduce the length of the messages or completion."
+            ), "type": "BadRequestError", "code": 400})
+            return
+        if srv.fault == "http500" or (srv.fault == "http500_alternate" and count % 2 == 1):
+            self._send(500, {"error": {"message": "internal error (stand-in)"}})
+            return
+        if srv.fault == "schema":
+            self._send(200, {"id": f"x-{count}", "result": "the answer is 4"})
+            return
         messages = req.get("messages") or []
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         if isinstance(user, list):  # content parts
             user = "".join(p.get("text", "") for p in user if isinstance(p, dict))
-        content = srv.reply(str(user), count)
+        content = None if srv.fault == "null" else srv.reply(str(user), count, req.get("seed"))
         n = int(req.get("n") or 1)
         self._send(
             200,
@@ -81,14 +111,22 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, lookup: dict[str, tuple[str, str]], mode: str) -> None:
+    def __init__(self, addr, lookup, mode, fault, delay, context_limit) -> None:
         super().__init__(addr, _Handler)
         self.lookup = {k.strip(): v for k, v in lookup.items()}
         self.mode = mode
+        self.fault = fault
+        self.delay = delay
+        self.context_limit = context_limit
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.counter = 0
         self.unknown = 0
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up waiting (the slow mode's timeouts): not an error of the server
+        super().handle_error(request, client_address)
 
     def _find(self, user: str) -> tuple[str, str] | None:
         hit = self.lookup.get(user.strip())
@@ -99,30 +137,53 @@ class _Server(ThreadingHTTPServer):
                 return value
         return None
 
-    def reply(self, user: str, count: int) -> str:
+    def reply(self, user: str, count: int, seed) -> str:
         hit = self._find(user)
         if hit is None:
             with self.lock:
                 self.unknown += 1
             return "I do not know this problem."
         gold, kind = hit
+        bare = re.sub(r"(?<!\\)\$", "", gold)  # "$69$,$84$" boxes as 69,84
         think = f"<think>\nSample {count}: let me work this out carefully.\n</think>\n"
         if self.mode == "truncated":
-            return f"<think>\nSample {count}: the answer is \\boxed{{{gold}}} ... still thinking"
-        answer = gold if self.mode == "right" else wrong_answer(gold, kind)
-        answer = re.sub(r"(?<!\\)\$", "", answer)  # "$69$,$84$" boxes as 69,84
+            return f"<think>\nSample {count}: the answer is \\boxed{{{bare}}} ... still thinking"
+        if self.mode == "loose":
+            if kind == "choice" or count % 2 == 0:
+                return f"<think>\nSample {count}: so the answer must be \\boxed{{{bare}}}, let me double-check"
+            return f"{think}**Final Answer:** ${bare}$"
+        if self.mode == "boxed":
+            return f"{think}So the final answer is $\\boxed{{{bare}}}$."
+        right = self.mode == "right"
+        tag = ""
+        if self.mode == "sampled":  # the reply depends on the draw only: one seed, one reply
+            rng = random.Random(f"{seed}|{user}") if seed is not None else random.Random()
+            right = rng.random() < 0.5
+            tag = f" (draw {rng.randrange(10**9)})"
+            think = "<think>\nLet me work this out carefully.\n</think>\n"
+        answer = bare if right else re.sub(r"(?<!\\)\$", "", wrong_answer(gold, kind))
         if kind == "choice":
-            return f"{think}The correct option follows from the reasoning.\nANSWER: {answer}"
-        return f"{think}Therefore the final answer is $\\boxed{{{answer}}}$."
+            return f"{think}The correct option follows from the reasoning{tag}.\nANSWER: {answer}"
+        return f"{think}Therefore{tag} the final answer is $\\boxed{{{answer}}}$."
 
 
 class StandInServer:
     """Context manager running :class:`_Server` on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self, lookup: dict[str, tuple[str, str]], mode: str = "right") -> None:
-        if mode not in ("right", "wrong", "truncated"):
-            raise ValueError(f"mode must be right, wrong or truncated, not {mode!r}")
-        self.server = _Server(("127.0.0.1", 0), lookup, mode)
+    def __init__(
+        self,
+        lookup: dict[str, tuple[str, str]],
+        mode: str = "right",
+        *,
+        fault: str | None = None,
+        delay: float = 0.0,
+        context_limit: int | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if fault not in FAULTS:
+            raise ValueError(f"fault must be one of {FAULTS}, not {fault!r}")
+        self.server = _Server(("127.0.0.1", 0), lookup, mode, fault, delay, context_limit)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -1,4 +1,6 @@
-"""tgpo.scoring: the one grader for reward and evaluation (SPEC §4)."""
+"""tgpo.scoring: the one grader for reward and evaluation, strict and the authors' rule (docs/method.md §4).
+
+Speed is measured by repro/bench_scorer.py, not asserted here (a shared machine makes a rate flaky)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tgpo.scoring import (
+    SMALL_GOLD_REL_TOL,
+    Verdicts,
     choice_correct,
     extract_choice,
     extract_last_boxed,
+    grade_batch,
     math_correct,
     math_correct_batch,
     strip_think,
@@ -168,58 +173,26 @@ def test_threads():
     assert out == {"v": False, "v2": True, "t": out["t"]} and out["t"] < 5.0
 
 
-def _typical_batch(n: int, offset: int = 0):
-    """Distinct typical completions (no verdict-cache hits): long reasoning, then one of: an equivalent
-    form of the gold (Math-Verify), a wrong fraction (Math-Verify), a right or wrong integer (fast path),
-    a truncated unboxed output, a multiple-choice answer."""
-    pad = "Let me reason step by step about the problem. " * 100  # ~4.6k characters
-    out = []
-    for j in range(n):
-        i = j + offset + 3
-        kind = j % 8
-        if kind in (0, 1):
-            out.append(("m", pad + rf"so \boxed{{\frac{{{2 * i}}}{{{2 * i + 2}}}}}.", rf"\frac{{{i}}}{{{i + 1}}}"))
-        elif kind == 2:
-            out.append(("m", pad + rf"so \boxed{{\frac{{{i}}}{{{i + 2}}}}}.", rf"\frac{{{i}}}{{{i + 1}}}"))
-        elif kind == 3:
-            out.append(("m", "<think>" + pad + rf"</think> \boxed{{{i}\sqrt{{2}}}}", rf"\sqrt{{{2 * i * i}}}"))
-        elif kind in (4, 5):
-            out.append(("m", pad + rf"\boxed{{{i + kind - 4}}}", str(i)))
-        elif kind == 6:
-            out.append(("m", pad + f"so the answer is {i} and", str(i)))
-        else:
-            out.append(("c", pad + f"ANSWER: {'ABCD'[i % 4]}", "ABCD"[(i // 2) % 4]))
-    return out
-
-
-def _rate(batch) -> float:
-    t = time.monotonic()
-    for kind, completion, gold in batch:
-        (math_correct if kind == "m" else choice_correct)(completion, gold)
-    return len(batch) / (time.monotonic() - t)
-
-
-def test_throughput():
-    """Typical completions, each distinct (no cache hits), one thread: >= 200 verdicts/s."""
-    rate = _rate(_typical_batch(400, offset=10_000))
-    print(f"scorer throughput, distinct typical completions, one thread: {rate:.0f} verdicts/s")
-    assert rate >= 200
-
-
-def test_throughput_batch():
-    """The same mix through math_correct_batch (all cores): >= 200 verdicts/s."""
-    assert warmup(4)
-    batch = [b for b in _typical_batch(800, offset=50_000) if b[0] == "m"]
-    t = time.monotonic()
-    for i in range(0, len(batch), 32):  # e.g. the 32 samples of one AIME problem
-        chunk = batch[i : i + 32]
-        math_correct_batch([c for _, c, _ in chunk], [g for _, _, g in chunk])
-    rate = len(batch) / (time.monotonic() - t)
-    print(f"scorer throughput, math_correct_batch: {rate:.0f} verdicts/s")
-    assert rate >= 100  # a shared 2-core machine: the figure is reported, the bound only catches regressions
-    chunk = _typical_batch(16, offset=90_000)
-    math = [(c, g) for k, c, g in chunk if k == "m"]
-    assert math_correct_batch([c for c, _ in math], [g for _, g in math]) == [math_correct(c, g) for c, g in math]
+def test_batch_matches_single_verdicts():
+    pad = "Let me reason step by step about the problem. " * 50
+    cases = [
+        (pad + r"so \boxed{\frac{4}{6}}.", r"\frac{2}{3}"),
+        (pad + r"so \boxed{\frac{3}{5}}.", r"\frac{2}{3}"),
+        ("<think>" + pad + r"</think> \boxed{3\sqrt{2}}", r"\sqrt{18}"),
+        (pad + r"\boxed{17}", "17"),
+        (pad + r"\boxed{18}", "17"),
+        (pad + "so the answer is 17 and", "17"),
+    ]
+    comps, golds = [c for c, _ in cases], [g for _, g in cases]
+    for protocol in ("strict", "authors"):
+        singles = [math_correct(c, g, protocol=protocol) for c, g in cases]
+        assert math_correct_batch(comps, golds, protocol=protocol) == singles
+    both = grade_batch(comps, golds)
+    assert [v.strict for v in both] == [True, False, True, True, False, False]
+    assert [v.authors for v in both] == [True, False, True, True, False, True]  # the bare 17 counts for them
+    assert math_correct_batch(comps[:2], r"\frac{2}{3}") == [True, False]  # one gold for all
+    with pytest.raises(ValueError):
+        math_correct_batch(comps, golds[:2])
 
 
 def test_helpers():
@@ -229,3 +202,109 @@ def test_helpers():
     assert extract_last_boxed(r"\boxed{a} \boxed{\frac{1}{2}}") == r"\frac{1}{2}"
     assert extract_last_boxed("none") is None
     assert extract_choice("ANSWER: D") == "D"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Gold normalisation and tiny golds (strict)
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [r"\text{142}", r"\textbf{142}", r"142\%", "142", "142.0"])
+def test_amc_float_gold_accepts_the_forms_an_integer_gold_does(answer):
+    assert math_correct(rf"so \boxed{{{answer}}}", "142.0") is True
+    assert math_correct(rf"so \boxed{{{answer}}}", "142") is True
+    assert math_correct(rf"so \boxed{{{answer}}}", "143.0") is False
+
+
+TINY = [
+    (r"\boxed{4.6\times 10^{-24}}", "4.6e-24", True),
+    (r"\boxed{4.6 \cdot 10^{-24}}", "4.6e-24", True),
+    (r"\boxed{4.6e-24}", "4.6e-24", True),
+    (r"\boxed{-4.6e-24}", "4.6e-24", False),  # wrong sign
+    (r"\boxed{4.6e-21}", "4.6e-24", False),  # wrong exponent
+    (r"\boxed{10^{-30}}", "4.6e-24", False),
+    (r"\boxed{.0000673}", ".0000672", False),  # both round to .000067 at six decimals
+    (r"\boxed{0.0000672}", ".0000672", True),
+    (r"\boxed{6.72\times10^{-5}}", ".0000672", True),
+    (r"\boxed{x = 6.72\times10^{-5}}", ".0000672", True),
+    (r"\boxed{0.00067}", "0.00068", False),
+]
+
+
+@pytest.mark.parametrize("completion,gold,expected", TINY, ids=[f"{c} vs {g}" for c, g, _ in TINY])
+def test_tiny_golds_compared_relatively(completion, gold, expected):
+    assert math_correct(completion, gold) is expected
+
+
+def test_tiny_gold_tolerance_is_the_stated_one():
+    gold = 6.72e-5
+    inside = gold * (1 + SMALL_GOLD_REL_TOL / 2)
+    outside = gold * (1 + 5 * SMALL_GOLD_REL_TOL)
+    assert math_correct(rf"\boxed{{{inside:.12f}}}", "0.0000672") is True
+    assert math_correct(rf"\boxed{{{outside:.12f}}}", "0.0000672") is False
+    assert math_correct(rf"\boxed{{{outside:.10e}}}", "6.72e-5") is False  # also through Math-Verify
+
+
+# ------------------------------------------------------------------------------------------------------
+# The authors' rule
+# ------------------------------------------------------------------------------------------------------
+
+AUTHORS = [
+    # (completion, gold, prompt_ends_in_think, strict, authors, why)
+    (r"the answer is $\frac12$", "0.5", False, False, True, "no box: Math-Verify finds the last expression"),
+    ("**Final Answer:** 204", "204", False, False, True, "plain number, no box"),
+    (r"<think>so \boxed{204} and I keep going", "204", False, False, True, "unclosed think, whole response graded"),
+    (r"<think>\boxed{3}</think> so \boxed{4}", "4", False, True, True, "closed think, both agree"),
+    (r"<think>clearly \boxed{4}</think> so \boxed{3}", "4", False, False, False, "last box is wrong for both"),
+    (r"reasoning</think> \boxed{5}", "5", True, True, True, "prompt opened the think block"),
+    (r"reasoning \boxed{5}", "5", True, False, True, "never closed: Math-Verify no, oat on the unsplit text yes"),
+    (r"a</think> \boxed{4} </think> \boxed{5}", "4", True, False, True, "their split keeps the first segment"),
+    (r"so \boxed{7}", "8", False, False, False, "wrong"),
+    (r"\boxed{\text{142}}", "142.0", False, True, True, "AMC float gold"),
+]
+
+
+@pytest.mark.parametrize(
+    "completion,gold,think,strict,authors,why", AUTHORS, ids=[c[5] for c in AUTHORS]
+)
+def test_authors_rule(completion, gold, think, strict, authors, why):
+    assert math_correct(completion, gold, prompt_ends_in_think=think) is strict, why
+    assert math_correct(completion, gold, protocol="authors", prompt_ends_in_think=think) is authors, why
+    assert grade_batch([completion], gold, prompt_ends_in_think=think) == [Verdicts(strict, authors)]
+
+
+CHOICE_AUTHORS = [
+    ("Reasoning.\nANSWER: C", "C", True, False),  # their pipeline needs a box (or LaTeX) around the letter
+    (r"So the result is \boxed{C}.", "C", True, True),
+    (r"So the result is \boxed{B}.", "C", False, False),
+    ("<think>ANSWER: C", "C", False, False),
+]
+
+
+@pytest.mark.parametrize("completion,gold,strict,authors", CHOICE_AUTHORS)
+def test_authors_rule_on_choices(completion, gold, strict, authors):
+    assert choice_correct(completion, gold) is strict
+    assert choice_correct(completion, gold, protocol="authors") is authors
+    assert grade_batch([completion], [gold], kind="choice") == [Verdicts(strict, authors)]
+
+
+def test_unknown_protocol_is_refused():
+    with pytest.raises(ValueError):
+        math_correct(r"\boxed{4}", "4", protocol="lenient")
+    with pytest.raises(ValueError):
+        grade_batch([r"\boxed{4}"], "4", kind="essay")
+
+
+def test_choice_correct_is_linear_in_unclosed_boxes():
+    # the last-box search used to rescan to the end for every box: 8,000 unclosed boxes took 13.5 s
+    t = time.monotonic()
+    assert choice_correct("\\boxed{" * 40_000 + " ANSWER: C", "C") is True
+    assert choice_correct("ANSWER: C " + "\\boxed{" * 40_000, "C") is True
+    assert time.monotonic() - t < 2.0
+
+
+@pytest.mark.parametrize("completion", ADVERSARIAL[:4] + ["\\boxed{" * 20000, "x" * 500_000], ids=range(6))
+def test_adversarial_bounded_authors(completion):
+    t = time.monotonic()
+    assert math_correct(completion, "1", protocol="authors") is False
+    assert time.monotonic() - t < 5.0

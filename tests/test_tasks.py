@@ -1,8 +1,8 @@
-"""tasks/: loaders, the pass@k scorer, the YAMLs, and gold acceptance on the benchmark files."""
+"""tasks/ (the package tgpo.tasks): loaders, the grading filter and metrics, the YAMLs, and gold acceptance
+on the benchmark files."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -10,24 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tgpo.scoring import choice_correct, math_correct, warmup
+import tgpo.tasks.utils as U
+from tgpo.evaluate import tasks_dir
+from tgpo.scoring import grade_batch, math_correct_batch, warmup
+from tgpo.tasks import BenchmarkDataError
 
-ROOT = Path(__file__).resolve().parents[1]
-TASKS = ROOT / "tasks"
+TASKS = tasks_dir()
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-
-def _load_utils():
-    spec = importlib.util.spec_from_file_location("tgpo_tasks_utils", TASKS / "utils.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-U = _load_utils()
 
 
 def _shared_file(name: str) -> Path:
@@ -64,10 +56,36 @@ def test_local_loader_and_arc_normalisation(monkeypatch):
     assert math[0]["kind"] == "math" and math[0]["problem"].startswith("What is")
 
 
-def test_missing_local_file_is_a_clear_error(monkeypatch, tmp_path):
+def test_missing_local_file_falls_back_to_the_hub(monkeypatch, tmp_path, caplog):
+    """Offline: the Hub is tried (and said so), and the error names both the missing file and the Hub id."""
     monkeypatch.setenv(U.BENCHMARK_DIR_ENV, str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="mmlu_pro.jsonl"):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with caplog.at_level("WARNING", logger="tgpo.tasks"), pytest.raises(BenchmarkDataError) as err:
         U.load_benchmark("mmlu_pro")
+    message = str(err.value)
+    assert str(tmp_path / "mmlu_pro.jsonl") in message and "TIGER-Lab/MMLU-Pro" in message
+    assert "\n" not in message
+    assert any("loading mmlu_pro from the Hub" in r.getMessage() for r in caplog.records)
+
+
+def test_hub_rows_used_when_the_local_file_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv(U.BENCHMARK_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(U, "_hub_rows", lambda b: [{"id": "m-0", "problem": "Pick one.\n\nA) x\nB) y", "answer": "B"}])
+    assert U.benchmark_rows("mmlu_pro") == [{"id": "m-0", "problem": "Pick one.\n\nA) x\nB) y", "answer": "B"}]
+    (tmp_path / "mmlu_pro.jsonl").write_text('{"id": "local", "problem": "p", "answer": "A"}\n')
+    assert U.benchmark_rows("mmlu_pro")[0]["id"] == "local"  # a file that is there wins
+
+
+@pytest.mark.parametrize(
+    "line,why",
+    [("{not json", "not valid JSON"), ('{"problem": "p"}', '"problem" and "answer"'), ("[1, 2]", '"problem" and "answer"')],
+)
+def test_malformed_jsonl_names_file_and_line(tmp_path, line, why):
+    p = tmp_path / "math500.jsonl"
+    p.write_text('{"id": "a", "problem": "1+1?", "answer": "2"}\n\n' + line + "\n")
+    with pytest.raises(BenchmarkDataError) as err:
+        U.benchmark_rows("math500", tmp_path)
+    assert f"{p}, line 3" in str(err.value) and why in str(err.value)
 
 
 def test_unknown_benchmark():
@@ -101,18 +119,37 @@ def test_gpqa_shuffle_is_deterministic_and_tracks_the_answer():
     assert len(letters) == 4  # the correct option is not always in one place
 
 
-def test_keep_all_and_process_results():
-    resps = [["a", "b", "c"]]
-    assert U.keep_all(resps, [{}]) is resps
-    doc = {"answer": "4", "kind": "math"}
-    out = U.process_results(doc, [["\\boxed{4}", "\\boxed{5}", "<think>\\boxed{4}", "\\boxed{4.0}"]])
-    assert out == {"pass@1": 0.5, "pass@k": 1.0}
-    assert U.process_results(doc, [["\\boxed{5}"]]) == {"pass@1": 0.0, "pass@k": 0.0}
-    assert U.process_results(doc, ["\\boxed{4}"]) == {"pass@1": 1.0, "pass@k": 1.0}  # take-first shape
+def test_grading_filter_and_process_results():
+    doc = {"answer": "4", "kind": "math", "prompt_ends_in_think": False}
+    resps = [["\\boxed{4}", "\\boxed{5}", "<think>\\boxed{4}", "The answer is 4"]]
+    assert U.grade_all(resps, [doc]) is resps  # keeps every repeat
+    out = U.process_results(doc, resps)
+    assert out == {
+        "pass@1": 0.25,
+        "pass@k": 1.0,
+        "pass@1_authors": 0.75,  # the unclosed think and the bare 4 count for the authors
+        "pass@k_authors": 1.0,
+        "disagreement": 0.5,
+    }
+    assert U.process_results(doc, [["\\boxed{5}"]])["pass@1"] == 0.0
+    assert U.process_results(doc, ["\\boxed{4}"])["pass@1"] == 1.0  # take-first shape
     choice = {"answer": "B", "kind": "choice"}
-    assert U.process_results(choice, [["ANSWER: B", "ANSWER: C"]]) == {"pass@1": 0.5, "pass@k": 1.0}
-    assert U.process_results_math(doc, [["\\boxed{4}"]])["pass@1"] == 1.0
-    assert U.process_results_choice(choice, [["ANSWER: B"]])["pass@1"] == 1.0
+    got = U.process_results(choice, [["ANSWER: B", "\\boxed{B}", "ANSWER: C"]])
+    assert got["pass@1"] == pytest.approx(2 / 3) and got["pass@1_authors"] == pytest.approx(1 / 3)
+    assert got["disagreement"] == pytest.approx(1 / 3)
+
+
+def test_prompt_ends_in_think_reaches_the_grades(monkeypatch):
+    """The same completion, graded as if the template had opened the think block, is unfinished (strict) and
+    split at </think> (authors)."""
+    monkeypatch.setenv(U.BENCHMARK_DIR_ENV, str(FIXTURES))
+    row = U.load_benchmark("math500", prompt_ends_in_think=True)["test"][0]
+    assert row["prompt_ends_in_think"] is True
+    completion = "so \\boxed{" + row["answer"] + "} is my guess"
+    opened = U.process_results(row, [[completion]])
+    closed = U.process_results({**row, "prompt_ends_in_think": False}, [[completion]])
+    assert opened["pass@1"] == 0.0 and closed["pass@1"] == 1.0
+    assert opened["pass@1_authors"] == 1.0  # oat still grades the unsplit text
 
 
 def test_pass_at_k():
@@ -125,7 +162,7 @@ def test_yamls_load_in_lm_eval(monkeypatch):
     monkeypatch.setenv(U.BENCHMARK_DIR_ENV, str(FIXTURES))
     from lm_eval.tasks import TaskManager
 
-    tm = TaskManager(include_path=str(TASKS), include_defaults=False)
+    tm = TaskManager(include_path=str(TASKS), include_defaults=False, metadata={"prompt_ends_in_think": True})
     for name in [f"tgpo_{b}" for b in U.BENCHMARKS] + ["tgpo_math", "tgpo_ood", "tgpo_paper"]:
         assert name in tm.all_tasks, name
     loaded = tm.load(["tgpo_paper"])
@@ -136,8 +173,19 @@ def test_yamls_load_in_lm_eval(monkeypatch):
     assert cfg.repeats == 32
     gk = cfg.generation_kwargs
     assert gk["temperature"] == 0.6 and gk["top_p"] == 1.0 and gk["max_gen_toks"] == 8192 and gk["do_sample"]
+    assert "seed" in gk and gk["seed"] is None  # independent repeats, whatever the backend's default seed
+    assert [m["metric"] for m in cfg.metric_list] == list(U.METRICS)
     doc = aime.test_docs()[0]
-    assert aime.doc_to_text(doc) == doc["problem"]
+    assert aime.doc_to_text(doc) == doc["problem"] and doc["prompt_ends_in_think"] is True
+    for group in loaded["groups"].values():
+        metrics = {m.metric for m in group.aggregate_metric_list}
+        assert metrics == set(U.METRICS), group
+
+
+def test_tasks_ship_with_the_package():
+    """tgpo finds its tasks through package resources: the folder holds the YAMLs and lab tasks."""
+    assert TASKS.is_dir() and (TASKS / "_tgpo_template_yaml").is_file() and (TASKS / "lab" / "tgpo_lab.yaml").is_file()
+    assert (TASKS / "utils.py").read_text() == Path(U.__file__).read_text()
 
 
 def _gold_completion(gold: str) -> str:
@@ -146,36 +194,42 @@ def _gold_completion(gold: str) -> str:
 
 
 def _acceptance(rows, choice: bool):
-    ok = wrong_ok = 0
-    for r in rows:
-        g = r["answer"]
-        if choice:
-            ok += choice_correct(f"Reasoning.\nANSWER: {g}", g)
-            other = "B" if g == "A" else "A"
-            wrong_ok += choice_correct(f"Reasoning.\nANSWER: {other}", g)
-        else:
-            ok += math_correct(_gold_completion(g), g)
-            wrong_ok += math_correct("\\boxed{-987654321.5}", g) or math_correct("\\boxed{\\text{no idea}}", g)
-    return ok / len(rows), wrong_ok
+    """Share of golds accepted when written back as a completion (both grades), and wrong answers accepted."""
+    golds = [r["answer"] for r in rows]
+    if choice:
+        right = [f"Reasoning.\nANSWER: {g}" for g in golds]
+        boxed = [f"Reasoning.\nThe answer is \\boxed{{{g}}}" for g in golds]
+        wrong = [f"Reasoning.\nANSWER: {'B' if g == 'A' else 'A'}" for g in golds]
+        strict_ok = [v.strict for v in grade_batch(right, golds, kind="choice")]
+        authors_ok = [v.authors for v in grade_batch(boxed, golds, kind="choice")]  # they need the box
+        wrong_ok = sum(v.strict or v.authors for v in grade_batch(wrong, golds, kind="choice"))
+    else:
+        verdicts = grade_batch([_gold_completion(g) for g in golds], golds)
+        strict_ok, authors_ok = [v.strict for v in verdicts], [v.authors for v in verdicts]
+        wrong_ok = sum(math_correct_batch(["\\boxed{-987654321.5}"] * len(golds), golds)) + sum(
+            math_correct_batch(["\\boxed{\\text{no idea}}"] * len(golds), golds)
+        )
+    return sum(strict_ok) / len(rows), sum(authors_ok) / len(rows), wrong_ok
 
 
 @pytest.mark.parametrize("bench", U.BENCHMARKS)
 def test_gold_acceptance_fixtures(bench, monkeypatch):
     monkeypatch.setenv(U.BENCHMARK_DIR_ENV, str(FIXTURES))
-    rate, wrong = _acceptance(U.benchmark_rows(bench), bench in U.CHOICE_BENCHMARKS)
-    assert rate == 1.0 and wrong == 0
+    strict, authors, wrong = _acceptance(U.benchmark_rows(bench), bench in U.CHOICE_BENCHMARKS)
+    assert strict == 1.0 and authors == 1.0 and wrong == 0
 
 
 @pytest.mark.parametrize("bench", U.BENCHMARKS)
 def test_gold_acceptance_benchmark_dir(bench):
-    """Every gold answer of $TGPO_BENCHMARK_DIR scored as a completion: >= 99% accepted, wrong ones never."""
+    """Every gold answer of $TGPO_BENCHMARK_DIR scored as a completion: >= 99% accepted by both grades, wrong
+    ones never (strict)."""
     data_dir = os.environ.get(U.BENCHMARK_DIR_ENV)
     if not data_dir:
         pytest.skip(f"{U.BENCHMARK_DIR_ENV} not set (point it at the authors' benchmark files)")
     if not (Path(data_dir) / f"{bench}.jsonl").is_file():
         pytest.skip(f"{bench}.jsonl not in {data_dir}")
-    warmup(2)
-    rate, wrong = _acceptance(U.benchmark_rows(bench, data_dir), bench in U.CHOICE_BENCHMARKS)
-    print(f"gold acceptance {bench}: {rate:.4f}, wrong accepted: {wrong}")
-    assert rate >= 0.99
+    warmup()
+    strict, authors, wrong = _acceptance(U.benchmark_rows(bench, data_dir), bench in U.CHOICE_BENCHMARKS)
+    print(f"gold acceptance {bench}: strict {strict:.4f}, authors {authors:.4f}, wrong accepted: {wrong}")
+    assert strict >= 0.99 and authors >= 0.99
     assert wrong == 0

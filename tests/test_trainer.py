@@ -374,3 +374,23 @@ def test_processing_class_default_loads_custom_tokenizer_exactly(tiny_pair, tmp_
     trainer = make_trainer(tiny_pair, tmp_path, "grpo")
     expected = load_tokenizer(tiny_pair[0])
     assert trainer.processing_class("\\boxed{1}")["input_ids"] == expected("\\boxed{1}")["input_ids"]
+
+
+def test_authors_v3_reward_needs_a_closed_think_and_no_box():
+    from tgpo.rewards import REWARD_FUNCTIONS, authors_v3_reward
+
+    assert set(REWARD_FUNCTIONS) == {"boxed", "authors_v3"}
+    got = authors_v3_reward(
+        ["I think 7.</think> The answer is $7$.",   # closed think, loose answer after it: 1
+         "I think 7. The answer is $7$.",             # no </think>: 0
+         "</think> so \\boxed{7}",                    # boxed after the think: 1
+         "scratch 7 </think> The answer is $8$.",     # the number before </think> does not count: 0
+         [{"role": "assistant", "content": "ok</think>\\frac{14}{2}"}]],  # chat messages, an equivalent form: 1
+        answer=["7"] * 5)
+    assert got == [1.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_authors_v3_reward_trains(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo", reward_funcs=None, reward="authors_v3", max_steps=1)
+    trainer.train()
+    assert trainer.state.global_step == 1 and "rewards/authors_v3_reward/mean" in trainer.state.log_history[0]

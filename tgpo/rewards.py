@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-__all__ = ["REWARD_FUNCTIONS", "boxed_reward", "completion_text"]
+__all__ = ["REWARD_FUNCTIONS", "authors_v3_reward", "boxed_reward", "completion_text"]
 
 
 def completion_text(completion) -> str:
@@ -28,4 +28,13 @@ def boxed_reward(completions, answer, **kwargs) -> list[float]:
     return [float(v) for v in math_correct_batch(texts, [str(a) for a in answer])]
 
 
-REWARD_FUNCTIONS = {"boxed": boxed_reward}
+def authors_v3_reward(completions, answer, **kwargs) -> list[float]:
+    """The authors' ``reward_impl_version=3`` (:func:`tgpo.scoring.authors_reward_v3_batch`), graded as a batch."""
+    from .scoring import authors_reward_v3_batch
+
+    texts = [completion_text(c) for c in completions]
+    return [float(v) for v in authors_reward_v3_batch(texts, [str(a) for a in answer])]
+
+
+#: ``TGPOConfig.reward`` -> reward function.
+REWARD_FUNCTIONS = {"boxed": boxed_reward, "authors_v3": authors_v3_reward}

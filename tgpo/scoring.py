@@ -1,74 +1,104 @@
-"""One grader for reward and evaluation (SPEC §4).
+"""One grader for reward and evaluation, with two protocols (docs/method.md §4).
 
-Two verdict functions, shared by the trainer's reward and by every lm-eval task in ``tasks/``:
+Verdict functions, shared by the trainer's reward and by every lm-eval task in ``tasks/``:
 
-- :func:`math_correct` — free-form math answers, compared with Math-Verify.
-- :func:`choice_correct` — multiple-choice letters ``A``–``J``.
+- :func:`math_correct` / :func:`math_correct_batch` — free-form math answers;
+- :func:`choice_correct` — multiple-choice letters ``A``–``J``;
+- :func:`grade_batch` — both protocols for many completions at once, in parallel (what the tasks use).
 
-Protocol (both functions):
+``protocol="strict"`` (the default and the primary metric):
 
-1. Text up to the last ``</think>`` is dropped. A ``<think>`` that never closes means the model never
-   reached its answer: the verdict is ``False``.
-2. Math: only the **last** ``\\boxed{...}`` (or ``\\fbox{...}``) counts. There is no unanchored fallback, so a
-   truncated output never gets credit for a stray number. Gold and prediction are both parsed as
-   ``parse(f"${x}$", [LatexExtractionConfig(), ExprExtractionConfig()])`` and compared with
-   ``verify(gold, pred)``.
+1. Text up to the last ``</think>`` is dropped. A ``<think>`` that never closes (also one the prompt opened:
+   ``prompt_ends_in_think=True``) means the model never reached its answer: wrong.
+2. Math: only the **last** ``\\boxed{...}`` (or ``\\fbox{...}``) counts; no unanchored fallback, so a truncated
+   output never gets credit for a stray number. Gold and answer are parsed as ``$x$`` with Math-Verify's LaTeX
+   and expression extraction and compared with ``verify(gold, answer)``. Golds are normalised first:
+   integer-valued decimals (AMC's ``142.0``) become integers. Numeric golds with ``0 < |gold| <``
+   :data:`SMALL_GOLD` are compared with the relative tolerance :data:`SMALL_GOLD_REL_TOL` (Math-Verify rounds
+   to six decimals, which would accept any tiny number for a tiny gold, a wrong sign or exponent included).
 3. Choice: the last of ``ANSWER: X``, ``\\boxed{X}`` or "answer is (X)" wins.
 
-Bounded verdicts: Math-Verify's own timeouts use ``signal.alarm`` and refuse to run outside the main thread.
-Here they are switched off and Math-Verify runs in small persistent worker processes (plain ``subprocess``
-children speaking JSON lines — no fork of the caller, no signals). Each verdict gets a compute budget
-(:data:`VERDICT_TIMEOUT_S`); a worker that overruns is killed, replaced, and the verdict is ``False``. Cheap
-pre-filters (power towers, absurdly long answers) reject pathological input before it reaches sympy, and an
-exact-string fast path answers the common case without any IPC. The functions never raise: a wrong,
-unparseable or malformed answer is ``False``.
+``protocol="authors"`` reproduces the authors' evaluation script (``generate_vllm.py --any_true True
+--add_oat_evaluate True``), for comparison with their reported numbers:
 
-This module imports neither lm-eval nor TRL, and Math-Verify only inside the workers (or the in-process
-fallback), so it stays cheap to import.
+1. Only when the *prompt* ends in ``<think>\\n`` is the response split: ``"<think>\\n" + response`` is cut at
+   ``</think>`` and the part after the first ``</think>`` is graded; without a ``</think>`` Math-Verify says
+   wrong and the oat grader sees the unsplit text. Otherwise the **whole** response is graded.
+2. Right if Math-Verify accepts it — ``verify(parse("$" + gold + "$"), parse(response))`` with ``parse``'s
+   default extraction (last boxed answer, else the last LaTeX or plain expression anywhere) — **or** the
+   oat-compatible boxed grader (:mod:`tgpo.oat_grader`) accepts the last ``\\boxed{}``.
+3. Choice tasks go through the same math pipeline with the gold letter: a boxed letter (or one Math-Verify
+   finds, e.g. ``$C$``) counts; an ``ANSWER: C`` line alone does not.
+
+Bounded verdicts: Math-Verify's own timeouts use ``signal.alarm`` and refuse to run outside the main thread,
+so they are switched off and the parsing runs in the worker processes of :mod:`tgpo.verdict_pool`. Each
+verdict gets :data:`VERDICT_TIMEOUT_S` of compute; one that overruns is wrong. Batches use every worker at once.
+Cheap pre-filters (power towers, absurdly long answers) and exact fast paths run in the caller, without any IPC.
+A wrong, unparseable or malformed answer is ``False``, never an exception (only an unknown ``protocol`` or
+``kind``, a caller's mistake, raises ``ValueError``).
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
-import json
-import os
 import re
-import select
-import subprocess
-import sys
-import threading
-import time
-from collections import OrderedDict
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
+from typing import NamedTuple
+
+from tgpo import verdict_pool
+from tgpo.verdict_pool import warmup
 
 __all__ = [
+    "PROTOCOLS",
+    "SMALL_GOLD",
+    "SMALL_GOLD_REL_TOL",
     "VERDICT_TIMEOUT_S",
+    "Verdicts",
     "choice_correct",
     "extract_choice",
     "extract_last_boxed",
+    "authors_reward_v3_batch",
+    "grade_batch",
     "math_correct",
     "math_correct_batch",
     "strip_think",
     "warmup",
 ]
 
-#: Compute budget of one math verdict, seconds. A verdict returns within this budget plus (only when a fresh
-#: worker is needed) the worker's start-up (~1 s); the total stays under 5 s.
+PROTOCOLS = ("strict", "authors")
+#: Compute budget of one verdict, seconds: a verdict that overruns is wrong (its worker is killed and replaced
+#: in the background, so the verdict returns at its budget).
 VERDICT_TIMEOUT_S = 3.0
-#: How long a fresh worker may take to import Math-Verify before we give up on it (rare: a loaded machine).
-WORKER_START_TIMEOUT_S = 60.0
-#: Box contents longer than this are rejected without parsing (no benchmark answer comes close).
+#: Box contents longer than this are rejected without parsing (strict; no benchmark answer comes close).
 MAX_ANSWER_CHARS = 1000
-#: Completions longer than this are rejected (a 8192-token output is ~40k characters).
+#: Completions longer than this are wrong under both protocols (an 8192-token output is ~40k characters).
 MAX_COMPLETION_CHARS = 1_000_000
+#: Below this magnitude Math-Verify's six-decimal rounding keeps at most three significant digits
+#: (``.0000673`` and ``.0000672`` both round to ``.000067``), so the strict grade compares numbers relatively.
+SMALL_GOLD = 1e-3
+#: Relative tolerance for golds below :data:`SMALL_GOLD`: the answer must agree to about six significant
+#: digits, as Math-Verify demands of ordinary numbers.
+SMALL_GOLD_REL_TOL = 1e-6
 
 CHOICE_LETTERS = "ABCDEFGHIJ"
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
+_PROMPT_THINK_PREFIX = "<think>\n"
+
+
+class Verdicts(NamedTuple):
+    """Both grades of one completion."""
+
+    strict: bool
+    authors: bool
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -114,6 +144,24 @@ def _balanced(text: str, open_idx: int) -> str | None:
     return None
 
 
+def _closing_braces(text: str) -> dict[int, int]:
+    """``{open index: matching close index}`` for every closed brace group, in one pass (escapes skipped)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i
+        i += 1
+    return pairs
+
+
 def extract_last_boxed(text: str) -> str | None:
     """Content of the last complete ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed x``) in ``text``.
 
@@ -137,14 +185,15 @@ _ANSWER_LINE_RE = re.compile(r"(?i:answer)\s*[:：]\s*(?:\*\*)?\s*\$?\s*(?:\\tex
 _ANSWER_IS_RE = re.compile(
     r"(?i:answer\s+is)\s*:?\s*(?:\*\*)?\s*\$?\s*(?:\\boxed\{)?(?:\\text\{)?\(?([A-J])\)?(?![A-Za-z0-9])"
 )
-_BOXED_LETTER_RE = re.compile(r"^\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{)?\s*\(?\s*([A-J])\s*\)?\s*\}?\s*(?:[).:]|$)")
+# matched inside a box's braces (pos/endpos), so no ^ anchor: match() starts at pos
+_BOXED_LETTER_RE = re.compile(r"\s*(?:\\(?:text|textbf|mathrm|mathbf)\s*\{)?\s*\(?\s*([A-J])\s*\)?\s*\}?\s*(?:[).:]|$)")
 
 
 def extract_choice(completion: str) -> str | None:
     """The chosen letter (``A``–``J``) of a multiple-choice completion, or ``None``.
 
     Looks (after the think block) for ``ANSWER: X``, ``\\boxed{X}`` and "answer is (X)"; the last one in the
-    text wins.
+    text wins. Linear in the length of the completion.
     """
     if not isinstance(completion, str) or len(completion) > MAX_COMPLETION_CHARS:
         return None
@@ -156,13 +205,18 @@ def extract_choice(completion: str) -> str | None:
         for m in rx.finditer(text):
             if best is None or m.start(1) > best[0]:
                 best = (m.start(1), m.group(1))
-    for m in _BOX_RE.finditer(text):
-        content = _balanced(text, m.end() - 1)
-        if content is None:
-            continue
-        lm = _BOXED_LETTER_RE.match(content)
-        if lm and (best is None or m.start() > best[0]):
-            best = (m.start(), lm.group(1))
+    boxes = list(_BOX_RE.finditer(text))
+    if boxes:
+        closing = _closing_braces(text)
+        for m in reversed(boxes):  # the last box with a letter in it
+            if best is not None and m.start() <= best[0]:
+                break
+            brace = m.end() - 1
+            if brace in closing:
+                lm = _BOXED_LETTER_RE.match(text, brace + 1, closing[brace])
+                if lm:
+                    best = (m.start(), lm.group(1))
+                    break
     return None if best is None else best[1]
 
 
@@ -173,24 +227,18 @@ def _normalise_letter(gold) -> str | None:
     return g if len(g) == 1 and g in CHOICE_LETTERS else None
 
 
-def choice_correct(completion: str, gold: str) -> bool:
-    """Whether ``completion`` picks the letter ``gold`` (``A``–``J``). Never raises."""
-    try:
-        letter = _normalise_letter(gold)
-        return letter is not None and extract_choice(completion) == letter
-    except Exception:  # pragma: no cover - defensive: a verdict never raises
-        return False
+def _with_prompt_think(completion: str, prompt_ends_in_think: bool) -> str:
+    return _PROMPT_THINK_PREFIX + completion if prompt_ends_in_think else completion
 
 
 # --------------------------------------------------------------------------------------------------------
-# Math verdicts
+# Strict math: in-caller preparation and fast paths
 # --------------------------------------------------------------------------------------------------------
 
 _HUGE_FACTORIAL_RE = re.compile(r"\d{4,}\s*!")
-
-
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")
 _SCI_RE = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))[eE]([+-]?\d+)$")
+_INTEGER_VALUED_DECIMAL_RE = re.compile(r"^([+-]?\d+)\.0*$")
 
 
 def _clean_answer(s: str) -> str:
@@ -205,8 +253,17 @@ def _clean_answer(s: str) -> str:
     return s
 
 
+def _normalise_gold(gold: str) -> str:
+    """Gold as the strict grade compares it: cleaned, and ``142.0`` (AMC's float column) read as ``142``, so
+    ``\\text{142}``, ``\\textbf{142}`` and ``142\\%`` match it as they match ``142``."""
+    s = _clean_answer(gold)
+    m = _INTEGER_VALUED_DECIMAL_RE.match(s)
+    return m.group(1) if m else s
+
+
 def _squash(s: str) -> str:
     s = re.sub(r"\s+|\\[,;! ]|\\(?:left|right)(?![A-Za-z])", "", s)
+    s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     return s.rstrip(".")
 
 
@@ -260,10 +317,18 @@ def _rational(s: str) -> tuple[Fraction, bool] | None:
     return None
 
 
+def _is_small(value) -> bool:
+    return value != 0 and abs(value) < SMALL_GOLD
+
+
+def _close_relative(answer, gold) -> bool:
+    return abs(answer - gold) <= SMALL_GOLD_REL_TOL * abs(gold)
+
+
 def _plain_number_verdict(pred: str, gold: str) -> bool | None:
     """Exact verdict when both sides are plain numbers or integer fractions and it is certain, else ``None``
-    (ask Math-Verify). Equal values are equal; two different exact rationals (no decimal point) differ;
-    decimals that differ are left to Math-Verify's rounding rules."""
+    (ask Math-Verify). Equal values are equal; tiny golds are compared relatively; two different exact
+    rationals (no decimal point) differ; other decimals that differ are left to Math-Verify's rounding."""
     a = _rational(_squash(pred))
     if a is None:
         return None
@@ -272,6 +337,8 @@ def _plain_number_verdict(pred: str, gold: str) -> bool | None:
         return None
     if a[0] == b[0]:
         return True
+    if _is_small(b[0]):
+        return _close_relative(a[0], b[0])
     if not a[1] and not b[1]:
         return False
     return None
@@ -282,281 +349,276 @@ def _pathological(s: str) -> bool:
     return len(s) > MAX_ANSWER_CHARS or _power_depth(s) >= 3 or bool(_HUGE_FACTORIAL_RE.search(s))
 
 
-@functools.lru_cache(maxsize=8192)
-def _parse_gold_inprocess(gold: str):
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
-    return parse(f"${gold}$", [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
-
-
-def _verify_inprocess(pred: str, gold: str) -> bool:
-    """Math-Verify with its signal timeouts off. Runs inside a worker (or the fallback path)."""
-    try:
-        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-        g = _parse_gold_inprocess(gold)
-        if not g:
-            return False
-        p = parse(f"${pred}$", [LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None)
-        if not p:
-            return False
-        return bool(verify(g, p, timeout_seconds=None))
-    except BaseException:  # noqa: BLE001 - RecursionError, MemoryError, sympy internals: all mean "no"
+def _strict_job(completion, gold, prompt_ends_in_think: bool) -> bool | tuple:
+    """The strict verdict if it is decided here, else the worker job ``("strict", answer, gold)``."""
+    if isinstance(gold, (int, float)) and not isinstance(gold, bool):
+        gold = str(gold)
+    if not isinstance(completion, str) or not isinstance(gold, str) or len(completion) > MAX_COMPLETION_CHARS:
         return False
+    answer = strip_think(_with_prompt_think(completion, prompt_ends_in_think))
+    if answer is None:
+        return False
+    boxed = extract_last_boxed(answer)
+    if boxed is None:
+        return False
+    pred, gold_s = _clean_answer(boxed), _normalise_gold(gold)
+    if not pred or not gold_s:
+        return False
+    if _squash(pred) == _squash(gold_s):
+        return True
+    fast = _plain_number_verdict(pred, gold_s)
+    if fast is not None:
+        return fast
+    if _pathological(pred) or _pathological(gold_s):
+        return False
+    return ("strict", pred, gold_s)
 
 
-def _worker_main() -> None:  # pragma: no cover - runs in the child process
-    """Entry point of a verdict worker: JSON lines in (``{"p": pred, "g": gold}``), ``1``/``0`` lines out."""
-    import logging
+# --------------------------------------------------------------------------------------------------------
+# The authors' rule: in-caller preparation
+# --------------------------------------------------------------------------------------------------------
 
-    try:
-        import resource
 
-        limit = 4 * 1024**3
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except Exception:
-        pass
-    logging.disable(logging.CRITICAL)
-    import math_verify  # noqa: F401 - import before announcing readiness
+def _authors_job(completion, gold, prompt_ends_in_think: bool) -> bool | tuple:
+    """The authors' verdict if it is decided here, else the worker job
+    ``("authors", text for Math-Verify or None, text for the oat grader, gold)``."""
+    if isinstance(gold, (int, float)) and not isinstance(gold, bool):
+        gold = str(gold)
+    if not isinstance(completion, str) or not isinstance(gold, str) or len(completion) > MAX_COMPLETION_CHARS:
+        return False
+    text, mv_text = completion, completion
+    if prompt_ends_in_think:
+        text = _PROMPT_THINK_PREFIX + completion
+        parts = text.split(_THINK_CLOSE)
+        if len(parts) >= 2:  # their script grades parts[1]: the text after the *first* </think>
+            text = mv_text = parts[1]
+        else:
+            mv_text = None  # Math-Verify says wrong; the oat grader still sees the unsplit text
+    from tgpo.oat_grader import normalised_forms_equal
 
-    out = sys.stdout.buffer
-    out.write(b"ready\n")
-    out.flush()
-    for line in sys.stdin.buffer:
+    if normalised_forms_equal(text, gold):  # the OR is decided: no Math-Verify needed
+        return True
+    return ("authors", mv_text, text, gold)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Worker side (runs in the pool's processes; also the in-process fallback)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _mv_parse(text: str, **kwargs):
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=None, **kwargs)
+
+
+_STRICT_CONFIG = None
+
+
+def _strict_config():
+    global _STRICT_CONFIG
+    if _STRICT_CONFIG is None:
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+        _STRICT_CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
+    return _STRICT_CONFIG
+
+
+def _number_of(expr):
+    """A real number from a parsed answer (``x = 5`` -> 5), or ``None``."""
+    import sympy
+
+    if isinstance(expr, sympy.Eq):
+        expr = expr.rhs
+    if isinstance(expr, sympy.Basic) and expr.is_number:
         try:
-            req = json.loads(line)
-            ok = _verify_inprocess(req["p"], req["g"])
-        except Exception:
-            ok = False
-        out.write(b"1\n" if ok else b"0\n")
-        out.flush()
-
-
-class _Worker:
-    """One child process; used by one verdict at a time."""
-
-    def __init__(self) -> None:
-        env = dict(os.environ)
-        pkg_root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        env["OMP_NUM_THREADS"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tgpo.scoring import _worker_main; _worker_main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            bufsize=0,
-            env=env,
-            close_fds=True,
-        )
-        self._buf = b""
-        self.ready = False
-
-    def _readline(self, deadline: float) -> bytes | None:
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            r, _, _ = select.select([fd], [], [], remaining)
-            if not r:
-                return None
-            chunk = os.read(fd, 65536)
-            if not chunk:  # EOF: the worker died
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line
-
-    def wait_ready(self) -> bool:
-        if not self.ready:
-            self.ready = self._readline(time.monotonic() + WORKER_START_TIMEOUT_S) == b"ready"
-        return self.ready
-
-    def ask(self, pred: str, gold: str, timeout: float) -> bool | None:
-        """``True``/``False``; ``None`` if the worker overran or died (it must then be killed)."""
-        try:
-            self.proc.stdin.write(json.dumps({"p": pred, "g": gold}).encode() + b"\n")
-        except OSError:
+            value = complex(expr)
+        except (TypeError, ValueError):
             return None
-        line = self._readline(time.monotonic() + timeout)
-        if line is None:
-            return None
-        return line == b"1"
+        if value.imag == 0 and value.real == value.real:
+            return value.real
+    return None
 
-    def kill(self) -> None:
+
+@functools.lru_cache(maxsize=4096)
+def _parse_gold_strict(gold: str):
+    return _mv_parse(f"${gold}$", extraction_config=_strict_config())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_gold_authors(gold: str):
+    return _mv_parse("$" + gold + "$")
+
+
+def _strict_verify(pred: str, gold: str) -> bool:
+    from tgpo.verify_cache import verify
+
+    gold_parsed = _parse_gold_strict(gold)
+    if not gold_parsed:
+        return False
+    pred_parsed = _mv_parse(f"${pred}$", extraction_config=_strict_config())
+    if not pred_parsed:
+        return False
+    gold_value = _number_of(gold_parsed[0])
+    if gold_value is not None and _is_small(gold_value):
+        pred_value = _number_of(pred_parsed[0])
+        if pred_value is not None:
+            return _close_relative(pred_value, gold_value)
+    return verify(gold_parsed, pred_parsed)
+
+
+def _authors_verify(mv_text: str | None, oat_text: str, gold: str) -> bool:
+    from tgpo.oat_grader import boxed_reward
+    from tgpo.verify_cache import verify
+
+    if mv_text is not None:
         try:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        except Exception:
+            if verify(_parse_gold_authors(gold), _mv_parse(mv_text)):
+                return True
+        except Exception:  # noqa: BLE001 - their script counts an exception as wrong, then asks oat
             pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except Exception:
-                pass
+    return boxed_reward(oat_text, gold)
 
 
-class _Pool:
-    """Idle workers, handed out one per concurrent verdict (threads never share a worker)."""
+def prepare_worker() -> None:
+    """Import and warm up what verdicts need, in a worker process before it says it is ready (the first
+    Math-Verify and oat calls build their parsers)."""
+    import math_verify  # noqa: F401
+    import pylatexenc.latex2text  # noqa: F401
+    import sympy.parsing.sympy_parser  # noqa: F401
 
-    def __init__(self, max_workers: int = 8) -> None:
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._idle: list[_Worker] = []
-        self._total = 0
-        self._max = max_workers
-        self.broken = False  # workers cannot start here: use the in-process fallback
+    from tgpo.verify_cache import keep_more_latex_parses
 
-    def acquire(self, deadline: float) -> _Worker | None:
-        with self._cond:
-            while True:
-                if self._idle:
-                    return self._idle.pop()
-                if self._total < self._max:
-                    self._total += 1
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._cond.wait(remaining):
-                    return None
-        try:
-            return _Worker()
-        except Exception:
-            with self._cond:
-                self._total -= 1
-                self.broken = True
-            return None
-
-    def release(self, worker: _Worker, healthy: bool) -> None:
-        if healthy:
-            with self._cond:
-                self._idle.append(worker)
-                self._cond.notify()
-            return
-        worker.kill()
-        with self._cond:
-            self._total -= 1
-        # start the replacement now, so its import overlaps with whatever the caller does next
-        try:
-            fresh = _Worker()
-        except Exception:
-            fresh = None
-        with self._cond:
-            if fresh is not None:
-                self._total += 1
-                self._idle.append(fresh)
-            self._cond.notify()
-
-    def shutdown(self) -> None:
-        with self._cond:
-            idle, self._idle = self._idle, []
-            self._total -= len(idle)
-        for w in idle:
-            w.kill()
+    keep_more_latex_parses()
+    run_job(("strict", "\\frac{1}{2}", "x+1"))
+    run_job(("authors", "so \\boxed{2x}", "so \\boxed{2x}", "x^2"))
 
 
-_POOL = _Pool()
-_CACHE_SIZE = 65536
-_VERDICT_CACHE: OrderedDict[tuple[str, str], bool] = OrderedDict()  # (pred, gold) -> verdict, FIFO-bounded
-_CACHE_LOCK = threading.Lock()
-atexit.register(_POOL.shutdown)
-
-
-def warmup(n: int = 1) -> bool:
-    """Start ``n`` verdict workers now (so the first real verdicts do not pay ~1 s each). Returns success."""
-    workers = [w for w in (_POOL.acquire(time.monotonic() + WORKER_START_TIMEOUT_S) for _ in range(n)) if w]
-    ok = bool(workers)
-    for w in workers:
-        ready = w.wait_ready()
-        ok = ok and ready
-        _POOL.release(w, ready)
-    return ok
-
-
-def _verify_bounded(pred: str, gold: str, timeout: float) -> bool | None:
-    """Math-Verify's verdict within ``timeout``; ``None`` when no verdict came (overrun, no worker)."""
-    if _POOL.broken:
-        # Fallback without worker processes: Math-Verify's own (signal) timeouts in the main thread;
-        # elsewhere only pre-filtered input reaches this point.
-        return _verify_inprocess(pred, gold)
-    worker = _POOL.acquire(time.monotonic() + timeout)
-    if worker is None:
-        return _verify_inprocess(pred, gold) if _POOL.broken else None
-    if not worker.wait_ready():
-        _POOL.release(worker, healthy=False)
-        return None
-    verdict = worker.ask(pred, gold, timeout)
-    _POOL.release(worker, healthy=verdict is not None)
-    return verdict
-
-
-def math_correct(completion: str, gold: str, *, timeout: float = VERDICT_TIMEOUT_S) -> bool:
-    """Whether the last ``\\boxed{}`` of ``completion`` (after any think block) equals ``gold``.
-
-    Math-Verify decides equivalence (``verify(gold, pred)``). Never raises; returns within ``timeout`` seconds
-    of compute (plus a worker start-up when one is needed), from any thread.
-    """
+def run_job(job: tuple) -> bool:
+    """One worker job's verdict (what :mod:`tgpo.verdict_pool` runs in its processes); never raises:
+    RecursionError, MemoryError, sympy internals all mean "no"."""
     try:
-        if isinstance(gold, (int, float)) and not isinstance(gold, bool):
-            gold = str(gold)
-        if not isinstance(completion, str) or not isinstance(gold, str):
-            return False
-        if len(completion) > MAX_COMPLETION_CHARS:
-            return False
-        answer = strip_think(completion)
-        if answer is None:
-            return False
-        boxed = extract_last_boxed(answer)
-        if boxed is None:
-            return False
-        pred = _clean_answer(boxed)
-        gold_s = _clean_answer(gold)
-        if not pred or not gold_s:
-            return False
-        if _squash(pred) == _squash(gold_s):
-            return True
-        fast = _plain_number_verdict(pred, gold_s)
-        if fast is not None:
-            return fast
-        if _pathological(pred) or _pathological(gold_s):
-            return False
-        key = (pred, gold_s)
-        with _CACHE_LOCK:
-            cached = _VERDICT_CACHE.get(key)
-        if cached is not None:
-            return cached
-        verdict = _verify_bounded(pred, gold_s, timeout)
-        if verdict is None:
-            return False  # overran its budget (not cached: load may have been the cause)
-        with _CACHE_LOCK:
-            _VERDICT_CACHE[key] = verdict
-            if len(_VERDICT_CACHE) > _CACHE_SIZE:
-                _VERDICT_CACHE.popitem(last=False)
-        return verdict
-    except Exception:  # pragma: no cover - defensive: a verdict never raises
+        if job[0] == "strict":
+            return _strict_verify(job[1], job[2])
+        return _authors_verify(job[1], job[2], job[3])
+    except BaseException:  # noqa: BLE001
         return False
 
 
-_BATCH_POOL = None
-_BATCH_LOCK = threading.Lock()
+# --------------------------------------------------------------------------------------------------------
+# Public verdicts
+# --------------------------------------------------------------------------------------------------------
+
+
+def _math_job(completion, gold, protocol: str, prompt_ends_in_think: bool) -> bool | tuple:
+    try:
+        if protocol == "strict":
+            return _strict_job(completion, gold, prompt_ends_in_think)
+        return _authors_job(completion, gold, prompt_ends_in_think)
+    except Exception:  # noqa: BLE001 - a verdict never raises
+        return False
+
+
+def _choice_job(completion, gold, protocol: str, prompt_ends_in_think: bool) -> bool | tuple:
+    letter = _normalise_letter(gold)
+    if letter is None or not isinstance(completion, str):
+        return False
+    if protocol == "authors":  # their script grades letters with the math pipeline
+        return _authors_job(completion, letter, prompt_ends_in_think)
+    try:
+        return extract_choice(_with_prompt_think(completion, prompt_ends_in_think)) == letter
+    except Exception:  # noqa: BLE001 - a verdict never raises
+        return False
+
+
+def math_correct(
+    completion: str,
+    gold: str,
+    *,
+    protocol: str = "strict",
+    prompt_ends_in_think: bool = False,
+    timeout: float = VERDICT_TIMEOUT_S,
+) -> bool:
+    """Whether ``completion`` answers ``gold`` under ``protocol`` (``"strict"`` or ``"authors"``).
+
+    ``prompt_ends_in_think``: the prompt itself ended in ``<think>\\n`` (the model's chat template opens the
+    think block). Never raises; returns within ``timeout`` seconds of compute, from any thread.
+    """
+    _check_protocol(protocol)
+    return verdict_pool.run([[_math_job(completion, gold, protocol, prompt_ends_in_think)]], timeout)[0][0]
+
+
+def choice_correct(
+    completion: str,
+    gold: str,
+    *,
+    protocol: str = "strict",
+    prompt_ends_in_think: bool = False,
+    timeout: float = VERDICT_TIMEOUT_S,
+) -> bool:
+    """Whether ``completion`` picks the letter ``gold`` (``A``–``J``) under ``protocol``. Never raises."""
+    _check_protocol(protocol)
+    return verdict_pool.run([[_choice_job(completion, gold, protocol, prompt_ends_in_think)]], timeout)[0][0]
+
+
+def _per_item(golds, n: int) -> list:
+    if isinstance(golds, (list, tuple)):
+        if len(golds) != n:
+            raise ValueError(f"{n} completions but {len(golds)} golds")
+        return list(golds)
+    return [golds] * n
 
 
 def math_correct_batch(
-    completions: list[str], golds: list[str] | str, *, timeout: float = VERDICT_TIMEOUT_S
+    completions: Sequence[str],
+    golds: Sequence[str] | str,
+    *,
+    protocol: str = "strict",
+    prompt_ends_in_think: bool = False,
+    timeout: float = VERDICT_TIMEOUT_S,
 ) -> list[bool]:
-    """:func:`math_correct` over many completions (one gold for all, or one each), verdicts in parallel.
+    """:func:`math_correct` over many completions (one gold for all, or one each), verdicts in parallel on
+    every worker (the k samples of one problem, a reward batch)."""
+    _check_protocol(protocol)
+    golds = _per_item(golds, len(completions))
+    groups = [[_math_job(c, g, protocol, prompt_ends_in_think)] for c, g in zip(completions, golds)]
+    return [g[0] for g in verdict_pool.run(groups, timeout)]
 
-    Threads hand distinct completions to distinct worker processes, so a batch uses every core (the k samples
-    of one problem, a reward batch). Same verdicts and bounds as :func:`math_correct`.
+
+def grade_batch(
+    completions: Sequence[str],
+    golds: Sequence[str] | str,
+    *,
+    kind: str = "math",
+    prompt_ends_in_think: bool = False,
+    timeout: float = VERDICT_TIMEOUT_S,
+) -> list[Verdicts]:
+    """Both grades (strict, authors) of every completion, all verdicts in parallel. ``kind``: ``"math"`` or
+    ``"choice"``; ``golds``: one for all, or one each."""
+    if kind not in ("math", "choice"):
+        raise ValueError(f"kind must be math or choice, not {kind!r}")
+    golds = _per_item(golds, len(completions))
+    make = _math_job if kind == "math" else _choice_job
+    groups = [[make(c, g, p, prompt_ends_in_think) for p in PROTOCOLS] for c, g in zip(completions, golds)]
+    return [Verdicts(*verdicts) for verdicts in verdict_pool.run(groups, timeout)]
+
+
+def authors_reward_v3_batch(
+    completions: Sequence[str], golds: Sequence[str] | str, *, timeout: float = VERDICT_TIMEOUT_S
+) -> list[bool]:
+    """The authors' *training* reward (their ``reward_impl_version=3``, docs/method.md §3), as verdicts.
+
+    ``<think>\n`` is prefixed to the response; without a ``</think>`` after it the verdict is wrong; otherwise
+    Math-Verify parses the text after the first ``</think>`` with its default extraction (no ``\\boxed{}``
+    needed) against ``$gold$``. Unlike the authors' evaluation rule there is no oat grader beside it.
     """
-    global _BATCH_POOL
-    if isinstance(golds, str) or not isinstance(golds, (list, tuple)):
-        golds = [golds] * len(completions)
-    if len(completions) <= 1:
-        return [math_correct(c, g, timeout=timeout) for c, g in zip(completions, golds)]
-    with _BATCH_LOCK:
-        if _BATCH_POOL is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _BATCH_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)))
-    return list(_BATCH_POOL.map(lambda cg: math_correct(cg[0], cg[1], timeout=timeout), zip(completions, golds)))
+    golds = _per_item(golds, len(completions))
+    groups = []
+    for completion, gold in zip(completions, golds):
+        job: bool | tuple = False
+        if isinstance(completion, str) and len(completion) <= MAX_COMPLETION_CHARS:
+            parts = (_PROMPT_THINK_PREFIX + completion).split(_THINK_CLOSE)
+            if len(parts) >= 2:
+                job = ("authors", parts[1], "", str(gold))  # an empty oat text: the oat half always says no
+        groups.append([job])
+    return [g[0] for g in verdict_pool.run(groups, timeout)]

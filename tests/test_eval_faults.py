@@ -1,0 +1,175 @@
+"""tgpo eval under faults and bad input: nothing lost, nothing written as complete that is not, one clear line.
+
+Every trial runs ``tgpo eval --backend api`` against tests/stand_in_server.py (in-process, fixture benchmarks)
+or stops before any model or server is needed. Each test fails if its defect comes back.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "fixtures" / "benchmarks"
+ONE_TASK = ["--tasks", "tgpo_math500", "--limit", "2", "--num-samples", "2", "--max-new-tokens", "64"]
+
+
+def _lookup():
+    from stand_in_server import lookup_from_rows
+
+    import tgpo.tasks.utils as tu
+
+    return lookup_from_rows({b: tu.benchmark_rows(b, FIXTURES) for b in tu.BENCHMARKS}, tu.CHOICE_BENCHMARKS)
+
+
+def _eval(out: Path, extra=(), mode="right", **server):
+    """``(exit code, summary rows or None, requests the server saw)``."""
+    from stand_in_server import StandInServer
+
+    from tgpo.cli import main
+
+    with StandInServer(_lookup(), mode=mode, **server) as srv:
+        rc = main(["eval", "--model", "stand-in", "--backend", "api", "--base-url", srv.base_url,
+                   "--output-dir", str(out), "--retry-wait", "0", *extra])
+        requests = list(srv.requests)
+    summary = out / "summary.csv"
+    rows = {r["task"]: r for r in csv.DictReader(summary.open())} if summary.exists() else None
+    return rc, rows, requests
+
+
+@pytest.fixture(autouse=True)
+def _fixture_benchmarks(monkeypatch):
+    monkeypatch.setenv("TGPO_BENCHMARK_DIR", str(FIXTURES))
+
+
+def _cache_answers(out: Path) -> int:
+    with sqlite3.connect(out / "request_cache.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_http_500_on_alternate_requests_is_retried(tmp_path):
+    rc, rows, requests = _eval(tmp_path / "out", [*ONE_TASK, "--max-retries", "6"], fault="http500_alternate")
+    assert rc == 0
+    r = rows["tgpo_math500"]
+    assert r["status"] == "complete" and r["missing"] == "0" and float(r["pass@1"]) == 1.0
+    assert len(requests) > 4  # the failures were sent again
+
+
+@pytest.mark.slow
+def test_a_failing_request_keeps_every_finished_answer_and_a_rerun_sends_only_the_rest(tmp_path):
+    out = tmp_path / "out"
+    rc, rows, requests = _eval(out, [*ONE_TASK, "--max-retries", "0"], fault="http500_alternate")
+    assert rc == 1  # incomplete: not a success
+    r = rows["tgpo_math500"]
+    missing = int(r["missing"])
+    assert r["status"] == "incomplete" and missing == 2 and r["pass@1"] == "" and r["pass@1_authors"] == ""
+    assert _cache_answers(out) == 4 - missing  # the finished answers are kept
+    rc, rows, requests = _eval(out, ONE_TASK)
+    assert rc == 0 and rows["tgpo_math500"]["status"] == "complete" and float(rows["tgpo_math500"]["pass@1"]) == 1.0
+    assert len(requests) == missing  # only what was missing
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["requests"]["from_cache"] == 4 - missing and manifest["requests"]["sent"] == missing
+    # a finished run's answers are not reused by the next run (a model name may serve a new checkpoint)
+    rc, _, requests = _eval(out, ONE_TASK)
+    assert rc == 0 and len(requests) == 4
+    assert any((a / "request_cache.sqlite").exists() for a in (out / "previous").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["schema", "null"])
+def test_unparseable_answers_are_counted_never_a_complete_zero(tmp_path, fault, capsys):
+    """Valid JSON without choices, or content null: retried, then counted; the run exits non-zero and the task
+    is marked incomplete with the count (it used to be written as a complete 0%)."""
+    rc, rows, requests = _eval(tmp_path / "out", [*ONE_TASK, "--max-retries", "1"], fault=fault)
+    assert rc == 1
+    r = rows["tgpo_math500"]
+    assert r["status"] == "incomplete" and r["missing"] == "4" and r["pass@1"] == ""
+    assert len(requests) == 4 * 2  # each sample tried twice
+    assert "incomplete" in capsys.readouterr().err
+    why = json.loads((tmp_path / "out" / "manifest.json").read_text())["requests"]["why"]
+    assert why == {"unexpected response schema" if fault == "schema" else "no content": 4}
+
+
+@pytest.mark.slow
+def test_slow_server_times_out_and_is_counted(tmp_path):
+    args = ["--tasks", "tgpo_math500", "--limit", "1", "--num-samples", "1", "--request-timeout", "1", "--max-retries", "0"]
+    rc, rows, _ = _eval(tmp_path / "out", args, delay=2.5)
+    assert rc == 1 and rows["tgpo_math500"]["status"] == "incomplete" and rows["tgpo_math500"]["missing"] == "1"
+
+
+@pytest.mark.slow
+def test_server_refusal_is_passed_through(tmp_path, capsys):
+    """A request the server refuses (prompt plus max_tokens over its context) stops the run with the server's
+    own message, in one line with exit code 2; nothing is written as a result."""
+    rc, rows, _ = _eval(tmp_path / "out", ONE_TASK, context_limit=32)
+    assert rc == 2 and rows is None
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tgpo eval:")]
+    assert len(err) == 1 and "HTTP 400" in err[0] and "maximum context length is 32 tokens" in err[0]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Bad input: one line, exit code 2, before any model or server is needed
+# ------------------------------------------------------------------------------------------------------
+
+
+def _bad(tmp_path, capsys, *extra, out=None):
+    from tgpo.cli import main
+
+    argv = ["eval", "--model", "no-such-model", "--backend", "api", "--base-url", "http://127.0.0.1:9/v1",
+            "--output-dir", str(out or tmp_path / "out"), *extra]
+    capsys.readouterr()
+    rc = main(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert rc == 2 and "Traceback" not in captured.err
+    assert len(lines) == 1 and lines[0].startswith("tgpo eval: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["--tasks", "tgpo_nosuch"], "unknown task 'tgpo_nosuch'"),
+        (["--limit", "0"], "--limit must be at least 1 problem"),
+        (["--limit", "-3"], "--limit must be at least 1 problem"),
+        (["--limit", "2.5"], "whole number of problems"),
+        (["--num-samples", "0"], "--num-samples must be at least 1"),
+        (["--model-args", "oops"], "--model-args: expected k=v"),
+    ],
+)
+def test_bad_arguments(tmp_path, capsys, extra, expected):
+    assert expected in _bad(tmp_path, capsys, *extra)
+
+
+def test_output_dir_that_is_a_file(tmp_path, capsys):
+    f = tmp_path / "results.txt"
+    f.write_text("x")
+    assert f"{f} is a file" in _bad(tmp_path, capsys, out=f)
+    assert f"cannot be created: {f} is a file" in _bad(tmp_path, capsys, out=f / "sub")
+    assert f.read_text() == "x"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc (a folder nobody can write to)")
+def test_output_dir_that_cannot_be_written(tmp_path, capsys):
+    assert "/proc/tgpo-out is not writable" in _bad(tmp_path, capsys, out=Path("/proc/tgpo-out"))
+
+
+def test_malformed_benchmark_file_names_file_and_line(tmp_path, capsys, monkeypatch):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "math500.jsonl").write_text('{"id": "a", "problem": "1+1?", "answer": "2"}\n{"id": "b", "problem": \n')
+    monkeypatch.setenv("TGPO_BENCHMARK_DIR", str(bench))
+    line = _bad(tmp_path, capsys, "--tasks", "tgpo_math500")
+    assert f"{bench / 'math500.jsonl'}, line 2: not valid JSON" in line
+
+
+def test_missing_benchmark_offline_names_file_and_hub_id(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TGPO_BENCHMARK_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    line = _bad(tmp_path, capsys, "--tasks", "tgpo_mmlu_pro")
+    assert str(tmp_path / "mmlu_pro.jsonl") in line and "TIGER-Lab/MMLU-Pro" in line

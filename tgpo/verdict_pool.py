@@ -1,0 +1,317 @@
+"""Bounded verdicts in worker processes: the grader's jobs (see :func:`tgpo.scoring.run_job`) run in small
+persistent ``subprocess`` children speaking JSON lines, each verdict within its own compute budget.
+
+Hand-written rather than pebble: pebble starts workers through multiprocessing, whose spawn/forkserver children
+re-import the caller's ``__main__`` (a training script without a main guard would re-run in every worker) and
+whose fork children inherit the caller's threads; plain subprocess workers avoid both, and a replacement for a
+killed worker (~1 s to import Math-Verify and sympy) starts in the background.
+
+A worker takes a list of jobs per line and answers one ``1``/``0`` line per job as soon as it is decided, so the
+parent times every verdict on its own. Jobs about one gold go to one worker, where its parse caches
+(:mod:`tgpo.verify_cache`) serve the whole group. Decided verdicts are cached here (short jobs only).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["WORKER_START_TIMEOUT_S", "run", "warmup"]
+
+#: How long a fresh worker may take to import Math-Verify before we give up on it (rare: a loaded machine); also
+#: how long a batch waits for a free worker (waiting is not a verdict's compute).
+WORKER_START_TIMEOUT_S = 60.0
+
+
+def run_job(job: tuple) -> bool:
+    """A job's verdict in this process (the worker's loop, and the fallback where no worker can start)."""
+    from tgpo.scoring import run_job as run
+
+    return run(job)
+
+
+def worker_main() -> None:  # pragma: no cover - runs in the child process
+    """Entry point of a verdict worker: a JSON list of jobs per line in; one ``1``/``0`` line per job out, each
+    written as soon as it is decided (the parent times every verdict on its own)."""
+    try:
+        import resource
+
+        limit = 4 * 1024**3  # a runaway sympy expression fails inside the worker, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except Exception:
+        pass
+    logging.disable(logging.CRITICAL)  # Math-Verify warns on every call that its timeouts are off
+    from tgpo.scoring import prepare_worker
+
+    prepare_worker()
+    out = sys.stdout.buffer
+    out.write(b"ready\n")
+    out.flush()
+    for line in sys.stdin.buffer:
+        try:
+            jobs = [tuple(j) for j in json.loads(line)]
+        except Exception:
+            jobs = []
+        for job in jobs:
+            out.write(b"1\n" if run_job(job) else b"0\n")
+            out.flush()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The pool
+# --------------------------------------------------------------------------------------------------------
+
+
+class _Worker:
+    """One child process; used by one verdict at a time."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        pkg_root = str(Path(__file__).resolve().parents[1])  # this tgpo, installed or not, for the child
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["OMP_NUM_THREADS"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from tgpo.verdict_pool import worker_main; worker_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+            env=env,
+            close_fds=True,
+        )
+        self._buf = b""
+        self.ready = False
+
+    def _readline(self, deadline: float) -> bytes | None:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            r, _, _ = select.select([fd], [], [], remaining)
+            if not r:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:  # EOF: the worker died
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line
+
+    def wait_ready(self) -> bool:
+        if not self.ready:
+            self.ready = self._readline(time.monotonic() + WORKER_START_TIMEOUT_S) == b"ready"
+        return self.ready
+
+    def is_ready_now(self) -> bool:
+        """Ready without waiting (a replacement may still be importing)."""
+        if not self.ready and select.select([self.proc.stdout.fileno()], [], [], 0)[0]:
+            return self.wait_ready()
+        return self.ready
+
+    def send(self, jobs: list[tuple]) -> bool:
+        try:
+            self.proc.stdin.write(json.dumps(jobs).encode() + b"\n")
+            return True
+        except OSError:
+            return False
+
+    def verdict(self, timeout: float) -> bool | None:
+        """The next job's verdict; ``None`` if it overran ``timeout`` or the worker died (kill it then)."""
+        line = self._readline(time.monotonic() + timeout)
+        return None if line is None else line == b"1"
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        except Exception:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except Exception:
+                pass
+
+
+class _Pool:
+    """Idle workers, handed out one per concurrent verdict (threads never share a worker)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: list[_Worker] = []
+        self._total = 0
+        self.broken = False  # workers cannot start here: verdicts run in the caller
+
+    @staticmethod
+    def size() -> int:
+        return int(os.environ.get("TGPO_SCORER_WORKERS") or max(2, min(4, os.cpu_count() or 2)))
+
+    def acquire(self, deadline: float) -> _Worker | None:
+        with self._cond:
+            while True:
+                if self._idle:  # a ready worker first: a verdict should not wait for a replacement's start-up
+                    ready = [i for i, w in enumerate(self._idle) if w.is_ready_now()]
+                    return self._idle.pop(ready[-1] if ready else -1)
+                if self._total < self.size():
+                    self._total += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    return None
+        try:
+            return _Worker()
+        except Exception:  # noqa: BLE001 - e.g. no fork/exec allowed in a sandbox
+            with self._cond:
+                self._total -= 1
+                self.broken = True
+            return None
+
+    def release(self, worker: _Worker, healthy: bool) -> None:
+        if not healthy:  # killing (a worker deep in sympy may hold GBs) and replacing it: not the caller's time
+            threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
+            return
+        with self._cond:
+            self._idle.append(worker)
+            self._cond.notify()
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        try:
+            fresh = _Worker()
+        except Exception:  # noqa: BLE001
+            with self._cond:
+                self._total -= 1
+                self._cond.notify()
+            return
+        with self._cond:
+            self._idle.append(fresh)
+            self._cond.notify()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._total -= len(idle)
+        for w in idle:
+            w.kill()
+
+
+_POOL = _Pool()
+atexit.register(_POOL.shutdown)
+
+_CACHE_SIZE = 65536
+_CACHED_JOB_CHARS = 2000  # whole responses (the authors' jobs) are not worth keeping
+_VERDICT_CACHE: OrderedDict[tuple, bool] = OrderedDict()  # job -> verdict, FIFO-bounded
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_key(job: tuple) -> tuple | None:
+    return job if sum(len(x) for x in job if isinstance(x, str)) <= _CACHED_JOB_CHARS else None
+
+
+def _cached(job: tuple) -> bool | None:
+    key = _cache_key(job)
+    if key is None:
+        return None
+    with _CACHE_LOCK:
+        return _VERDICT_CACHE.get(key)
+
+
+def _remember(job: tuple, verdict: bool) -> None:
+    key = _cache_key(job)
+    if key is not None:
+        with _CACHE_LOCK:
+            _VERDICT_CACHE[key] = verdict
+            if len(_VERDICT_CACHE) > _CACHE_SIZE:
+                _VERDICT_CACHE.popitem(last=False)
+
+
+def _bounded(jobs: Sequence[tuple], timeout: float) -> list[bool]:
+    """Verdicts of ``jobs``, run one after another in one worker so that they share its parse caches (a job
+    asked twice runs once); each verdict gets ``timeout`` seconds of compute and is wrong if it overruns."""
+    known = {j: _cached(j) for j in dict.fromkeys(jobs)}
+    todo = [j for j, v in known.items() if v is None]
+    if todo and _POOL.broken:  # no workers here: Math-Verify's own timeouts are off, pre-filters still apply
+        known.update((j, run_job(j)) for j in todo)
+        todo = []
+    worker = _POOL.acquire(time.monotonic() + WORKER_START_TIMEOUT_S) if todo else None  # waiting is not compute
+    if todo and worker is None:
+        known.update((j, run_job(j) if _POOL.broken else False) for j in todo)
+    elif todo and (not worker.wait_ready() or not worker.send(todo)):
+        _POOL.release(worker, healthy=False)
+        known.update((j, False) for j in todo)
+    elif todo:
+        for n, job in enumerate(todo):
+            verdict = worker.verdict(timeout)
+            if verdict is None:  # overran (not cached: load may have been the cause); the rest get a fresh worker
+                _POOL.release(worker, healthy=False)
+                known[job] = False
+                rest = todo[n + 1 :]
+                known.update(zip(rest, _bounded(rest, timeout)))
+                break
+            known[job] = verdict
+            _remember(job, verdict)
+        else:
+            _POOL.release(worker, healthy=True)
+    return [bool(known[j]) for j in jobs]
+
+
+_THREADS = None
+_THREADS_LOCK = threading.Lock()
+
+
+#: Jobs sent to one worker at once: enough to share its parse caches, few enough to spread over the workers.
+_UNIT_JOBS = 64
+
+
+def run(groups: Sequence[Sequence[bool | tuple]], timeout: float) -> list[list[bool]]:
+    """Verdicts for groups of decided booleans and worker jobs (one group per completion). Jobs about one gold
+    go to the same worker, where its gold and answers are parsed once; the units run on every worker at once."""
+    global _THREADS
+    out = [[j if isinstance(j, bool) else False for j in g] for g in groups]
+    places = [(gi, ji) for gi, g in enumerate(groups) for ji, job in enumerate(g) if not isinstance(job, bool)]
+    places.sort(key=lambda place: groups[place[0]][place[1]][-1])  # by gold (stable: a completion's grades stay together)
+    size = max(1, min(_UNIT_JOBS, -(-len(places) // _Pool.size())))  # every worker gets a share
+    units = [places[i : i + size] for i in range(0, len(places), size)]
+
+    def run(unit):
+        return _bounded([groups[gi][ji] for gi, ji in unit], timeout)
+
+    if len(units) == 1:
+        results = [run(units[0])]
+    elif units:
+        with _THREADS_LOCK:
+            if _THREADS is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _THREADS = ThreadPoolExecutor(max_workers=_Pool.size(), thread_name_prefix="tgpo-verdict")
+        results = list(_THREADS.map(run, units))
+    else:
+        results = []
+    for unit, verdicts in zip(units, results):
+        for (gi, ji), v in zip(unit, verdicts):
+            out[gi][ji] = v
+    return out
+
+
+def warmup(n: int | None = None) -> bool:
+    """Start ``n`` verdict workers (default: all) now, so the first real verdicts do not pay ~1 s each.
+    Returns success."""
+    n = min(n or _Pool.size(), _Pool.size())
+    workers = [w for w in (_POOL.acquire(time.monotonic() + WORKER_START_TIMEOUT_S) for _ in range(n)) if w]
+    ok = bool(workers)
+    for w in workers:
+        ready = w.wait_ready()
+        ok = ok and ready
+        _POOL.release(w, ready)
+    return ok or _POOL.broken
