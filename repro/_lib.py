@@ -53,6 +53,7 @@ from pathlib import Path
 
 from repro import lab_runner, paper, tables
 from repro.records import write_records
+from tgpo.cli import positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "repro" / "configs"
@@ -84,16 +85,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
                profiles: Sequence[str] = PROFILES) -> argparse.Namespace:
     """The options every script takes. ``--preset`` defaults to the profile's."""
@@ -107,10 +98,10 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
     parser.add_argument("--preset", choices=[p for p in presets() if not p.startswith("_")],
                         help="settings preset of every trained row (default: controlled for lab/smoke, authors_final "
                              "for paper); another than the default writes <name>_<preset>.*")
-    parser.add_argument("--seeds", type=_at_least_one,
+    parser.add_argument("--seeds", type=positive_int,
                         help="number of seeds, 0..N-1 (default: the config's; another N writes <name>_<N>seeds.*)")
     parser.add_argument("--output-dir", type=Path, help="default: results/<profile>/")
-    parser.add_argument("--workers", type=_at_least_one, help="parallel lab runs (default: CPU cores)")
+    parser.add_argument("--workers", type=positive_int, help="parallel lab runs (default: CPU cores)")
     parser.add_argument("--no-cache", action="store_true",
                         help="run every lab run again, even when an identical one (same code, models, config, seed) "
                              "is cached")
@@ -404,6 +395,66 @@ def run_plan(plan: Plan, args: argparse.Namespace, desc: str) -> list[dict]:
     jobs = [replace(job, work_dir=str(root / "jobs" / job.name)) for job in plan.jobs]
     return lab_runner.run_jobs(jobs, root / "cache", workers=args.workers, desc=desc, use_cache=not args.no_cache,
                                fresh_after=args.cache_after)
+
+
+# ------------------------------------------------------------------------------------------ a script's run
+@dataclass
+class Session:
+    """What every script does before and after its own part: parsed options, the table config, the output stem, the
+    plan, the (archived) output folder and the manifest; :meth:`run` runs the plan, :meth:`finish` saves the runs
+    and the manifest."""
+
+    name: str
+    args: argparse.Namespace
+    table: Table
+    stem: str
+    plan: Plan
+    out_dir: Path
+    manifest: Manifest
+
+    def run(self, title: str) -> list[dict]:
+        return run_plan(self.plan, self.args, desc=f"{title} ({self.args.profile}, {self.args.preset})")
+
+    def finish(self, records: list[dict]) -> None:
+        save_runs(records, self.out_dir, self.stem)
+        self.manifest.write(self.out_dir, self.stem, records)
+
+
+def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[str], *, table: str | None = None,
+          profiles: Sequence[str] = PROFILES, rows: Callable[[Table], Sequence[Row]] | None = None) -> Session | int:
+    """Parse, load the table config (``table``, default ``name``), plan; with ``--dry-run`` print the plan and return
+    its exit code; else check that the plan can run here and archive earlier outputs (``<stem><suffix>``)."""
+    args = parse_args(name, doc, argv, profiles=profiles)
+    config = load_table(args.profile, table or name)
+    stem = output_stem(name, args, config)
+    plan = plan_runs(config, args, rows=rows(config) if rows else None, stem=stem)
+    if args.dry_run:
+        return print_plan(plan)
+    check_ready(plan)
+    out_dir = archive(output_dir(args), [stem + s for s in suffixes])
+    return Session(name, args, config, stem, plan, out_dir, Manifest(name, args, config, plan.seeds))
+
+
+def method_table_main(name: str, doc: str, argv: Sequence[str] | None = None) -> int:
+    """A Table-1-shaped script (rows: methods; columns: the table's splits or benchmarks), with training curves."""
+    from repro import plots
+
+    session = start(name, doc, argv, METHOD_TABLE_SUFFIXES)
+    if isinstance(session, int):
+        return session
+    records = session.run(session.table["title"])
+    print(write_method_table(records, session.table, session.args, session.out_dir, session.stem))
+    if session.plan.lab:
+        plots.plot_curves(plots.curves_frame(records), METHOD_TABLE_CURVES,
+                          f"{session.table['title']}: training curves ({session.args.profile}, {session.args.preset})",
+                          session.out_dir / f"{session.stem}_curves.png")
+    session.finish(records)
+    print(f"[{name}] wrote {session.stem}.* to {session.out_dir}")
+    return 0
+
+
+METHOD_TABLE_SUFFIXES = (".csv", ".md", "_runs.json", "_curves.png", "_manifest.json")
+METHOD_TABLE_CURVES = ["reward", "completions/mean_length", "grad_norm", "entropy"]
 
 
 # ------------------------------------------------------------------------------------------ outputs

@@ -18,22 +18,17 @@ PANELS = ["reward", "grad_norm", "completions/mean_length"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv, profiles=_lib.LAB_PROFILES)
-    table = _lib.load_table(args.profile, "table3")  # the same runs as Table 3
-    stem = _lib.output_stem(NAME, args, table)
-    plan = _lib.plan_runs(table, args, rows=table.select(["rkl"]))
-    if args.dry_run:
-        return _lib.print_plan(plan)
-    _lib.check_ready(plan)
-    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for s in SUFFIXES])
-    manifest = _lib.Manifest(NAME, args, table, plan.seeds)
+    session = _lib.start(NAME, __doc__, argv, SUFFIXES, table="table3", profiles=_lib.LAB_PROFILES,
+                         rows=lambda table: table.select(["rkl"]))  # Table 3's RKL runs
+    if isinstance(session, int):
+        return session
+    stem, out_dir = session.stem, session.out_dir
 
-    records = _lib.run_plan(plan, args, desc=f"Figure 2 ({args.profile}, {args.preset})")
+    records = session.run("Figure 2")
 
     plots.plot_curves(plots.curves_frame(records), PANELS, "Figure 2 — RKL: in-family vs cross-family teacher",
                       out_dir / f"{stem}.png")
-    _lib.save_runs(records, out_dir, stem)
-    manifest.write(out_dir, stem, records)
+    session.finish(records)
     print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
     return 0
 

@@ -23,23 +23,17 @@ SUFFIXES = (".png", ".csv", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv, profiles=_lib.LAB_PROFILES)
-    table = _lib.load_table(args.profile, NAME)
-    stem = _lib.output_stem(NAME, args, table)
-    plan = _lib.plan_runs(table, args, rows=knob_rows(table))
-    if args.dry_run:
-        return _lib.print_plan(plan)
-    _lib.check_ready(plan)
-    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for s in SUFFIXES])
-    manifest = _lib.Manifest(NAME, args, table, plan.seeds)
+    session = _lib.start(NAME, __doc__, argv, SUFFIXES, profiles=_lib.LAB_PROFILES, rows=knob_rows)
+    if isinstance(session, int):
+        return session
+    table, stem, out_dir = session.table, session.stem, session.out_dir
 
-    records = _lib.run_plan(plan, args, desc=f"Divergence sweep ({args.profile}, {args.preset})")
+    records = session.run("Divergence sweep")
 
     frame = sweep_frame(records, table)
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     plot(frame, table, out_dir / f"{stem}.png")
-    _lib.save_runs(records, out_dir, stem)
-    manifest.write(out_dir, stem, records)
+    session.finish(records)
     print(frame.round(2).to_string(index=False))
     return 0
 

@@ -20,23 +20,17 @@ SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv)
-    table = _lib.load_table(args.profile, NAME)
-    stem = _lib.output_stem(NAME, args, table)
-    plan = _lib.plan_runs(table, args, stem=stem)
-    if args.dry_run:
-        return _lib.print_plan(plan)
-    _lib.check_ready(plan)
-    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for s in SUFFIXES])
-    manifest = _lib.Manifest(NAME, args, table, plan.seeds)
+    session = _lib.start(NAME, __doc__, argv, SUFFIXES)
+    if isinstance(session, int):
+        return session
+    args, table, stem, out_dir = session.args, session.table, session.stem, session.out_dir
 
-    records = _lib.run_plan(plan, args, desc=f"Table 3 ({args.profile}, {args.preset})")
+    records = session.run("Table 3")
 
     frame, text = side_by_side(records, table, args)
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     (out_dir / f"{stem}.md").write_text(text)
-    _lib.save_runs(records, out_dir, stem)
-    manifest.write(out_dir, stem, records)
+    session.finish(records)
     print(text)
     return 0
 

@@ -41,7 +41,6 @@ Reuse in other task folders (verified for a sub-folder such as ``tasks/lab``). l
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
@@ -184,19 +183,9 @@ def _hub_rows(benchmark: str) -> list[dict[str, Any]]:
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a ``{"id", "problem", "answer"}`` jsonl file (blank lines skipped). A line that is not such
     an object raises :class:`BenchmarkDataError` naming the file and the line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BenchmarkDataError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not {"problem", "answer"} <= row.keys():
-                raise BenchmarkDataError(f'{path}, line {lineno}: expected an object with "problem" and "answer"')
-            rows.append(row)
-    return rows
+    from tgpo.data import read_jsonl as read_rows
+
+    return read_rows(path, required=("problem", "answer"), error=BenchmarkDataError)
 
 
 def _as_dataset(

@@ -199,7 +199,7 @@ def test_non_utf8_training_line_names_the_line(tiny_pair, tmp_path, capsys, no_m
     data = tmp_path / "train.jsonl"
     data.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + b'{"problem": "caf\xe9", "answer": "1"}\n')
     assert main(["train", "--config", str(_config(tmp_path, tiny_pair, data=data))]) == 2
-    _one_error_line(capsys, "train.jsonl:2: not UTF-8")
+    _one_error_line(capsys, "train.jsonl, line 2: not UTF-8")
 
 
 def test_a_prompt_longer_than_the_context_is_refused_by_row(tiny_pair, tmp_path, capsys, no_model_loads):

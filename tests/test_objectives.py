@@ -1,4 +1,4 @@
-"""Property-based tests of every objective in ``tgpo.objectives`` (SPEC §1–2).
+"""Property-based tests of every objective in ``tgpo.objectives`` (docs/method.md §1–2).
 
 "Divergent regime" = teacher log-probs of the student's sampled tokens of -20 or less. Gradients are taken
 with respect to the student's logits ``z`` (a leaf tensor), as a real model's LM head would see them.

@@ -9,8 +9,8 @@ from transformers import TrainerCallback
 
 from tgpo import TGPOConfig, TGPOTrainer
 from tgpo import objectives as obj
-from tgpo.objectives import METHODS
 from tgpo.data import DataError
+from tgpo.objectives import METHODS
 from tgpo.teacher import VocabularyMismatchError, load_tokenizer
 
 
@@ -88,8 +88,15 @@ def test_every_method_trains_two_steps(tiny_pair, tmp_path, method):
 
 def test_plain_text_prompts_without_chat_template(tiny_plain_pair, tmp_path):
     trainer = make_trainer(tiny_plain_pair, tmp_path, "tgpo", dataset=_rows(chat=False))
+    rows = [row for row in _rows(chat=False) for _ in range(4)]
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions(rows)
+    tok = trainer.processing_class
+    prompts = tok.batch_decode(batch["prompt_ids"], skip_special_tokens=True)
+    assert prompts == [r["prompt"] for r in rows]  # the raw text, no template around it
     trainer.train()
     assert trainer.state.global_step == 2
+    assert all(math.isfinite(h["guidance_loss"]) for h in trainer.state.log_history if "loss" in h)
 
 
 def _naive(trainer, batch):

@@ -1,4 +1,4 @@
-"""``tgpo align``: the authors' alignment of a teacher to a student that share one BPE id space (SPEC §2).
+"""``tgpo align``: the authors' alignment of a teacher to a student that share one BPE id space (docs/method.md §2).
 
 The paper's cross-family pair (Qwen2.5-Math student, Qwen3 teacher) shares token ids but not special tokens or
 embedding sizes. The authors resized both embedding matrices to the larger vocabulary and set both tokenizers'

@@ -10,10 +10,22 @@ import argparse
 import importlib
 import sys
 
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number >= 1 (step counts, seed counts, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 SUBCOMMANDS = {
     "train": ("tgpo.train_cli", "Train a student with TGPO or one of its baselines (GRPO, RKL, KDRL, LUFFY)."),
     "eval": ("tgpo.evaluate", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
-    "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (SPEC §2)."),
+    "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (docs/method.md §2)."),
     "lab": ("tgpo.lab.cli", "Build the CPU divergence lab: its data and its tiny teacher/student models."),
 }
 

@@ -11,7 +11,7 @@ from trl import GRPOConfig
 from .objectives import METHODS
 from .teacher import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_TOKENS
 
-#: TRL ``loss_type`` values whose per-token surrogate is SPEC's clipped one; the others (cispo, sapo, luspo, vespo)
+#: TRL ``loss_type`` values whose per-token surrogate is the paper's clipped one (docs/method.md §1); the others (cispo, sapo, luspo, vespo)
 #: change the surrogate itself and are refused rather than silently replaced.
 SUPPORTED_LOSS_TYPES = ("dapo", "dr_grpo", "grpo", "bnpo")
 REWARDS = ("boxed", "authors_v3")

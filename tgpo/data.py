@@ -1,4 +1,4 @@
-"""Training data: a local JSONL or the Hub (SPEC §3), turned into TRL's ``prompt`` column, with clear errors.
+"""Training data: a local JSONL or the Hub (docs/method.md §3), turned into TRL's ``prompt`` column, with clear errors.
 
 Rows need a problem (``problem``, or an already-built ``prompt``) and a gold ``answer``; LUFFY also reads
 ``teacher_completion`` (a correct teacher trace). ``prompt`` is built from ``problem``:
@@ -19,10 +19,11 @@ __all__ = [
     "build_prompt",
     "default_system_prompt",
     "load_train_dataset",
+    "read_jsonl",
     "validate_dataset",
 ]
 
-#: LUFFY's release of the OpenR1-Math prompts with teacher traces (SPEC §3: ~46k problems, traces <= 8192 tokens).
+#: LUFFY's release of the OpenR1-Math prompts with teacher traces (docs/method.md §3: ~46k problems, traces <= 8192 tokens).
 DEFAULT_HUB_DATASET = "Elliott/Openr1-Math-46k-8192"
 
 
@@ -31,7 +32,7 @@ class DataError(ValueError):
 
 
 def default_system_prompt() -> str:
-    """The authors' "Thought/Solution" system prompt (SPEC §4), shipped in ``tgpo/resources/``."""
+    """The authors' "Thought/Solution" system prompt (docs/method.md §4), shipped in ``tgpo/resources/``."""
     from tgpo.resources import SYSTEM_PROMPT
 
     return SYSTEM_PROMPT.rstrip("\n")
@@ -45,22 +46,27 @@ def build_prompt(problem: str, tokenizer, system_prompt: str | None = None):
     return problem
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: str | Path, *, required: tuple[str, ...] = (), error: type[Exception] | None = None) -> list[dict]:
+    """Rows of a JSONL file (blank lines skipped). A line that is not UTF-8, not JSON, not an object or without
+    the ``required`` keys raises ``error`` (default :class:`DataError`) naming the file and the line."""
+    error = error or DataError
     rows = []
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
+            where = f"{path}, line {lineno}"
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r})") from None
+                raise error(f"{where}: not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
+                raise error(f"{where}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or any(k not in row for k in required):
+                wanted = " with " + " and ".join(f'"{k}"' for k in required) if required else " per line"
+                raise error(f"{where}: expected a JSON object{wanted}, got {json.dumps(row)[:60]}")
             rows.append(row)
     return rows
 
@@ -163,9 +169,9 @@ def load_train_dataset(
     if source.endswith(".jsonl") or path.exists():
         if not path.exists():
             raise DataError(f"training data file {source!r} does not exist")
-        rows = _read_jsonl(path)
+        rows = read_jsonl(path)
         name = str(path)
-    else:  # Hub id (SPEC §3); not reachable in the offline test environment
+    else:  # Hub id (docs/method.md §3); not reachable in the offline test environment
         rows = [_from_hub_row(r) for r in load_dataset(source, split=split)]
         name = f"{source}[{split}]"
     if limit is not None:

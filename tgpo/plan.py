@@ -54,7 +54,7 @@ KNOWN_MODELS: dict[str, dict] = {
                       "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "bos_token": None},
     },
 }
-#: Rows of SPEC §3's training set (tgpo/data.py's default), for epochs; a local JSONL is counted instead.
+#: Rows of the paper's training set (docs/method.md §3) (tgpo/data.py's default), for epochs; a local JSONL is counted instead.
 KNOWN_DATASETS = {"Elliott/Openr1-Math-46k-8192": 46_000}
 
 
@@ -177,7 +177,7 @@ def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
     set, ``steps_per_generation = gradient_accumulation_steps``; ``generation_batch_size`` must be divisible by
     ``per_device_train_batch_size x processes`` and by ``num_generations``; not both may be set; ``num_generations
     >= 2``. Ours: ``steps_per_generation`` is a multiple of ``gradient_accumulation_steps`` (each optimizer update
-    reads one rollout batch: SPEC's PPO mini-batches) and ``max_steps`` a multiple of the updates per rollout batch.
+    reads one rollout batch: the paper's PPO mini-batches) and ``max_steps`` a multiple of the updates per rollout batch.
     Colocated vLLM also needs ``processes % vllm_tensor_parallel_size == 0``.
     """
     B = int(trainer.get("per_device_train_batch_size", 8))
@@ -290,7 +290,7 @@ def build_plan(run) -> dict:
     if "error" in tokenizers and (student.get("local") and (teacher or {}).get("local")):
         raise PlanError(tokenizers["verdict"])
 
-    # Context length: prompt + response must fit the student's positions (SPEC: the authors used 16k variants).
+    # Context length: prompt + response must fit the student's positions (the authors used 16k variants; docs/method.md §3).
     warnings: list[str] = []
     if overridden:
         warnings.append(f"{accel_path} says num_processes={accel['num_processes']}; launch.num_processes={processes} "

@@ -25,26 +25,15 @@ from .run_config import ConfigError
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def add_arguments(parser) -> None:
+    from .cli import positive_int
     from .objectives import METHODS
 
     parser.add_argument("--config", required=True, help="YAML file (schema: `tgpo.run_config` docstring)")
     parser.add_argument("--method", choices=list(METHODS), help="override trainer.method")
     parser.add_argument("--preset", help="settings preset: controlled, authors_final or authors_early "
                                          "(normalisation and aggregation per method; see docs/method.md §3)")
-    parser.add_argument("--max-steps", type=_positive_int, help="override trainer.max_steps (>= 1)")
+    parser.add_argument("--max-steps", type=positive_int, help="override trainer.max_steps (>= 1)")
     parser.add_argument("--output-dir", help="override trainer.output_dir")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir")

@@ -12,5 +12,5 @@ PAPER_REFERENCE_CSV = RESOURCES / "paper_reference.csv"
 SYSTEM_PROMPT_FILE = RESOURCES / "system_prompt.txt"
 #: Settings presets (normalisation and aggregation per method), read by :func:`tgpo.run_config.presets`.
 PRESETS_FILE = RESOURCES / "presets.yaml"
-#: The authors' "Thought/Solution" system prompt (SPEC §4), used for training and evaluation prompts.
+#: The authors' "Thought/Solution" system prompt (docs/method.md §4), used for training and evaluation prompts.
 SYSTEM_PROMPT = SYSTEM_PROMPT_FILE.read_text(encoding="utf-8")
