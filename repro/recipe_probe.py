@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 def candidate_rows(table: _lib.Table) -> list[_lib.Row]:
     """The untrained student of every candidate's student, then the probed row once per candidate (variant = its
     name): trainer ``learning_rate``, ``max_steps``, ``per_device_train_batch_size = prompts x num_generations`` and
-    ``prompts x steps`` distinct RL prompts."""
+    ``prompts x steps`` RL prompts (drawn i.i.d.)."""
     where = f"config {table.path}"
     candidates = table.get("candidates") or []
     if not candidates:
@@ -123,7 +123,7 @@ def render(frame: pd.DataFrame, table: _lib.Table, args) -> str:
             + shown.to_markdown(index=False, disable_numparse=True) + "\n\nGreedy pass@1 (%), mean ± half-width of the 95% interval: t over "
             "seeds (the untrained students: over problems). Gain = candidate − its untrained student in "
             f"{headline}, a t interval over seeds. Rollouts per step = prompts × "
-            f"{table.trainer.get('num_generations', 8)}; RL prompts = prompts × steps, all distinct.\n")
+            f"{table.trainer.get('num_generations', 8)}; RL prompts = prompts × steps, drawn i.i.d. from the training sums.\n")
 
 
 if __name__ == "__main__":
