@@ -8,7 +8,7 @@ of the ``repro`` package, run from the repository root (``python -m repro.<scrip
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import nox
 
@@ -71,10 +71,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """What TGPO costs over GRPO on CPU (results/bench/: CSV, PNG, README, manifest); < 10 min on 2 cores. Runs
-    ``repro/bench.py``, then ``repro/bench_scorer.py`` where it exists."""
+    """What TGPO costs over GRPO on CPU, and the grader's speed and agreement with oat (results/bench/); about 10 min
+    on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("python", "repro/bench.py", *session.posargs)
-    if Path("repro/bench_scorer.py").exists():
-        session.run("python", "repro/bench_scorer.py", *session.posargs)
+    if os.environ.get("TGPO_BENCHMARK_DIR"):
+        session.run("python", "repro/bench_scorer.py")
+    else:
+        session.warn("TGPO_BENCHMARK_DIR is not set: the grader's throughput and oat agreement (repro/bench_scorer.py) "
+                     "were not measured")
