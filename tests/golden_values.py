@@ -55,6 +55,13 @@ def compute() -> dict[str, dict[str, float]]:
             "kdrl_reference": obj.kdrl_reference_penalty(logp, teacher_logp, mask),
             "entropy": obj.entropy_bonus(entropy, mask),
             "luffy": obj.luffy_loss(logp, old, adv, mask, off_policy),
+            # added with the method registry (TGPO-Adv, aggregations, reward scaling, asymmetric clipping)
+            "tgpo_adv": obj.policy_loss(logp, old, obj.tipo_advantages(adv, guided.detach(), mask, 0.05), mask),
+            "grpo_unscaled_dr_grpo_sum": obj.aggregate(
+                obj.surrogate(logp, old, obj.group_advantages(rewards, 4, scale="none"), mask)[0], mask,
+                obj.Aggregation("dr_grpo", padded_length=9, row_mean=False)),
+            "grpo_seq_mean_asymmetric_clip": obj.aggregate(
+                obj.surrogate(logp, old, adv, mask, 0.2, 0.28, 3.0)[0], mask, obj.Aggregation("grpo")),
         }
 
     out = {}

@@ -378,3 +378,157 @@ def test_extreme_inputs_stay_finite(dtype, logit_scale):
         for name, loss in out.items():
             assert torch.isfinite(loss), (name, teacher_value)
             assert torch.isfinite(grad_of(loss, logits)).all(), (name, teacher_value)
+
+
+# ------------------------------------------------------------------------------ new options: TGPO-Adv
+@given(seed=seeds, weight=st.floats(0.0, 1.0))
+def test_tipo_advantages_add_a_bounded_bonus_toward_the_teachers_token(seed, weight):
+    logits, sampled, yT, mask = make_rollout(seed)
+    guided = gather_logp(logits, yT).detach()
+    adv = torch.randn(logits.shape[0], generator=torch.Generator().manual_seed(seed))
+    tok = obj.tipo_advantages(adv, guided, mask, weight)
+    expected = adv.unsqueeze(1) + weight * torch.exp(guided)  # A[i] + lambda * exp(lp_old_g)
+    torch.testing.assert_close(tok[mask], expected.expand_as(tok)[mask])
+    assert (tok[~mask] == 0).all()
+    bonus = (tok - adv.unsqueeze(1))[mask]
+    assert (bonus >= 0).all() and (bonus <= weight + 1e-6).all()
+    if weight == 0:
+        torch.testing.assert_close(tok[mask], adv.unsqueeze(1).expand_as(tok)[mask])
+
+
+@given(seed=seeds, weight=st.floats(1e-3, 1.0))
+def test_tgpo_adv_entry_gradient_matches_a_naive_full_logit_computation(seed, weight):
+    logits, sampled, yT, mask = make_rollout(seed)
+    gen = torch.Generator().manual_seed(seed)
+    adv = torch.randn(logits.shape[0], generator=gen)
+    old_shift = 0.1 * torch.randn(mask.shape, generator=gen)
+    entropy_coef = 0.0
+
+    def entry(z):
+        logp, guided = gather_logp(z, sampled), gather_logp(z, yT)
+        x = obj.LossInputs(logp=logp, old_logp=logp.detach() + old_shift, advantages=adv, mask=mask,
+                           entropy=obj.entropy_from_logits(z), guided_logp=guided.detach(), guidance_weight=weight)
+        return obj.method_loss("tgpo_adv", x, obj.LossConfig(entropy_coef=entropy_coef)).loss
+
+    def naive(z):  # the clipped surrogate written out token by token, with the per-token advantage
+        logp = torch.log_softmax(z, -1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+        p_teacher = torch.softmax(z, -1).gather(-1, yT.unsqueeze(-1)).squeeze(-1).detach()
+        a = adv.unsqueeze(1) + weight * p_teacher
+        ratio = torch.exp(logp - (logp.detach() + old_shift))
+        per_token = torch.maximum(-a * ratio, -a * ratio.clamp(0.8, 1.2))
+        return (per_token * mask).sum() / mask.sum()
+
+    z1, z2 = logits.detach().clone().requires_grad_(True), logits.detach().clone().requires_grad_(True)
+    l1, l2 = entry(z1), naive(z2)
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(grad_of(l1, z1), grad_of(l2, z2))
+
+
+def test_tgpo_adv_with_zero_weight_is_grpo_and_the_registry_knows_every_method():
+    logits, sampled, yT, mask = make_rollout(7)
+    logp = gather_logp(logits, sampled)
+    x = obj.LossInputs(logp=logp, old_logp=logp.detach(), advantages=torch.tensor([1.0, -1.0, 0.5]), mask=mask,
+                       entropy=torch.zeros_like(logp), guided_logp=gather_logp(logits, yT).detach(), guidance_weight=0.0)
+    cfg = obj.LossConfig()
+    assert torch.equal(obj.method_loss("tgpo_adv", x, cfg).loss, obj.method_loss("grpo", x, cfg).loss)
+    assert list(obj.METHODS) == ["grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"]
+    with pytest.raises(ValueError, match="already registered"):
+        obj.register("grpo", obj.grpo, label="again")
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        obj.method_loss("nope", x, cfg)
+
+
+# ------------------------------------------------------------------------- new options: aggregation
+KINDS = [obj.Aggregation("dapo"), obj.Aggregation("dr_grpo", padded_length=9),
+         obj.Aggregation("dr_grpo", padded_length=9, row_mean=False), obj.Aggregation("grpo"), obj.Aggregation("bnpo")]
+
+
+@given(seed=seeds, kind=st.sampled_from(range(len(KINDS))))
+def test_aggregations_match_their_formulas(seed, kind):
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randn(4, 6, generator=gen)
+    mask = torch.arange(6).unsqueeze(0) < torch.tensor([[6], [3], [1], [5]])
+    how = KINDS[kind]
+    got = obj.aggregate(values, mask, how)
+    m = mask.float()
+    expected = {
+        ("dapo", True): (values * m).sum() / m.sum(),
+        ("dr_grpo", True): (values * m).sum() / (4 * 9),
+        ("dr_grpo", False): (values * m).sum() / 9,
+        ("grpo", True): ((values * m).sum(1) / m.sum(1)).mean(),
+        ("bnpo", True): (values * m).sum() / m.sum(),
+    }[(how.kind, how.row_mean)]
+    torch.testing.assert_close(got, expected)
+
+
+@given(seed=seeds, kind=st.sampled_from(["dapo", "dr_grpo_rows", "dr_grpo_sum", "grpo", "bnpo"]))
+def test_micro_batches_add_up_to_the_whole_batch(seed, kind):
+    """Split a batch into equal micro-batches as the trainer does: the pieces, with the aggregation's accumulation
+    and token count, add up to the loss of the whole batch (exactly for the kinds that are means over the batch;
+    grpo and bnpo average per micro-batch, so equal-sized micro-batches are needed, as TRL's are)."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randn(8, 5, generator=gen)
+    mask = torch.rand(8, 5, generator=gen) > 0.3
+    mask[:, 0] = True
+    n_tok = mask.sum()
+    make = {
+        "dapo": lambda acc: obj.Aggregation("dapo", num_tokens=n_tok, accumulation=acc),
+        "dr_grpo_rows": lambda acc: obj.Aggregation("dr_grpo", padded_length=5, accumulation=acc),
+        "dr_grpo_sum": lambda acc: obj.Aggregation("dr_grpo", padded_length=5, row_mean=False, accumulation=acc),
+        "grpo": lambda acc: obj.Aggregation("grpo", accumulation=acc),
+        "bnpo": lambda acc: obj.Aggregation("bnpo", accumulation=acc),
+    }[kind]
+    whole = obj.aggregate(values, mask, make(1))
+    parts = sum(obj.aggregate(values[i:i + 2], mask[i:i + 2], make(4)) for i in range(0, 8, 2))
+    if kind == "bnpo":  # a mean per micro-batch: equal to the whole only when token counts are equal
+        expected = sum(obj.mean_tok(values[i:i + 2], mask[i:i + 2]) for i in range(0, 8, 2)) / 4
+        torch.testing.assert_close(parts, expected)
+    else:
+        torch.testing.assert_close(parts, whole)
+
+
+def test_padded_sum_is_independent_of_the_number_of_processes():
+    """The authors' padded-length sum over the whole batch: P processes each see 1/P of the rows and their
+    gradients are averaged, so each process's share is multiplied by P."""
+    values, mask = torch.randn(6, 4), torch.ones(6, 4, dtype=torch.bool)
+    whole = obj.aggregate(values, mask, obj.Aggregation("dr_grpo", padded_length=4, row_mean=False))
+    shares = [obj.aggregate(values[i:i + 3], mask[i:i + 3],
+                            obj.Aggregation("dr_grpo", padded_length=4, row_mean=False, world_size=2)) for i in (0, 3)]
+    torch.testing.assert_close(sum(shares) / 2, whole)  # what data-parallel averaging computes
+
+
+# ---------------------------------------------------------------- new options: advantages and clipping
+@given(rewards=group_rewards)
+def test_unscaled_advantages_are_reward_minus_group_mean(rewards):
+    r = torch.tensor(rewards * 2)
+    g = len(rewards)
+    expected = r - r.view(-1, g).mean(1).repeat_interleave(g)
+    flat = r.view(-1, g).max(1).values == r.view(-1, g).min(1).values
+    expected = torch.where(flat.repeat_interleave(g), torch.zeros_like(expected), expected)
+    torch.testing.assert_close(obj.group_advantages(r, g, scale="none"), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_scaled_advantages_divide_by_the_batch_std():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    centred = r - r.view(-1, 4).mean(1).repeat_interleave(4)
+    torch.testing.assert_close(obj.group_advantages(r, 4, scale="batch"), centred / (r.std() + 1e-6))
+    with pytest.raises(ValueError, match="unknown reward scaling"):
+        obj.group_advantages(r, 4, scale="rank")
+
+
+@given(seed=seeds, low=st.floats(0.05, 0.3), high=st.floats(0.05, 0.5), delta=st.sampled_from([None, 1.5, 3.0]))
+def test_asymmetric_clipping_and_delta_zero_gradient_exactly_where_they_bind(seed, low, high, delta):
+    gen = torch.Generator().manual_seed(seed)
+    logp = (torch.randn(4, 6, generator=gen) - 2).requires_grad_(True)
+    old = logp.detach() + torch.randn(4, 6, generator=gen) * 0.6
+    adv = torch.randn(4, 6, generator=gen)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    per_token, clipped = obj.surrogate(logp, old, adv, mask, low, high, delta)
+    g = grad_of(obj.mean_tok(per_token, mask), logp)
+    ratio = torch.exp(logp.detach() - old)
+    expected_clipped = ((adv > 0) & (ratio > 1 + high)) | ((adv < 0) & (ratio < 1 - low))
+    capped = (adv < 0) & (ratio > delta) if delta is not None else torch.zeros_like(expected_clipped)
+    assert torch.equal(clipped, expected_clipped)
+    assert (g[expected_clipped | capped] == 0).all()
+    free = ~(expected_clipped | capped)
+    torch.testing.assert_close(g[free], (-adv * ratio / mask.sum())[free])
