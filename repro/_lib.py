@@ -553,8 +553,10 @@ def write_method_table(records: list[dict], table: Table, args: argparse.Namespa
     differences from GRPO, the detectable difference and the paper's reported numbers. Returns the Markdown."""
     teacher = f", cross-family teacher {table.teacher}" if table.teacher and table.profile != "paper" else ""
     title = f"{table['title']} — {table.profile} profile, preset {args.preset} (student {table.student}{teacher})"
+    also = [row.label for row in table.rows if row.method in (table.get("paired_also") or []) and row.variant is None]
     frame, text = tables.method_table(records, table.columns, table.averages, table.labels,
-                                      reference=reference_label(table), title=title, reported=reported_for(table.name))
+                                      reference=reference_label(table), title=title, reported=reported_for(table.name),
+                                      also=also)
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index_label="row")
     (out_dir / f"{stem}.md").write_text(text)
     return text

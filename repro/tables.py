@@ -233,19 +233,29 @@ def detectability_note(table: pd.DataFrame, column: str, reference: str) -> str:
 
 def method_table(records: list[dict], columns: Mapping[str, str], averages: Mapping[str, Sequence[str]],
                  row_order: Sequence[str], reference: str | None, title: str,
-                 reported: tuple[list[str], list[str] | None] | None = None) -> tuple[pd.DataFrame, str]:
+                 reported: tuple[list[str], list[str] | None] | None = None,
+                 also: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
     """A Table-1-shaped result: ``(frame for the CSV, Markdown document)`` with scores ± 95% intervals, paired
-    differences from ``reference`` (when it is a row), the interval method, the detectable difference on the first
-    average column and, optionally, the paper's reported numbers."""
+    differences from ``reference`` (when it is a row) and from each row of ``also`` (e.g. TGPO-Reg, to judge it
+    against every baseline), the interval method, the detectable difference on the first average column and,
+    optionally, the paper's reported numbers."""
     summary = summary_table(records, columns, averages, row_order, reference)
     has_reference = reference is not None and reference in summary.index
     frame = summary.join(bootstrap_frame(records, columns, averages, row_order, reference if has_reference else None))
+    also = [row for row in also if row in summary.index and row != reference]
+    against = {row: summary_table(records, columns, averages, row_order, row) for row in also}
+    for row, other in against.items():  # the CSV keeps them as "vs <row> Δ <col>" columns
+        deltas = other[[c for c in other.columns if c.startswith("Δ ")]]
+        frame = frame.join(deltas.rename(columns=lambda c, r=row: f"vs {r} {c}"))
     sizes = problems_per_column(records, columns)
     size_text = ", ".join(f"{label} {n}" for label, n in sizes.items())
     md = [f"# {title}", "", "Greedy pass@1 (%), mean ± half-width of the 95% interval.", "", scores_markdown(summary), ""]
     if has_reference:
         md += [f"## Paired difference from {reference} (percentage points, ± half-width of the 95% interval)", "",
                differences_markdown(summary, reference), ""]
+    for row, other in against.items():
+        md += [f"## Paired difference from {row} (row − {row}, percentage points, ± half-width of the 95% interval)",
+               "", differences_markdown(other, row), ""]
     md.append(f"Problems per column: {size_text}. " + INTERVAL_NOTE.format(ref=reference or "a reference row"))
     headline = next(iter(averages), None)
     if has_reference and headline:
