@@ -18,7 +18,8 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 TORCH = "torch==2.13.0"
 #: Reproduction scripts (``repro/<script>.py``), each the session ``reproduce(<script>)``.
-SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe"]
+SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe",
+           "presets_shift"]
 
 
 def install_project(session: nox.Session, extras: str = "dev,api") -> None:
