@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 import time
 import warnings
@@ -474,6 +475,24 @@ def archive(out_dir: Path, names: Iterable[str]) -> Path:
     return out_dir
 
 
+#: Folders whose changes are results, not code: a reproduction run writes several tables in turn, and the second
+#: must not be stamped ``-dirty`` by the first.
+OUTPUT_DIRS = ("results",)
+
+
+def results_git_sha(repo: Path = REPO) -> str | None:
+    """:func:`tgpo.provenance.git_sha`, except that uncommitted changes under ``OUTPUT_DIRS`` alone leave it clean."""
+    from tgpo.provenance import git_sha
+
+    sha = git_sha(repo)
+    if not sha or not sha.endswith("-dirty"):
+        return sha
+    code_changes = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+         *(f":(exclude){d}" for d in OUTPUT_DIRS)], capture_output=True, text=True, timeout=10).stdout.strip()
+    return sha if code_changes else sha.removesuffix("-dirty")
+
+
 @dataclass
 class Manifest:
     """How a result was made: written next to it as ``<stem>_manifest.json``."""
@@ -486,7 +505,7 @@ class Manifest:
     extra: dict = field(default_factory=dict)
 
     def write(self, out_dir: Path, stem: str, records: list[dict]) -> Path:
-        from tgpo.provenance import git_sha, package_versions
+        from tgpo.provenance import package_versions
 
         record = {
             "script": self.script,
@@ -494,7 +513,7 @@ class Manifest:
             "profile": self.table.profile,
             "preset": self.args.preset,
             "seeds": self.seeds,
-            "git_sha": git_sha(),
+            "git_sha": results_git_sha(),
             "started_utc": datetime.fromtimestamp(self.started, tz=timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self.started, 1),
             "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},

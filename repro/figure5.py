@@ -3,8 +3,9 @@ training (the paper's), linear decay reaching 0 at the end, and no guidance (TGP
 
     nox -s reproduce_figure5 [-- --profile lab|smoke --preset P --seeds N]
 
-Outputs in ``results/<profile>/``: ``figure5.png``, ``figure5.csv`` (scores with 95% intervals per schedule),
-``figure5_runs.json``, ``figure5_manifest.json``.
+Outputs in ``results/<profile>/``: ``figure5.png``, ``figure5.csv`` and ``figure5.md`` (scores with 95% intervals
+per schedule, and each schedule's paired difference from the paper's, same seeds), ``figure5_runs.json``,
+``figure5_manifest.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from repro import _lib, plots, tables
 
 NAME = "figure5"
-SUFFIXES = (".png", ".csv", "_runs.json", "_manifest.json")
+SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +27,35 @@ def main(argv: list[str] | None = None) -> int:
 
     records = session.run("Figure 5")
 
-    summary = tables.summary_table(records, table.columns, table.averages, table.labels)
+    reference = reference_label(table)
+    summary = tables.summary_table(records, table.columns, table.averages, table.labels, reference=reference)
     summary.round(3).to_csv(out_dir / f"{stem}.csv", index_label="schedule")
     plot(records, table, summary, out_dir / f"{stem}.png")
+    text = "\n\n".join(part for part in [
+        f"# {table['title']} ({table.profile} profile, preset {session.args.preset}, student {table.student}, "
+        f"teacher {table.teacher})",
+        "Greedy pass@1 (%), mean ± half-width of the 95% interval: Student's t over seeds (over problems for a row "
+        "with one run).",
+        tables.scores_markdown(summary),
+        f"## Paired difference from {reference} (percentage points, same seeds, ± half-width of the 95% t interval)",
+        tables.differences_markdown(summary, reference),
+        tables.detectability_note(summary, next(iter(table.averages)), reference),
+        "Measured by this repo (see the manifest for how each row was made).",
+    ] if part) + "\n"
+    (out_dir / f"{stem}.md").write_text(text)
     session.finish(records)
-    print(tables.scores_markdown(summary))
+    print(text)
     return 0
+
+
+def reference_label(table: _lib.Table) -> str:
+    """The label of the config's ``reference_variant`` row (the paper's schedule)."""
+    wanted = table.get("reference_variant")
+    labels = [row.label for row in table.rows if row.variant == wanted]
+    if not labels:
+        raise _lib.UsageError(f"{table.path}: reference_variant {wanted!r} names none of the rows' variants "
+                              f"{[row.variant for row in table.rows]}")
+    return labels[0]
 
 
 def plot(records: list[dict], table: _lib.Table, summary, out: Path) -> None:
