@@ -1,16 +1,14 @@
-"""Shared pytest set-up: tests import helpers from this folder, and tiny models run on one thread.
+"""Shared pytest set-up: tiny models run on one thread, offline (tests import helpers from this folder:
+``pythonpath`` in pyproject.toml).
 
 Fixtures: tiny offline student/teacher folders (builders live in tgpo/testing.py)."""
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
