@@ -2,8 +2,8 @@
 difference (other preset − base preset, same seeds and data order) with its 95% t interval over seeds, read from
 the two tables' committed ``*_runs.json`` (no training).
 
-    python -m repro.presets_shift [--profile lab] [--table table1] [--base table1_3seeds]
-                                  [--other table1_authors_final_3seeds]
+    python -m repro.presets_shift [--profile lab] [--table table1] [--base table1_6seeds]
+                                  [--other table1_authors_final_6seeds]
 
 Output: ``results/<profile>/<table>_presets_shift.{md,csv}`` (earlier ones are moved to ``previous/``).
 """
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _lib._Parser(prog="python -m repro.presets_shift", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=_lib.LAB_PROFILES, default="lab")
     parser.add_argument("--table", default="table1")
-    parser.add_argument("--base", default="table1_3seeds", help="stem of the base preset's outputs")
-    parser.add_argument("--other", default="table1_authors_final_3seeds", help="stem of the other preset's outputs")
+    parser.add_argument("--base", default="table1_6seeds", help="stem of the base preset's outputs")
+    parser.add_argument("--other", default="table1_authors_final_6seeds", help="stem of the other preset's outputs")
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
     folder = _lib.RESULTS / args.profile

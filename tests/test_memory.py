@@ -78,7 +78,7 @@ def test_probe_sees_full_logits_when_they_are_made():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["tgpo", "rkl", "kdrl"])
+@pytest.mark.parametrize("method", ["tgpo", "tgpo_adv", "rkl", "kdrl"])
 def test_training_step_never_allocates_batch_logits(method, tmp_path):
     from datasets import Dataset
 
