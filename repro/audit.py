@@ -32,6 +32,10 @@ MEANING = {
 }
 
 
+#: Settings that act only on the outcome reward's group advantage: no effect on a method that does not read one.
+OUTCOME_REWARD_SETTINGS = ("scale_rewards",)
+
+
 def resolved(preset: str, method: str):
     """``method``'s ``TGPOConfig`` under ``preset`` (method defaults applied, as a run resolves it)."""
     from tgpo.config import TGPOConfig
@@ -56,9 +60,11 @@ def audit_frame(presets: tuple[str, str] = COMPARED) -> pd.DataFrame:
         for field in fields:
             va, vb = getattr(a, field), getattr(b, field)
             if va != vb:
+                inert = field in OUTCOME_REWARD_SETTINGS and not spec.outcome_reward
                 rows.append({"method": spec.label, "setting": field,
-                             presets[0]: _describe(field, va), presets[1]: _describe(field, vb)})
-    return pd.DataFrame(rows, columns=["method", "setting", *presets])
+                             presets[0]: _describe(field, va), presets[1]: _describe(field, vb),
+                             "effect": f"none: {spec.label} reads no outcome reward" if inert else ""})
+    return pd.DataFrame(rows, columns=["method", "setting", *presets, "effect"])
 
 
 def _describe(field: str, value) -> str:

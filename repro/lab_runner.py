@@ -175,8 +175,10 @@ def run_lab_job(job: LabJob) -> dict:
 
 
 def _run_logged(job: LabJob) -> dict:
-    """Child-process entry: output goes to ``<work>/job.log`` so the parent's progress bar stays readable."""
-    log = Path(job.work_dir).with_suffix(".log")
+    """Child-process entry: output goes to ``<work>.log`` beside the job's folder (which the job clears when it
+    starts), so the parent's progress bar stays readable."""
+    work = Path(job.work_dir)
+    log = work.with_name(work.name + ".log")  # not with_suffix: run names hold dots (teacher_t0.5), seeds would share
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         try:

@@ -200,6 +200,9 @@ def test_audit_lists_what_differs_between_the_presets(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert any("GRPO" in r and "scale_rewards" in r and "`none`" in r and "`group`" in r for r in rows)
     assert not any(r.split("|")[1].strip() in ("TGPO-Reg", "TGPO-Adv") for r in rows)  # same in both presets
+    rkl = [r for r in rows if r.split("|")[1].strip() == "RKL"]
+    assert rkl and all("reads no outcome reward" in r for r in rkl)  # its advantage comes from the teacher alone
+    assert not any("reads no outcome reward" in r for r in rows if r.split("|")[1].strip() == "GRPO")
 
 
 @pytest.mark.slow

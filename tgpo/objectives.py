@@ -479,6 +479,8 @@ class Method:
         scheduled: the loss reads ``guidance_weight`` and the teacher only while ``lambda_k > 0``.
         guided_grad: ``guided_logp`` must carry gradient (TGPO-Reg) or may be detached (TGPO-Adv).
         off_policy_traces: LUFFY: the dataset's teacher trace replaces one rollout per group.
+        outcome_reward: the loss reads the group advantage of the outcome reward (RKL does not: its advantage is per
+            token, from the teacher, so reward scaling such as ``scale_rewards`` cannot change it).
         defaults: method-specific defaults of ``TGPOConfig`` fields left unset (e.g. the guidance schedule).
     """
 
@@ -488,6 +490,7 @@ class Method:
     scheduled: bool = False
     guided_grad: bool = False
     off_policy_traces: bool = False
+    outcome_reward: bool = True
     defaults: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -584,7 +587,7 @@ def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 
 register("grpo", grpo, label="GRPO")
 register("luffy", luffy, label="LUFFY", off_policy_traces=True)
-register("rkl", rkl, label="RKL", teacher=frozenset({"logp"}))
+register("rkl", rkl, label="RKL", teacher=frozenset({"logp"}), outcome_reward=False)
 register("kdrl", kdrl, label="KDRL (k2)", teacher=frozenset({"logp"}))
 register("kdrl_reference", kdrl_reference, label="KDRL (authors' variant)", teacher=frozenset({"logp"}))
 register("tgpo", tgpo, label="TGPO-Reg", teacher=frozenset({"argmax"}), scheduled=True, guided_grad=True,
