@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 import warnings
@@ -480,19 +479,6 @@ def archive(out_dir: Path, names: Iterable[str]) -> Path:
 OUTPUT_DIRS = ("results",)
 
 
-def results_git_sha(repo: Path = REPO) -> str | None:
-    """:func:`tgpo.provenance.git_sha`, except that uncommitted changes under ``OUTPUT_DIRS`` alone leave it clean."""
-    from tgpo.provenance import git_sha
-
-    sha = git_sha(repo)
-    if not sha or not sha.endswith("-dirty"):
-        return sha
-    code_changes = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
-         *(f":(exclude){d}" for d in OUTPUT_DIRS)], capture_output=True, text=True, timeout=10).stdout.strip()
-    return sha if code_changes else sha.removesuffix("-dirty")
-
-
 @dataclass
 class Manifest:
     """How a result was made: written next to it as ``<stem>_manifest.json``."""
@@ -505,7 +491,7 @@ class Manifest:
     extra: dict = field(default_factory=dict)
 
     def write(self, out_dir: Path, stem: str, records: list[dict]) -> Path:
-        from tgpo.provenance import package_versions
+        from tgpo.provenance import git_sha, package_versions
 
         record = {
             "script": self.script,
@@ -513,7 +499,7 @@ class Manifest:
             "profile": self.table.profile,
             "preset": self.args.preset,
             "seeds": self.seeds,
-            "git_sha": results_git_sha(),
+            "git_sha": git_sha(REPO, ignore=OUTPUT_DIRS),
             "started_utc": datetime.fromtimestamp(self.started, tz=timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self.started, 1),
             "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
@@ -562,8 +548,16 @@ def reported_for(name: str) -> tuple[list[str], list[str] | None]:
 
 
 def reference_label(table: Table) -> str | None:
-    """The label of the row paired differences are taken from (the GRPO row), or None when the table has none."""
-    rows = [row for row in table.rows if row.method == REFERENCE_METHOD and row.variant is None]
+    """The label of the row paired differences are taken from: the row of the config's ``reference_variant`` where it
+    names one (Figure 5: the paper's schedule), else the GRPO row; None when the table has none."""
+    wanted = table.get("reference_variant")
+    if wanted is None:
+        rows = [row for row in table.rows if row.method == REFERENCE_METHOD and row.variant is None]
+    else:
+        rows = [row for row in table.rows if row.variant == wanted]
+        if not rows:
+            raise UsageError(f"{table.path}: reference_variant {wanted!r} names none of the rows' variants "
+                             f"{[row.variant for row in table.rows]}")
     return rows[0].label if rows else None
 
 

@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         return session
     table, stem, out_dir = session.table, session.stem, session.out_dir
 
+    reference = _lib.reference_label(table)  # checked before any training
+    if reference is None:
+        raise _lib.UsageError(f"{table.path}: reference_variant (the schedule the others are paired against) is not set")
     records = session.run("Figure 5")
 
-    reference = reference_label(table)
     summary = tables.summary_table(records, table.columns, table.averages, table.labels, reference=reference)
     summary.round(3).to_csv(out_dir / f"{stem}.csv", index_label="schedule")
     plot(records, table, summary, out_dir / f"{stem}.png")
@@ -46,16 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     session.finish(records)
     print(text)
     return 0
-
-
-def reference_label(table: _lib.Table) -> str:
-    """The label of the config's ``reference_variant`` row (the paper's schedule)."""
-    wanted = table.get("reference_variant")
-    labels = [row.label for row in table.rows if row.variant == wanted]
-    if not labels:
-        raise _lib.UsageError(f"{table.path}: reference_variant {wanted!r} names none of the rows' variants "
-                              f"{[row.variant for row in table.rows]}")
-    return labels[0]
 
 
 def plot(records: list[dict], table: _lib.Table, summary, out: Path) -> None:

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     table = _lib.load_table(args.profile, args.table)
     frame = shift_frame(runs[args.base][0], runs[args.other][0], table)
     (base_preset, other_preset) = runs[args.base][1], runs[args.other][1]
-    out_dir = _lib.archive(_lib.Path(args.output_dir) if args.output_dir else folder,
-                           [f"{args.table}_{NAME}{s}" for s in (".md", ".csv")])
+    out_dir = _lib.archive(_lib.output_dir(args), [f"{args.table}_{NAME}{s}" for s in (".md", ".csv")])
     frame.round(3).to_csv(out_dir / f"{args.table}_{NAME}.csv", index_label="row")
     labels = [c.removesuffix(" base") for c in frame.columns if c.endswith(" base")]
     cells = pd.DataFrame({

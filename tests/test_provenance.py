@@ -1,10 +1,10 @@
-"""A result's git stamp: code changes make it dirty, earlier results written into ``results/`` do not."""
+"""A result's git stamp: code changes make it dirty; with ``ignore``, earlier results written into ``results/`` do not."""
 
 import subprocess
 
 import pytest
 
-from repro._lib import results_git_sha
+from tgpo.provenance import git_sha
 
 
 @pytest.fixture
@@ -20,17 +20,18 @@ def checkout(tmp_path):
 
 
 def test_a_rewritten_result_does_not_make_the_next_one_dirty(checkout):
-    clean = results_git_sha(checkout)
+    clean = git_sha(checkout, ignore=("results",))
     assert clean and not clean.endswith("-dirty")
     (checkout / "results" / "table1.md").write_text("new\n")
-    assert results_git_sha(checkout) == clean
+    assert git_sha(checkout, ignore=("results",)) == clean
+    assert git_sha(checkout) == clean + "-dirty"  # without ignore it counts
 
 
 def test_a_code_change_does(checkout):
     (checkout / "code.py").write_text("x = 2\n")
     (checkout / "results" / "table1.md").write_text("new\n")
-    assert results_git_sha(checkout).endswith("-dirty")
+    assert git_sha(checkout, ignore=("results",)).endswith("-dirty")
 
 
 def test_outside_a_checkout_there_is_no_sha(tmp_path):
-    assert results_git_sha(tmp_path) is None
+    assert git_sha(tmp_path) is None
