@@ -33,6 +33,18 @@ CURVE_KEYS = (
     "teacher/sampled_logp", "loss",
 )
 BASE = "base"
+#: Environment of the job processes, set before they start (each is read once, at process start):
+#: ``OMP_NUM_THREADS=1`` because tiny models are ~20x slower with two threads per process on 2 cores; glibc's malloc
+#: settings keep freed blocks of up to 32 MB (the largest mmap threshold glibc accepts) in the heap rather than handing
+#: them back to the kernel, so each step's activations reuse pages instead of faulting in fresh zeroed ones (measured
+#: here: system time of a training process 1.7 s -> 0.6 s, steps 6-8% faster with two jobs side by side; allocation
+#: does not touch arithmetic, results are bit-identical). Other allocators ignore these variables.
+JOB_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(2**30),
+    "MALLOC_TOP_PAD_": str(256 * 2**20),
+}
 
 
 class LabJobError(RuntimeError):
@@ -229,8 +241,8 @@ def run_jobs(jobs: list[LabJob], cache_dir: Path, workers: int | None = None, de
 
 def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, done: dict, keys: dict, cache: RunCache) -> None:
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    env_before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers before torch loads there
+    env_before = {name: os.environ.get(name) for name in JOB_ENV}
+    os.environ.update(JOB_ENV)  # inherited by the spawned workers, which read them when they start
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool, \
                 tqdm(total=len(jobs), desc=desc, unit="run") as bar:
@@ -252,7 +264,8 @@ def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, done: dict, ke
         if failed:
             raise LabJobError(f"{len(failed)} of {len(jobs)} lab runs failed: " + "; ".join(failed))
     finally:
-        if env_before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
