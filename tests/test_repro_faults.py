@@ -3,6 +3,7 @@ gives one line and exit code 2 before any earlier result is archived, or (the ca
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +209,25 @@ def test_no_cache_reruns_and_identical_jobs_run_once(tmp_path, capsys, fake_runs
     records, log = run(jobs, tmp_path, capsys, use_cache=False)
     assert ran == ["a", "a"] and "cache not used (--no-cache)" in log
     assert [r["name"] for r in records] == ["a", "b"] and records[1]["teacher"] == "any_teacher"
+
+
+def report_environment(job: lab_runner.LabJob) -> dict:
+    """Stands in for a lab job in the spawned workers (importable there by name): what its process was given."""
+    return {"name": job.name, "scores": {}, "env": {name: os.environ.get(name) for name in lab_runner.JOB_ENV}}
+
+
+def test_job_processes_get_the_job_environment_and_the_caller_keeps_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(lab_runner, "_run_logged", report_environment)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    jobs = [make_job(tmp_path, "a"), make_job(tmp_path, "b", seed=1)]
+    cache = run_cache.RunCache(tmp_path / "cache")
+    keys = {job.name: cache.key(lab_runner.job_settings(job), lab_runner.job_models(job)) for job in jobs}
+    done: dict = {}
+    lab_runner._run_pool(jobs, 2, "t", done, keys, cache)
+    assert [done[keys[name]]["env"] for name in ("a", "b")] == [lab_runner.JOB_ENV] * 2
+    assert lab_runner.JOB_ENV["OMP_NUM_THREADS"] == "1" and "MALLOC_MMAP_THRESHOLD_" in lab_runner.JOB_ENV
+    assert os.environ["OMP_NUM_THREADS"] == "7" and "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
 def test_the_hashed_sources_cover_the_package_the_lab_tasks_and_the_runner():
