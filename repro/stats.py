@@ -10,8 +10,10 @@ Two ways to put a 95% interval on a cell or on a paired difference between metho
   a bootstrap of n values sees their spread shrunk by (n - 1)/n and uses normal-like tails instead of t's.
 
 :func:`problem_interval` is the interval of a single deterministic run (the untrained student under greedy
-decoding), whose only noise is which problems were drawn. :func:`detectable_difference` turns a standard error into
-the smallest true difference a paired t-test detects with a given power.
+decoding), whose only noise is which problems were drawn; :func:`paired_problem_interval` is its paired form for two
+single runs (a one-seed table), which says nothing about seed-to-seed variation. :func:`detectable_difference` turns
+a standard error into the smallest true difference a paired t-test detects with a given power
+(:func:`detectable_difference_over_problems`: the same over problems).
 """
 
 from __future__ import annotations
@@ -79,6 +81,18 @@ def problem_interval(splits: Sequence[Sequence[float]], level: float = LEVEL) ->
     return Interval(mean, float(sps.norm.ppf(0.5 + level / 2) * se), se, int(sum(len(a) for a in arrays)))
 
 
+def paired_problem_interval(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], level: float = LEVEL) -> Interval:
+    """Interval of ``mean(a) - mean(b)`` for two single runs scored on the same problems, paired by problem.
+
+    ``a`` and ``b`` hold one array per split, in the same problem order. The per-problem differences go through
+    :func:`problem_interval`: the interval covers which problems were drawn, for these two runs; it cannot see how
+    much another training seed would move either of them.
+    """
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b)):
+        raise ValueError("paired problems need the same splits and the same number of problems in each")
+    return problem_interval([np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in zip(a, b)], level)
+
+
 def paired_bootstrap(
     correct: Mapping[str, np.ndarray],
     reference: int | None,
@@ -142,3 +156,11 @@ def detectable_difference(se: float, n: int, level: float = LEVEL, power: float 
     while shortfall(high) < 0:  # power grows with the difference: widen the bracket until it is reached
         high *= 2
     return float(optimize.brentq(shortfall, 0.0, high))
+
+
+def detectable_difference_over_problems(se: float, level: float = LEVEL, power: float = 0.8) -> float:
+    """The normal-theory version of :func:`detectable_difference` for an interval over problems
+    (:func:`paired_problem_interval`): ``(z_{1-alpha/2} + z_power) * se``."""
+    if not se > 0:
+        return float("nan")
+    return float((sps.norm.ppf(0.5 + level / 2) + sps.norm.ppf(power)) * se)

@@ -6,7 +6,8 @@ Records are :mod:`repro.records` dicts; scores become percentages here. A table'
 Intervals (:mod:`repro.stats`): a cell of a row with several runs is a t interval over its seeds; a row with one run
 (the untrained student, evaluated once and greedily: no seed noise) gets the interval over its problems. A paired difference from the
 reference row is a t interval over seeds of the per-seed differences (a once-evaluated row counts as the same value
-at every seed). :func:`bootstrap_frame` adds the two-level paired bootstrap for comparison.
+at every seed); in a one-seed table it is the interval over the per-problem differences (problem sampling only).
+:func:`bootstrap_frame` adds the two-level paired bootstrap for comparison.
 
 Reported numbers are read from ``tgpo/resources/paper_reference.csv`` and printed in a separate, labelled section;
 a cell the source does not state stays empty.
@@ -91,15 +92,23 @@ def summary_table(
             cells[f"{col} std"] = float(per_seed[col].std(ddof=1)) if len(values) >= 2 else 0.0
             cells[f"{col} ci"] = interval.half
             if ref is not None:
-                diff = _paired(per_seed[col], ref[col], level)
+                diff = _paired(per_seed[col], ref[col], level, by_label[row], by_label[reference], tasks[col])
                 cells[f"Δ {col}"], cells[f"Δ {col} ci"], cells[f"Δ {col} se"] = diff.mean, diff.half, diff.se
         cells["n_seeds"] = len(per_seed)
         out[row] = cells
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-def _paired(values: pd.Series, reference: pd.Series, level: float) -> stats.Interval:
-    """Row − reference, paired by seed; a row with a single (seed-independent) value is compared at every seed."""
+def _paired(values: pd.Series, reference: pd.Series, level: float, records: list[dict] | None = None,
+            reference_records: list[dict] | None = None, tasks: Sequence[str] = ()) -> stats.Interval:
+    """Row − reference, paired by seed; a row with a single (seed-independent) value is compared at every seed.
+
+    When the reference has one run too (a one-seed table), there are no seeds to pair: the two runs are paired by
+    problem instead (:func:`repro.stats.paired_problem_interval`), an interval over problems only."""
+    if len(values) == 1 and len(reference) == 1 and records and reference_records:
+        mine, theirs = _problems(records[0], tasks), _problems(reference_records[0], tasks)
+        if mine and theirs:
+            return stats.paired_problem_interval(mine, theirs, level)
     if len(values) == 1:
         values = pd.Series(values.iloc[0], index=reference.index)
     common = values.index.intersection(reference.index)
@@ -211,6 +220,20 @@ INTERVAL_NOTE = (
 )
 
 
+ONE_SEED_INTERVAL_NOTE = (
+    "Intervals are 95% and cover problem sampling only: with one run per row, a cell is the normal interval over its "
+    "problems and a difference from {ref} pairs the two runs problem by problem (the same eval problems). They do not "
+    "include seed-to-seed variation (how far another training seed moves a row); a run with `--seeds N` measures "
+    "that with t intervals over seeds."
+)
+
+
+def interval_note(table: pd.DataFrame, reference: str | None) -> str:
+    """How this table's intervals were made: over seeds, or over problems when its reference row has one run."""
+    one_seed = reference is not None and reference in table.index and int(table.loc[reference, "n_seeds"]) == 1
+    return (ONE_SEED_INTERVAL_NOTE if one_seed else INTERVAL_NOTE).format(ref=reference or "a reference row")
+
+
 def problems_per_column(records: list[dict], columns: Mapping[str, str]) -> dict[str, int]:
     """Column label -> number of problems evaluated (from the records' per-problem values)."""
     counts = {}
@@ -225,6 +248,12 @@ def detectability_note(table: pd.DataFrame, column: str, reference: str) -> str:
     half, se, n = median_paired_half_width(table, column, reference)
     if not n or np.isnan(se):
         return ""
+    if n == 1:
+        detectable = stats.detectable_difference_over_problems(se)
+        return (f"Power: the median half-width of a paired difference in {column} is {half:.1f} points over problems; "
+                f"with that standard error ({se:.1f}), a true difference of {detectable:.1f} points between two runs "
+                f"is detected (interval excluding 0) with 80% probability. With one seed this is about the runs, not "
+                f"the methods: seed-to-seed variation is not in these intervals.")
     detectable = stats.detectable_difference(se, n)
     return (f"Power: the median half-width of a paired difference in {column} is {half:.1f} points; with {n} seeds "
             f"and that standard error ({se:.1f}), a true difference of {detectable:.1f} points is detected "
@@ -256,7 +285,7 @@ def method_table(records: list[dict], columns: Mapping[str, str], averages: Mapp
     for row, other in against.items():
         md += [f"## Paired difference from {row} (row − {row}, percentage points, ± half-width of the 95% interval)",
                "", differences_markdown(other, row), ""]
-    md.append(f"Problems per column: {size_text}. " + INTERVAL_NOTE.format(ref=reference or "a reference row"))
+    md.append(f"Problems per column: {size_text}. " + interval_note(summary, reference))
     headline = next(iter(averages), None)
     if has_reference and headline:
         note = detectability_note(summary, headline, reference)
