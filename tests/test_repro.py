@@ -61,6 +61,28 @@ def test_a_once_evaluated_row_gets_a_problem_interval_and_is_paired_at_every_see
     assert table.loc["Base", "Δ A ci"] == pytest.approx(T975[3] * pd.Series(diffs).std() / 2)
 
 
+def test_a_one_seed_table_pairs_its_runs_by_problem_and_says_so():
+    grpo = {"a": [1, 0, 1, 1], "b": [0, 0, 1, 0]}
+    tgpo = {"a": [1, 1, 1, 0], "b": [0, 1, 1, 0]}
+    records = [record("GRPO", 0, {"a": 0.75, "b": 0.25}, problems=grpo),
+               record("TGPO", 0, {"a": 0.75, "b": 0.5}, method="tgpo", problems=tgpo)]
+    table = tables.summary_table(records, {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["GRPO", "TGPO"], reference="GRPO")
+    diff_a = pd.Series([0, 100, 0, -100])  # per-problem differences, TGPO − GRPO
+    assert table.loc["TGPO", "Δ A"] == pytest.approx(0.0)
+    assert table.loc["TGPO", "Δ A ci"] == pytest.approx(1.959964 * diff_a.std() / 2, rel=1e-5)
+    diff_b = pd.Series([0, 100, 0, 0])
+    assert table.loc["TGPO", "Δ avg"] == pytest.approx(12.5)
+    assert table.loc["TGPO", "Δ avg ci"] == pytest.approx(1.959964 * math.sqrt(diff_a.var() / 4 + diff_b.var() / 4) / 2,
+                                                          rel=1e-5)
+    _, md = tables.method_table(records, {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["GRPO", "TGPO"], "GRPO", "T")
+    assert "cover problem sampling only" in md and "seed-to-seed variation is not in these intervals" in md
+    assert "t interval over the per-seed paired differences" not in md
+    several = records + [record("GRPO", 1, {"a": 0.5, "b": 0.25}, problems=grpo),
+                         record("TGPO", 1, {"a": 0.5, "b": 0.5}, method="tgpo", problems=tgpo)]
+    _, md = tables.method_table(several, {"a": "A", "b": "B"}, {"avg": ["A", "B"]}, ["GRPO", "TGPO"], "GRPO", "T")
+    assert "t interval over the per-seed paired differences" in md and "problem sampling only" not in md
+
+
 def test_reported_section_only_copies_numbers_from_the_reference_csv():
     ref = pd.read_csv(tables.PAPER_REFERENCE_CSV)
     text = tables.reported_section(["aime24", "math500", "gpqa_diamond"])
@@ -119,6 +141,21 @@ def test_every_committed_table_config_loads(profile, name):
     assert all(row.method == "base" or row.method in METHODS for row in table.rows)
     if profile == "paper":
         assert all(row.config.exists() for row in table.rows if row.trained)
+
+
+def committed_lab_manifests():
+    return sorted((REPO / "results" / "lab").glob("*_manifest.json"))
+
+
+@pytest.mark.parametrize("manifest", committed_lab_manifests(), ids=lambda p: p.stem)
+def test_every_committed_lab_result_has_the_seeds_its_command_makes_today(manifest):
+    """Rerunning a committed result's command makes the same seeds: a config whose default seed count changed (one
+    another script inherits) would leave that script's committed output stale."""
+    made = json.loads(manifest.read_text())
+    argv = made["command"].split()
+    table = _lib.load_table(made["profile"], Path(made["config_file"]).stem)
+    seeds = int(argv[argv.index("--seeds") + 1]) if "--seeds" in argv else table.seeds
+    assert made["seeds"] == list(range(seeds)), f"{manifest.name} holds seeds {made['seeds']}; `{made['command']}` makes {seeds}"
 
 
 @pytest.mark.parametrize("name", ["table1", "table2"])

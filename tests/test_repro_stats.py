@@ -91,3 +91,41 @@ def test_detectable_difference_has_the_stated_power():
     rejected = [not (iv.low <= 0 <= iv.high) for iv in (stats.t_interval(rng.normal(delta, sigma, n)) for _ in range(6000))]
     assert 0.78 <= np.mean(rejected) <= 0.82
     assert math.isnan(stats.detectable_difference(1.0, 1))
+
+
+def test_paired_problem_interval_is_the_problem_interval_of_the_differences():
+    a = [np.array([1.0, 0, 1, 1, 0]), np.array([0.0, 1, 1])]
+    b = [np.array([1.0, 1, 0, 1, 0]), np.array([0.0, 0, 1])]
+    paired = stats.paired_problem_interval(a, b)
+    direct = stats.problem_interval([x - y for x, y in zip(a, b)])
+    assert (paired.mean, paired.half) == pytest.approx((direct.mean, direct.half))
+    assert paired.mean == pytest.approx(np.mean([x.mean() for x in a]) - np.mean([y.mean() for y in b]))
+    same = stats.paired_problem_interval(a, a)
+    assert same.mean == 0 and same.half == 0  # one run against itself: no uncertainty left over problems
+    with pytest.raises(ValueError):
+        stats.paired_problem_interval(a, [b[0]])
+    with pytest.raises(ValueError):
+        stats.paired_problem_interval(a, [b[0], b[1][:2]])
+
+
+def test_pairing_by_problem_removes_what_the_two_runs_share():
+    # Two runs that solve mostly the same problems: the paired interval is much narrower than the unpaired one.
+    rng = np.random.default_rng(0)
+    shared = rng.random(600) < 0.5
+    a, b = shared.astype(float), shared.astype(float)
+    flipped = rng.choice(600, 30, replace=False)
+    b[flipped] = 1 - b[flipped]
+    paired = stats.paired_problem_interval([a], [b])
+    unpaired_half = Z975 * math.sqrt(a.var(ddof=1) / 600 + b.var(ddof=1) / 600)
+    assert paired.half < 0.5 * unpaired_half
+
+
+def test_detectable_difference_over_problems_has_the_stated_power():
+    assert stats.detectable_difference_over_problems(1.0) == pytest.approx(Z975 + 0.8416212335729143)
+    assert stats.detectable_difference_over_problems(2.0) == pytest.approx(stats.detectable_difference(2.0, 100_000), rel=1e-3)
+    rng = np.random.default_rng(5)
+    se = 1.5
+    delta = stats.detectable_difference_over_problems(se)
+    rejected = np.abs(rng.normal(delta, se, 20_000)) > Z975 * se
+    assert 0.78 <= rejected.mean() <= 0.82
+    assert math.isnan(stats.detectable_difference_over_problems(0.0))
