@@ -152,10 +152,9 @@ def test_every_committed_lab_result_has_the_seeds_its_command_makes_today(manife
     """Rerunning a committed result's command makes the same seeds: a config whose default seed count changed (one
     another script inherits) would leave that script's committed output stale."""
     made = json.loads(manifest.read_text())
-    argv = made["command"].split()
-    table = _lib.load_table(made["profile"], Path(made["config_file"]).stem)
-    seeds = int(argv[argv.index("--seeds") + 1]) if "--seeds" in argv else table.seeds
-    assert made["seeds"] == list(range(seeds)), f"{manifest.name} holds seeds {made['seeds']}; `{made['command']}` makes {seeds}"
+    args = _lib.parse_args(made["script"], "-", made["command"].split()[3:])  # after "python -m repro.<script>"
+    seeds = _lib.seeds_of(args, _lib.load_table(made["profile"], Path(made["config_file"]).stem))
+    assert made["seeds"] == seeds, f"{manifest.name} holds seeds {made['seeds']}; `{made['command']}` makes {seeds}"
 
 
 @pytest.mark.parametrize("name", ["table1", "table2"])
