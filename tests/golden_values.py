@@ -47,8 +47,9 @@ def compute() -> dict[str, dict[str, float]]:
         zero_adv, no_entropy = torch.zeros_like(adv), torch.zeros_like(logp)
         entropy = obj.entropy_from_logits(z)
 
-        def loss(method, how=obj.Aggregation(), cfg=obj.LossConfig(entropy_coef=0.0), **x):
+        def loss(method, how=None, cfg=None, **x):
             """Every value goes through the registry (the trained path); single terms with the others exactly 0."""
+            how, cfg = how or obj.Aggregation(), cfg or obj.LossConfig(entropy_coef=0.0)
             x = {"logp": logp, "old_logp": old, "advantages": adv, "mask": mask, "entropy": no_entropy, **x}
             return obj.method_loss(method, obj.LossInputs(aggregation=how, **x), cfg)
 
