@@ -58,12 +58,12 @@ AGG_KINDS = {
 
 
 def case(seed, method, *, batch=4, length=5, vocab=7, several_updates=True, weights=None, divergent=False,
-         weight=0.3, old_guided=False, entropy_coef=0.01, **cfg):
+         weight=0.3, old_guided=False, traces=True, entropy_coef=0.01, **cfg):
     """A random micro-batch for ``method``: ``(logits leaf, kwargs shared by LossInputs and the oracle, cfg)``.
 
     Rows have random lengths (padding, and sometimes a row with no real token); ``several_updates`` makes the
     rollout policy differ from the current one (``old_logp != logp``); ``weights`` is None, ``"token"`` ([B, T]) or
-    ``"row"`` ([B, 1]) importance weights; LUFFY gets a random set of teacher-trace rows.
+    ``"row"`` ([B, 1]) importance weights; LUFFY gets a random set of teacher-trace rows (``traces``) or none.
     """
     gen = torch.Generator().manual_seed(seed)
     logits = (torch.randn(batch, length, vocab, generator=gen) * 2).requires_grad_(True)
@@ -91,8 +91,8 @@ def case(seed, method, *, batch=4, length=5, vocab=7, several_updates=True, weig
             kw["old_guided_logp"] = guided.detach() - 0.4 * torch.rand(mask.shape, generator=gen)  # a log-prob: <= 0
     if method in ("rkl", "kdrl", "kdrl_reference"):
         kw["teacher_logp"] = teacher
-    if method == "luffy":
-        kw["off_policy"] = torch.rand(batch, generator=gen) < 0.5
+    if method == "luffy":  # no off_policy: every row is an on-policy rollout
+        kw["off_policy"] = torch.rand(batch, generator=gen) < 0.5 if traces else None
     cfg.setdefault("entropy_coef", entropy_coef)
     return logits, kw, obj.LossConfig(**cfg)
 
@@ -122,15 +122,17 @@ def assert_same_loss_and_gradient(got, expected, leaf):
 @given(seed=seeds, accumulation=st.sampled_from([1, 3]), world=st.sampled_from([1, 2]),
        weights=st.sampled_from([None, "token", "row"]), several_updates=st.booleans(), divergent=st.booleans(),
        old_guided=st.booleans(), batch_tokens=st.booleans(), estimator=st.sampled_from(["k2", "k3"]),
-       clip=st.sampled_from([(0.2, None, None), (0.1, 0.3, 1.5)]))
+       clip=st.sampled_from([(0.2, None, None), (0.1, 0.3, 1.5)]), traces=st.booleans(), int_mask=st.booleans())
 def test_every_method_matches_its_oracle(method, kind, seed, accumulation, world, weights, several_updates, divergent,
-                                         old_guided, batch_tokens, estimator, clip):
+                                         old_guided, batch_tokens, estimator, clip, traces, int_mask):
     """Every method x every aggregation x gradient accumulation x world size x importance weights (absent, per token,
     per row) x one or several updates per rollout batch x LUFFY's trace rows: the registered entry's loss, its
     gradient w.r.t. the student's logits and its logged diagnostics equal the naive formulas of docs/method.md."""
     logits, kw, cfg = case(seed, method, weights=weights, several_updates=several_updates, divergent=divergent,
-                           old_guided=old_guided, kdrl_estimator=estimator, clip_eps=clip[0], clip_eps_high=clip[1],
+                           old_guided=old_guided, traces=traces, kdrl_estimator=estimator, clip_eps=clip[0], clip_eps_high=clip[1],
                            delta=clip[2], kdrl_beta=0.05, luffy_shaping_gamma=0.2)
+    if int_mask:  # TRL's completion masks are integer tensors
+        kw["mask"] = kw["mask"].long()
     n_tok = float(kw["mask"].sum()) * accumulation + 1.0 if batch_tokens else None
     if kind == "dapo" and n_tok is None:  # dapo without the batch's token count: this micro-batch is the batch
         accumulation = 1
@@ -179,6 +181,52 @@ def test_padded_sum_shares_average_to_the_whole_batch_loss_over_processes(method
                     obj.Aggregation(**how, world_size=2)).loss for rows in torch.arange(6).split(3)]
     torch.testing.assert_close(sum(shares) / 2, whole)
     torch.testing.assert_close(grad_of(sum(shares) / 2, logits), grad_of(whole, logits))
+
+
+def test_registering_a_method_makes_it_a_loss_of_method_loss():
+    """The module docstring's recipe: one ``register`` line adds a method that ``method_loss`` runs."""
+    def doubled(x, cfg):
+        out = obj.grpo(x, cfg)
+        return obj.LossOutputs(2 * out.loss, out.metrics)
+
+    logits, kw, cfg = case(1, "grpo")
+    try:
+        spec = obj.register("test_doubled_grpo", doubled, label="GRPO x 2")
+        assert obj.METHODS["test_doubled_grpo"] is spec and spec.label == "GRPO x 2" and spec.loss is doubled
+        how = obj.Aggregation()
+        grpo, twice = entry("grpo", kw, cfg, how), entry("test_doubled_grpo", kw, cfg, how)
+        bonus = grpo.loss - grpo.metrics["pg_loss"]
+        torch.testing.assert_close(twice.loss, 2 * grpo.metrics["pg_loss"] + bonus)
+    finally:
+        obj.METHODS.pop("test_doubled_grpo", None)
+
+
+@pytest.mark.parametrize("method", ["grpo", "luffy"])
+@pytest.mark.parametrize("log_ratio", [-30.0, 30.0])
+def test_importance_ratio_is_the_exp_of_the_clamped_log_ratio(method, log_ratio):
+    """``rho = exp(clamp(lp - lp_old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))`` (finite for any old log-prob); the clipped
+    surrogate reads it through its clip, LUFFY's unclipped on-policy loss directly: ``-A * rho``."""
+    logp = torch.tensor([[-1.0]], requires_grad=True)
+    x = obj.LossInputs(logp=logp, old_logp=logp.detach() - log_ratio, advantages=torch.tensor([-1.0]),
+                       mask=torch.ones(1, 1, dtype=torch.bool), entropy=torch.zeros(1, 1))
+    loss = obj.method_loss(method, x, obj.LossConfig(entropy_coef=0.0, clip_eps=0.2)).loss
+    rho = math.exp(math.copysign(obj.LOG_RATIO_CLAMP, log_ratio))
+    expected = rho if method == "luffy" else max(rho, 0.8)  # -A * rho with A = -1 (grpo: max of the two branches)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert grad_of(loss, logp).item() == 0.0  # outside the clamp (and, for grpo, the clip) no gradient
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_the_loss_keeps_the_log_probs_dtype_whatever_the_advantages_and_weights(method):
+    """Advantages and importance weights (float64 when the rewards are) are cast to the log-probs' dtype: a float32
+    model gets a float32 loss and float32 diagnostics."""
+    _, kw, cfg = case(6, method, weights="token")
+    kw.update(advantages=kw["advantages"].double(), is_weights=kw["is_weights"].double())
+    if kw["old_guided_logp"] is None and method == "tgpo_adv":
+        kw["old_guided_logp"] = kw["guided_logp"].detach()
+    out = entry(method, kw, cfg, obj.Aggregation(num_tokens=torch.tensor(9.0)))
+    assert out.loss.dtype == torch.float32
+    assert {k: v.dtype for k, v in out.metrics.items()} == dict.fromkeys(out.metrics, torch.float32)
 
 
 # ------------------------------------------------------------------- the survivors named in issue 21
@@ -554,6 +602,9 @@ def test_tipo_advantages_add_a_bounded_bonus_toward_the_teachers_token(seed, wei
     assert (bonus >= 0).all() and (bonus <= weight + 1e-6).all()
     if weight == 0:
         torch.testing.assert_close(tok[mask], adv.unsqueeze(1).expand_as(tok)[mask])
+    # the bound holds for any input, e.g. a rounding error that puts a log-prob above 0
+    above = obj.tipo_advantages(adv, guided.abs() + 0.5, mask, weight) - adv.unsqueeze(1)
+    torch.testing.assert_close(above[mask], torch.full_like(above[mask], weight))
 
 
 @given(seed=seeds, weight=st.floats(1e-3, 1.0))

@@ -55,7 +55,7 @@ def _as_bool(mask: Tensor) -> Tensor:
 
 def _clean(values: Tensor, mask: Tensor) -> Tensor:
     """``values`` with masked positions replaced by 0 (so neither values nor gradients leak from padding)."""
-    return torch.where(_as_bool(mask), values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return values.masked_fill(~_as_bool(mask), 0)
 
 
 def mean_tok(values: Tensor, mask: Tensor, num_tokens: float | Tensor | None = None) -> Tensor:
@@ -461,7 +461,7 @@ def kdrl_reference(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 
 def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     """LUFFY: :func:`luffy_per_token` over the mixed group, aggregated as configured."""
-    off = x.off_policy if x.off_policy is not None else torch.zeros(x.logp.size(0), dtype=torch.bool, device=x.logp.device)
+    off = x.off_policy if x.off_policy is not None else x.logp.new_zeros(x.logp.size(0), dtype=torch.bool)
     per_token = luffy_per_token(x.logp, x.old_logp, x.advantages, x.mask, off, cfg.luffy_shaping_gamma)
     if x.is_weights is not None:  # the correction only applies to on-policy rows (teacher traces were not sampled)
         per_token = torch.where(off.unsqueeze(1), per_token, per_token * x.is_weights.detach().to(per_token.dtype))
