@@ -202,6 +202,22 @@ def test_dr_grpo_aggregation_is_honoured(tiny_pair, tmp_path, row_mean):
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("loss_type", ["dapo", "dr_grpo"])
+def test_aggregation_counts_the_tokens_of_one_optimizer_step(tiny_pair, tmp_path, loss_type):
+    """Two optimizer steps per generation batch, two micro-batches per step: the dapo denominator is one step's token
+    count (TRL's num_items_in_batch counts the whole generation batch), the per-micro-batch kinds divide by the
+    accumulation; in evaluation one batch is the whole batch."""
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo", per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                           steps_per_generation=4, loss_type=loss_type, dr_grpo_row_mean=False)
+    trainer.model.train()
+    how = trainer._aggregation({"num_items_in_batch": torch.tensor(100.0)})
+    assert (how.kind, how.padded_length, how.row_mean, how.accumulation, how.world_size) == (loss_type, 12, False, 2, 1)
+    assert float(how.num_tokens) == 50.0
+    trainer.model.eval()
+    how = trainer._aggregation({"num_items_in_batch": torch.tensor(0.0)})
+    assert (how.accumulation, float(how.num_tokens)) == (1, 1.0)  # an empty batch: a denominator of 1, never 0
+
+
 def test_luffy_defaults_to_the_authors_padded_length_sum(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "luffy")
     assert (trainer.args.loss_type, trainer.args.dr_grpo_row_mean) == ("dr_grpo", False)
