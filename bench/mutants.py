@@ -8,7 +8,8 @@ equivalent mutant and the argument why). Exit code 1 when fewer than :data:`GOAL
 survivor has no stated reason (a new survivor needs a test, or an argument here).
 
 Usage: ``python -m bench.mutants`` (a fresh run of both parts: mutmut's ``mutants/`` folder is removed first), or
-``--part objectives`` / ``--part trainer`` (rerun one part, keep the other's last results), ``--report-only``.
+``--part objectives`` / ``--part trainer`` (rerun one part, keep the other's last results), ``--survivors`` (rerun
+only the mutants not killed last time, e.g. after adding a test), ``--report-only``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def diff_of(mutant: str) -> str:
 
 
 def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
-    walls = {p: t for p, t in times.items() if p in PARTS}
+    walls = {p: t for p, t in times.items() if not p.endswith(" load")}
     parts = [f"{p}: {t:.0f} s, load average {times.get(p + ' load', 0):.1f} at its start" for p, t in walls.items()]
     counts = Counter(status.values())
     killed = sum(counts[s] for s in KILLED)
@@ -115,10 +116,10 @@ def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
     return "\n".join(lines).rstrip() + "\n", ok
 
 
-def run_part(part: str) -> int:
-    """mutmut over one part's targets (every matching mutant is rerun); its wall time is kept in mutants/."""
+def run_part(part: str, names: list[str]) -> int:
+    """mutmut over ``names`` (every matching mutant is rerun); the wall time is kept in mutants/ under ``part``."""
     start, load = time.monotonic(), os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *PARTS[part]], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names], cwd=ROOT,
                           stdout=subprocess.DEVNULL)
     times = json.loads(WALL.read_text()) if WALL.exists() else {}
     WALL.write_text(json.dumps({**times, part: time.monotonic() - start, f"{part} load": load}))
@@ -129,15 +130,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=list(PARTS), action="append",
                         help="run only this part, keeping the other's last results (default: a fresh run of all)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the mutants the last results did not kill (after adding tests)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
     args = parser.parse_args(argv)
-    if not args.report_only:
+    if args.survivors:
+        jobs = {"survivors rerun": [n for n, s in statuses().items() if s not in KILLED]}
+    elif args.report_only:
+        jobs = {}
+    else:
         if not args.part:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-        for part in args.part or list(PARTS):
-            if run_part(part) not in (0, 1):
-                print(f"mutmut run failed on {part}", file=sys.stderr)
-                return 2
+        jobs = {part: PARTS[part] for part in args.part or PARTS}
+    for part, names in jobs.items():
+        if names and run_part(part, names) not in (0, 1):
+            print(f"mutmut run failed on {part}", file=sys.stderr)
+            return 2
     status = statuses()
     times = json.loads(WALL.read_text()) if WALL.exists() else {}
     text, ok = report(status, times)

@@ -1,7 +1,10 @@
-"""Property-based tests of every objective in ``tgpo.objectives`` (docs/method.md §1–2).
+"""Property tests of the losses training runs: every registered method through ``method_loss``, against the
+naive formulas of docs/method.md in tests/oracles.py (written independently of the registry), and the helpers the
+entries use (group advantages, aggregation, clipping, KL estimators, the guidance schedule).
 
-"Divergent regime" = teacher log-probs of the student's sampled tokens of -20 or less. Gradients are taken
-with respect to the student's logits ``z`` (a leaf tensor), as a real model's LM head would see them.
+"Divergent regime" = teacher log-probs of the student's sampled tokens of -20 or less (or a teacher token the student
+gives ~0 probability). Gradients are taken with respect to the student's logits ``z`` (a leaf tensor), as a real
+model's LM head would see them.
 """
 
 from __future__ import annotations
@@ -122,14 +125,15 @@ def assert_same_loss_and_gradient(got, expected, leaf):
 @given(seed=seeds, accumulation=st.sampled_from([1, 3]), world=st.sampled_from([1, 2]),
        weights=st.sampled_from([None, "token", "row"]), several_updates=st.booleans(), divergent=st.booleans(),
        old_guided=st.booleans(), batch_tokens=st.booleans(), estimator=st.sampled_from(["k2", "k3"]),
-       clip=st.sampled_from([(0.2, None, None), (0.1, 0.3, 1.5)]), traces=st.booleans(), int_mask=st.booleans())
+       clip=st.sampled_from([(0.2, None, None), (0.1, 0.3, 1.5)]), traces=st.booleans(), int_mask=st.booleans(),
+       weight=st.sampled_from([0.0, 0.3]))
 def test_every_method_matches_its_oracle(method, kind, seed, accumulation, world, weights, several_updates, divergent,
-                                         old_guided, batch_tokens, estimator, clip, traces, int_mask):
+                                         old_guided, batch_tokens, estimator, clip, traces, int_mask, weight):
     """Every method x every aggregation x gradient accumulation x world size x importance weights (absent, per token,
     per row) x one or several updates per rollout batch x LUFFY's trace rows: the registered entry's loss, its
     gradient w.r.t. the student's logits and its logged diagnostics equal the naive formulas of docs/method.md."""
     logits, kw, cfg = case(seed, method, weights=weights, several_updates=several_updates, divergent=divergent,
-                           old_guided=old_guided, traces=traces, kdrl_estimator=estimator, clip_eps=clip[0], clip_eps_high=clip[1],
+                           old_guided=old_guided, traces=traces, weight=weight, kdrl_estimator=estimator, clip_eps=clip[0], clip_eps_high=clip[1],
                            delta=clip[2], kdrl_beta=0.05, luffy_shaping_gamma=0.2)
     if int_mask:  # TRL's completion masks are integer tensors
         kw["mask"] = kw["mask"].long()
@@ -141,6 +145,7 @@ def test_every_method_matches_its_oracle(method, kind, seed, accumulation, world
     assert_same_loss_and_gradient(out.loss, oracle(method, kw, cfg, how), logits)
     o = dict(kw, weight=kw["guidance_weight"], clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high)
     expected = oracles.metrics(method, **o)
+    assert set(out.metrics) == {"pg_loss", *expected}  # no diagnostic of a term that is off (lambda_k = 0)
     for name, value in expected.items():
         torch.testing.assert_close(out.metrics[name].double(), torch.as_tensor(value, dtype=torch.float64),
                                    rtol=1e-5, atol=1e-6, msg=f"{method}: {name}")
@@ -227,6 +232,25 @@ def test_the_loss_keeps_the_log_probs_dtype_whatever_the_advantages_and_weights(
     out = entry(method, kw, cfg, obj.Aggregation(num_tokens=torch.tensor(9.0)))
     assert out.loss.dtype == torch.float32
     assert {k: v.dtype for k, v in out.metrics.items()} == dict.fromkeys(out.metrics, torch.float32)
+
+
+def test_bad_settings_are_one_exact_line_naming_the_input():
+    values, mask = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
+    cases = [
+        (lambda: obj.aggregate(values, mask, obj.Aggregation("dr_grpo")),
+         "Aggregation('dr_grpo') needs padded_length (the max completion length)"),
+        (lambda: obj.aggregate(values, mask, obj.Aggregation("sum")),
+         "unknown aggregation 'sum'; expected dapo, dr_grpo, grpo or bnpo"),
+        (lambda: obj.group_advantages(torch.ones(5), 4), "rewards must be [N] with N divisible by group_size=4, got (5,)"),
+        (lambda: obj.group_advantages(torch.ones(4), 4, scale="rank"),
+         "unknown reward scaling 'rank'; expected group, batch or none"),
+        (lambda: obj.guidance_weight(0), "guidance_weight: step is 1-based, got 0"),
+        (lambda: obj.kl_estimate(values, values, "k4"), "unknown KL estimator 'k4'; expected 'k1', 'k2' or 'k3'"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as err:
+            call()
+        assert str(err.value) == message
 
 
 # ------------------------------------------------------------------- the survivors named in issue 21
@@ -633,6 +657,16 @@ def test_tgpo_adv_entry_gradient_matches_a_naive_full_logit_computation(seed, we
     l1, l2 = entry(z1), naive(z2)
     torch.testing.assert_close(l1, l2)
     torch.testing.assert_close(grad_of(l1, z1), grad_of(l2, z2))
+
+
+@pytest.mark.parametrize("method", ["tgpo", "tgpo_adv"])
+def test_guided_methods_without_the_teachers_tokens_are_grpo(method):
+    """A step whose batch has no teacher pass (``guided_logp`` None, e.g. scored after the schedule ended) is GRPO's
+    step, whatever the weight."""
+    logits, kw, cfg = case(8, method)
+    kw["guided_logp"] = None
+    got, grpo = entry(method, kw, cfg, obj.Aggregation()), entry("grpo", kw, cfg, obj.Aggregation())
+    assert torch.equal(got.loss, grpo.loss) and set(got.metrics) == set(grpo.metrics)
 
 
 def test_tgpo_adv_with_zero_weight_is_grpo_and_the_registry_knows_every_method():
