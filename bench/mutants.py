@@ -35,9 +35,11 @@ WALL = ROOT / "mutants" / "wall_times.json"
 GOAL = 0.95
 #: The trainer's methods that turn TRL's batch into the loss inputs: advantages (rewards, group advantages, LUFFY's
 #: trace rows), the aggregation (token counts, accumulation, world size), the guided log-probs (the teacher's argmax
-#: through the chunked head, the rollout policy's lp_g), importance weights, the guidance schedule.
+#: through the chunked head, the rollout policy's lp_g), importance weights, the guidance schedule. Left out to keep
+#: the session's time: ``_target_logps`` (TRL's chunked kernel at the student's temperature; the trainer's tests
+#: compare its output with full logits); mutmut itself skips decorated methods (``_rollout_guided_logps``).
 TRAINER_METHODS = ["_aggregation", "_loss_inputs", "_generate_and_score_completions", "guidance_weight_at",
-                   "_target_logps", "_calculate_rewards", "_is_trace_row", "_teacher_active"]
+                   "_calculate_rewards", "_is_trace_row", "_teacher_active"]
 #: mutmut's names of the mutants to run (``fnmatch`` patterns), in two parts that can run separately.
 PARTS = {
     "objectives": ["tgpo.objectives.*"],

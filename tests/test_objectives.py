@@ -659,6 +659,18 @@ def test_tgpo_adv_entry_gradient_matches_a_naive_full_logit_computation(seed, we
     torch.testing.assert_close(grad_of(l1, z1), grad_of(l2, z2))
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_tgpo_names_its_terms_for_the_guidance_share(weight):
+    """TGPO-Reg hands its policy-gradient and guidance terms (with their graphs) to the trainer's guidance-share
+    diagnostic; they add up to its loss without the entropy bonus."""
+    _, kw, cfg = case(12, "tgpo", weight=weight, entropy_coef=0.0)
+    out = entry("tgpo", kw, cfg, obj.Aggregation())
+    assert set(out.terms) == ({"pg", "guidance"} if weight else {"pg"})
+    assert all(t.requires_grad for t in out.terms.values())
+    torch.testing.assert_close(sum(out.terms.values()), out.loss)
+    torch.testing.assert_close(out.terms["pg"], entry("grpo", kw, cfg, obj.Aggregation()).loss)
+
+
 @pytest.mark.parametrize("method", ["tgpo", "tgpo_adv"])
 def test_guided_methods_without_the_teachers_tokens_are_grpo(method):
     """A step whose batch has no teacher pass (``guided_logp`` None, e.g. scored after the schedule ended) is GRPO's
