@@ -38,13 +38,12 @@ OUTCOME_REWARD_SETTINGS = ("scale_rewards",)
 
 def resolved(preset: str, method: str):
     """``method``'s ``TGPOConfig`` under ``preset`` (method defaults applied, as a run resolves it)."""
-    from tgpo.config import TGPOConfig
-    from tgpo.run_config import preset_settings
+    from tgpo.run_config import make_args, preset_settings
 
     with warnings.catch_warnings():  # library deprecation notes are not the audit's business
         warnings.simplefilter("ignore")
-        return TGPOConfig(output_dir=str(_lib.runs_dir() / "audit"), method=method, use_cpu=True, bf16=False,
-                          **preset_settings(preset, method))
+        return make_args({"output_dir": str(_lib.runs_dir() / "audit"), "method": method,
+                          **preset_settings(preset, method)}, probe=True)
 
 
 def audit_frame(presets: tuple[str, str] = COMPARED) -> pd.DataFrame:

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from tgpo.cli import main
-from tgpo.objectives import METHODS
+from tgpo.objectives import ADVANTAGE_EPS, METHODS
 from tgpo.plan import PlanError, batch_arithmetic, build_plan
-from tgpo.run_config import ConfigError, load_run_config, presets, read_yaml
+from tgpo.run_config import ConfigError, load_run_config, make_args, presets, read_yaml
 
 PAPER = Path(__file__).resolve().parents[1] / "repro" / "configs" / "paper"
 RUNS = sorted(PAPER.glob("*.yaml"))
@@ -84,16 +84,32 @@ def test_inconsistent_batch_config_fails_clearly(capsys):
     config = PAPER / "7b_cross_tgpo.yaml"
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.steps_per_generation=12"]) == 2
     err = capsys.readouterr().err
-    assert "steps_per_generation (12) is not a multiple of gradient_accumulation_steps (8)" in err
+    assert "steps_per_generation (12) must be a multiple of gradient_accumulation_steps (8)" in err
+    assert len(err.strip().splitlines()) == 1
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.per_device_train_batch_size=3",
                  "--set", "trainer.steps_per_generation=null", "--set", "trainer.generation_batch_size=1000"]) == 2
-    assert "generation_batch_size (1000) must be divisible" in capsys.readouterr().err
+    # TRL's own check, on the planned 8 processes: the global batch is 3 x 8 = 24
+    assert "generation_batch_size (1000) must be divisible by the global batch size (24)" in capsys.readouterr().err
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.max_steps=301"]) == 2
     assert "not a multiple of the 2 updates per rollout batch" in capsys.readouterr().err
-    with pytest.raises(PlanError, match="not a whole number of groups"):
-        batch_arithmetic({"per_device_train_batch_size": 3, "num_generations": 8}, 1)
+    with pytest.raises(ConfigError, match=r"generation_batch_size \(3\) must be divisible by num_generations \(8\)"):
+        make_args({"output_dir": "/tmp/tgpo-plan", "per_device_train_batch_size": 3, "num_generations": 8}, probe=True)
     with pytest.raises(PlanError, match="must divide"):
         build_plan(load_run_config(config, ["launch.num_processes=7", "launch.accelerate_config=null"], check_paths=False))
+
+
+def test_the_plan_takes_the_batch_arithmetic_from_trl_on_the_planned_processes():
+    trainer = {"output_dir": "/tmp/tgpo-plan", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+               "num_generations": 8, "max_steps": 6}
+    for processes in (1, 2, 8):
+        args = make_args(trainer, probe=True, processes=processes)
+        batch = batch_arithmetic(args)
+        # TRL: steps_per_generation defaults to gradient_accumulation_steps; the generation batch spans all processes
+        assert batch["processes"] == args.world_size == processes
+        assert batch["generation_batch_size"] == args.generation_batch_size == 4 * processes * 2
+        assert batch["prompts_per_rollout_step"] == processes and batch["rollout_steps"] == 6
+    with pytest.raises(PlanError, match="max_steps \\(5 optimizer updates\\) is not a multiple of the 2 updates"):
+        batch_arithmetic(make_args({**trainer, "steps_per_generation": 4, "max_steps": 5}, probe=True, processes=2))
 
 
 def test_dry_run_on_local_folders_checks_tokenizers(tiny_pair, tmp_path, capsys):
@@ -118,7 +134,7 @@ def test_every_preset_dry_runs_and_says_what_each_method_uses(preset, capsys):
     plan = build_plan(load_run_config(PAPER / "7b_cross_grpo.yaml", preset=preset, check_paths=False))
     expected = {"controlled": ("group", "token mean"), "authors_early": ("group", "token mean"),
                 "authors_final": ("no std", "loss_remove_token_mean")}[preset]
-    assert "std + 1e-6" in plan["preset"]["run"]["advantage"] if expected[0] == "group" else \
+    assert f"std + {ADVANTAGE_EPS:g}" in plan["preset"]["run"]["advantage"] if expected[0] == "group" else \
         "no std" in plan["preset"]["run"]["advantage"]
     assert expected[1] in plan["preset"]["run"]["aggregation"]
 

@@ -222,7 +222,7 @@ def test_paper_profile_without_gpus_stops_with_one_line(tmp_path):
 def test_paper_profile_dry_run_plans_every_row_with_its_preset():
     result = run_script("repro.table1", "--profile", "paper", "--dry-run", "--preset", "controlled")
     assert result.returncode == 0, result.stderr[-2000:]
-    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"):
+    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_authors", "tgpo", "tgpo_adv"):
         assert f"7b_cross_{method}.yaml --preset controlled" in result.stdout
         assert f"runs/paper/7b_cross_{method}-controlled" in result.stdout  # its own folder: not the default run's
     assert result.stdout.count("tgpo eval --model") == 8
@@ -261,7 +261,7 @@ def test_every_script_runs_its_smoke_profile(tmp_path):
     assert "scale_rewards" in (out / "audit.md").read_text()
     rows = pd.read_csv(out / "table1.csv")
     assert list(rows.row) == ["Base student"] + [METHODS[m].label for m in
-                                                 ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv")]
+                                                 ("grpo", "luffy", "rkl", "kdrl", "kdrl_authors", "tgpo", "tgpo_adv")]
     assert rows["ID (k=4) mean"].between(0, 100).all() and rows.loc[rows.row == "GRPO", "Δ In-dist. avg"].item() == 0
     runs = json.loads((out / "table1_runs.json").read_text())
     assert all(len(r["problems"]["tgpo_lab_id"]) == 16 for r in runs)  # per-problem correctness is kept

@@ -27,10 +27,11 @@ SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 def add_arguments(parser) -> None:
     from .cli import positive_int
-    from .objectives import METHODS
+    from .objectives import method_choices
 
     parser.add_argument("--config", required=True, help="YAML file (schema: `tgpo.run_config` docstring)")
-    parser.add_argument("--method", choices=list(METHODS), help="override trainer.method")
+    parser.add_argument("--method", choices=method_choices(), help="override trainer.method (deprecated names: "
+                        "kdrl_reference = kdrl_authors)")
     parser.add_argument("--preset", help="settings preset: controlled, authors_final or authors_early "
                                          "(normalisation and aggregation per method; see docs/method.md §3)")
     parser.add_argument("--max-steps", type=positive_int, help="override trainer.max_steps (>= 1)")
@@ -64,10 +65,10 @@ def build_trainer(run, args=None):
     from .objectives import METHODS
 
     dataset = load_train_dataset(
-        run.dataset.get("path"),
+        run.dataset.path,
         tokenizer,
-        split=run.dataset.get("split", "train"),
-        limit=run.dataset.get("limit"),
+        split=run.dataset.split,
+        limit=run.dataset.limit,
         system_prompt=run.system_prompt,
         need_teacher=METHODS[args.method].off_policy_traces,
         max_positions=student_context_length(run.model),
