@@ -47,7 +47,13 @@ def test_paper_config_dry_run(config, capsys):
     assert plan["processes"] == 8 and plan["vllm"]["tensor_parallel_size"] == 2
     h = plan["hyper"]
     assert h["learning_rate"] == 1e-6 and h["temperature"] == 1.0 and h["max_completion_length"] == 8192
-    assert h["epsilon"] == 0.2 and h["entropy_coef"] == 0.001 and h["beta"] == 0.0
+    assert h["entropy_coef"] == 0.001 and h["beta"] == 0.0
+    assert h.get("epsilon", 0.2) == 0.2 and ("epsilon" in h) == ("clip_eps" in METHODS[plan["method"]].reads)
+    # the authors' optimiser (docs/method.md §3): constant lr, AdamW weight decay 0.01, TRL's betas/eps/clipping
+    assert h["lr_scheduler_type"] == "constant" and h["warmup_steps"] == 0 and h["weight_decay"] == 0.01
+    assert (h["adam_beta1"], h["adam_beta2"], h["adam_epsilon"], h["max_grad_norm"]) == (0.9, 0.999, 1e-8, 1.0)
+    assert "lr_scheduler_type constant" in out and "entropy_micro_batches 1" in out
+    assert ("kdrl_beta" in h) == plan["method"].startswith("kdrl")  # the method's own loss fields, from the registry
     if METHODS[plan["method"]].scheduled:
         s = plan["schedule"]
         expected = {"constant": None, "end": 301, "none": 1}.get(config.stem.rsplit("_", 1)[-1], 201)
@@ -152,3 +158,6 @@ def test_presets_change_only_normalisation_and_aggregation():
     assert final["grpo"] == {"scale_rewards": "none", "loss_type": "dr_grpo", "dr_grpo_row_mean": False}
     assert final["tgpo"]["scale_rewards"] == final["tgpo_adv"]["scale_rewards"] == "group"
     assert final["kdrl"] == final["rkl"] == {"scale_rewards": "none", "loss_type": "dapo"}
+    # the final launcher runs LUFFY with loss_remove_token_mean=False: a token mean (GRPO has the padded-length sum)
+    assert final["luffy"] == {"scale_rewards": "none", "loss_type": "dapo"}
+    assert table["authors_early"]["luffy"]["loss_type"] == "dr_grpo"

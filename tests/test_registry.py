@@ -99,8 +99,8 @@ def test_loss_config_is_built_from_every_config_field():
     sources = obj.loss_config_sources()
     config_fields = {f.name for f in dataclasses.fields(TGPOConfig)}
     assert set(sources.values()) <= config_fields  # every loss hyperparameter is settable
-    values = {"epsilon": 0.3, "epsilon_high": 0.4, "delta": 2.5, "entropy_coef": 0.02, "kdrl_beta": 0.7,
-              "kdrl_estimator": "k3", "luffy_shaping_gamma": 0.25}
+    values = {"epsilon": 0.3, "epsilon_high": 0.4, "delta": 2.5, "entropy_coef": 0.02, "entropy_micro_batches": 4.0,
+              "kdrl_beta": 0.7, "kdrl_estimator": "k3", "luffy_shaping_gamma": 0.25}
     assert set(values) == set(sources.values())
     args = TGPOConfig(output_dir="/tmp/tgpo-lc", method="luffy", use_cpu=True, bf16=False, **values)
     cfg = obj.LossConfig.from_config(args)
@@ -123,8 +123,8 @@ def _inputs(seed=0, B=6, T=7):
     )
 
 
-PERTURBED = {"clip_eps": 0.05, "clip_eps_high": 0.07, "delta": 1.1, "entropy_coef": 0.5, "kdrl_beta": 0.9,
-             "kdrl_estimator": "k3", "luffy_shaping_gamma": 0.6}
+PERTURBED = {"clip_eps": 0.05, "clip_eps_high": 0.07, "delta": 1.1, "entropy_coef": 0.5, "entropy_micro_batches": 3.0,
+             "kdrl_beta": 0.9, "kdrl_estimator": "k3", "luffy_shaping_gamma": 0.6}
 
 
 @pytest.mark.parametrize("method", list(obj.METHODS))
@@ -132,7 +132,7 @@ def test_a_method_reads_exactly_the_loss_fields_it_declares(method):
     assert set(PERTURBED) == set(obj.loss_config_sources())
     x, base = _inputs(), obj.LossConfig()
     reference = obj.method_loss(method, x, base).loss.item()
-    declared = obj.METHODS[method].reads | {"entropy_coef"}
+    declared = obj.METHODS[method].reads | obj.ENTROPY_FIELDS
     for name, value in PERTURBED.items():
         changed = obj.method_loss(method, x, dataclasses.replace(base, **{name: value})).loss.item()
         assert (changed != reference) == (name in declared), (method, name)
@@ -227,3 +227,14 @@ def test_the_dry_run_reads_a_hub_models_config_from_the_local_cache(tmp_path, mo
     assert "local Hugging Face cache" in plan["student"]["source"]
     assert plan["student"]["config"]["num_hidden_layers"] == 3  # read from the file, not the table
     assert plan["student"]["config"]["tokenizer"] == KNOWN_MODELS["Qwen/Qwen2.5-Math-7B"]["tokenizer"]
+
+
+@pytest.mark.parametrize("kind", [obj.Aggregation("dapo", num_tokens=40), obj.Aggregation("dr_grpo", padded_length=7,
+                                                                                            row_mean=False)])
+def test_entropy_micro_batches_multiplies_the_bonus_and_nothing_else(kind):
+    x = dataclasses.replace(_inputs(), aggregation=kind)
+    cfg = obj.LossConfig()
+    one, three = (obj.method_loss("grpo", x, dataclasses.replace(cfg, entropy_micro_batches=m)) for m in (1.0, 3.0))
+    bonus = one.loss - obj.method_loss("grpo", x, dataclasses.replace(cfg, entropy_coef=0.0)).loss
+    assert bonus.item() < 0  # a bonus: it lowers the loss
+    torch.testing.assert_close(three.loss - one.loss, 2 * bonus)

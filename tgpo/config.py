@@ -82,7 +82,9 @@ class TGPOConfig(GRPOConfig):
       2e-2/1e-4, docs/method.md §2).
     * ``kdrl_beta``, ``kdrl_estimator`` — KDRL's reverse-KL weight and estimator (``k1 | k2 | k3``).
     * ``luffy_shaping_gamma`` — LUFFY's policy shaping ``f(p) = p / (p + gamma)`` (docs/method.md §2).
-    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001).
+    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001);
+      ``entropy_micro_batches`` — a factor on it, the number of micro-batches whose entropy means the authors sum
+      (docs/method.md §3; 1, the default, is the suite's token mean).
     * ``reward`` — ``boxed`` (the last ``\\boxed{}`` after any think block, Math-Verify) or ``authors_v3`` (the
       authors' training reward: a ``</think>`` is required, then Math-Verify on the text after it; docs/method.md §3).
     * ``teacher_temperature`` — the teacher's log-probs ``lp_T`` are taken at this temperature; unset, the rollout
@@ -129,6 +131,9 @@ class TGPOConfig(GRPOConfig):
     luffy_shaping_gamma: float = bounded(LUFFY_SHAPING_GAMMA, "LUFFY: policy shaping f(p) = p / (p + gamma) on the "
                                          "teacher-trace rows.", 0.0, low_inclusive=False)
     entropy_coef: float = bounded(1e-3, "Entropy bonus coefficient, every method.", 0.0)
+    entropy_micro_batches: float = bounded(
+        1.0, "Factor on the entropy bonus: the authors' number of micro-batches whose entropy token means they sum "
+             "(docs/method.md §3); 1: the suite's token mean.", 0.0, low_inclusive=False)
     reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}."})
     teacher_temperature: float | None = bounded(
         None, "Temperature of the teacher's log-probs (unset: the rollout temperature).", 0.0, low_inclusive=False)

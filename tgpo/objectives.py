@@ -423,6 +423,7 @@ class LossConfig:
     clip_eps_high: float | None = field(default=None, metadata={"config": "epsilon_high"})
     delta: float | None = field(default=None, metadata={"config": "delta"})
     entropy_coef: float = 1e-3
+    entropy_micro_batches: float = 1.0
     kdrl_beta: float = 2e-3
     kdrl_estimator: KLEstimator = "k2"
     luffy_shaping_gamma: float = LUFFY_SHAPING_GAMMA
@@ -439,8 +440,10 @@ def loss_config_sources() -> dict[str, str]:
 
 
 #: The :class:`LossConfig` fields of the clipped policy-gradient term (:func:`surrogate`), read by every method that
-#: uses it; :func:`method_loss` reads ``entropy_coef`` for every method.
+#: uses it.
 PG_FIELDS = frozenset({"clip_eps", "clip_eps_high", "delta"})
+#: The :class:`LossConfig` fields of the entropy bonus, which :func:`method_loss` adds for every method.
+ENTROPY_FIELDS = frozenset({"entropy_coef", "entropy_micro_batches"})
 
 
 @dataclass(frozen=True)
@@ -507,8 +510,9 @@ class Method:
         off_policy_traces: LUFFY: the dataset's teacher trace replaces one rollout per group.
         outcome_reward: the loss reads the group advantage of the outcome reward (RKL does not: its advantage is per
             token, from the teacher, so reward scaling such as ``scale_rewards`` cannot change it).
-        reads: the :class:`LossConfig` fields the loss reads (besides ``entropy_coef``, which :func:`method_loss`
-            reads for every method); ``tests/test_objectives.py`` checks that no other field changes the loss.
+        reads: the :class:`LossConfig` fields the loss reads (besides :data:`ENTROPY_FIELDS`, which
+            :func:`method_loss` reads for every method); ``tests/test_registry.py`` checks that no other field
+            changes the loss.
         defaults: method-specific defaults of ``TGPOConfig`` fields left unset (e.g. the guidance schedule).
         aggregation: ``(loss_type, dr_grpo_row_mean)`` when the config names no ``loss_type`` (docs/method.md §3).
         presets: ``{preset: {TGPOConfig field: value}}``, the method's own settings under a settings preset, on top
@@ -658,8 +662,10 @@ def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 _AUTHORS_SUM = {"loss_type": "dr_grpo", "dr_grpo_row_mean": False}  # the authors' loss_remove_token_mean
 
 register("grpo", grpo, label="GRPO", presets={"authors_final": _AUTHORS_SUM})
+# LUFFY: its own token sum over the padded length by default and in the authors' first scripts; their final launcher
+# runs it with a token mean (docs/method.md §3), which authors_final's `all` gives it.
 register("luffy", luffy, label="LUFFY", off_policy_traces=True, reads=frozenset({"luffy_shaping_gamma"}),
-         aggregation=("dr_grpo", False), presets={"authors_final": _AUTHORS_SUM, "authors_early": _AUTHORS_SUM})
+         aggregation=("dr_grpo", False), presets={"authors_early": _AUTHORS_SUM})
 register("rkl", rkl, label="RKL", teacher=frozenset({"logp"}), outcome_reward=False)
 register("kdrl", kdrl, label="KDRL (k2)", teacher=frozenset({"logp"}),
          reads=PG_FIELDS | {"kdrl_beta", "kdrl_estimator"})
@@ -676,16 +682,24 @@ tipo_advantages = tgpo_adv_advantages
 
 
 def method_loss(name: str, x: LossInputs, cfg: LossConfig) -> LossOutputs:
-    """The registered method's loss plus the entropy bonus ``- c_H * mean_tok(H)`` every method carries."""
+    """The registered method's loss plus the entropy bonus ``- c_H * m * mean_tok(H)`` every method carries.
+
+    ``m`` is ``cfg.entropy_micro_batches`` (1 by default). The authors take the entropy's token mean per (dynamic)
+    micro-batch and *sum* it over the micro-batches of an update, while their policy-gradient term is either such a
+    sum of token means too (then the ratio of the two terms is the suite's at ``m = 1``) or their padded-length sum
+    (then their bonus is ``n_micro`` times stronger against it, ``n_micro`` their micro-batches over all GPUs):
+    ``m`` states that factor (docs/method.md §3; ``tgpo train --dry-run`` prints it).
+    """
     name = canonical_method(name)
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
     out = METHODS[name].loss(x, cfg)
+    coef = cfg.entropy_coef * cfg.entropy_micro_batches
     num_tokens = x.aggregation.num_tokens if x.aggregation.kind == "dapo" else None
     if num_tokens is None:  # the other kinds are per micro-batch: the bonus is too, and sums over accumulation
-        bonus = entropy_bonus(x.entropy, x.mask, cfg.entropy_coef) / x.aggregation.accumulation
+        bonus = entropy_bonus(x.entropy, x.mask, coef) / x.aggregation.accumulation
     else:
-        bonus = entropy_bonus(x.entropy, x.mask, cfg.entropy_coef, num_tokens=num_tokens)
+        bonus = entropy_bonus(x.entropy, x.mask, coef, num_tokens=num_tokens)
     out.loss = out.loss + bonus
     out.metrics["entropy"] = mean_tok(x.entropy.detach(), x.mask)
     return out

@@ -362,20 +362,52 @@ def build_plan(run) -> dict:
                  "gpu_memory_utilization": args.vllm_gpu_memory_utilization},
         "precision": "bf16" if plan_bf16(trainer) else "fp32",
         "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
-        "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
-                                                 "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
-                                                 "kdrl_beta", "kdrl_estimator", "reward", "teacher_temperature",
-                                                 "teacher_chunk_size", "teacher_chunk_tokens")
-                  if hasattr(args, k)},
+        "hyper": {k: getattr(getattr(args, k), "value", getattr(args, k))  # enums (lr_scheduler_type) by value
+                  for k in dict.fromkeys((*HYPERPARAMETERS, *method_fields(args.method)))},
+        "entropy": entropy_summary(args, processes),
         "dataset": asdict(run.dataset),
         "preset": preset_summary(run.preset, args),
     }
 
 
+#: The optimisation and sampling settings the plan prints for every method (the method's own loss fields follow).
+HYPERPARAMETERS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
+                   "adam_epsilon", "max_grad_norm", "temperature", "max_completion_length", "vllm_max_model_length",
+                   "beta", "reward", "teacher_temperature", "teacher_chunk_size", "teacher_chunk_tokens")
+#: Tokens per GPU of the authors' dynamic micro-batches (their ``ppo_max_token_len_per_gpu``; docs/method.md §3).
+AUTHORS_MICRO_BATCH_TOKENS = 16_384
+
+
+def method_fields(method: str) -> list[str]:
+    """The ``TGPOConfig`` fields the method's loss reads (its registry entry), entropy bonus included."""
+    from .objectives import ENTROPY_FIELDS, METHODS, loss_config_sources
+
+    sources = loss_config_sources()
+    return [sources[f] for f in sources if f in METHODS[method].reads | ENTROPY_FIELDS]
+
+
+def entropy_summary(args, processes: int) -> dict:
+    """The entropy bonus's factor and how it stands against the authors' (a sum of per-micro-batch token means)."""
+    padded_sum = args.loss_type == "dr_grpo" and not args.dr_grpo_row_mean
+    tokens = args.per_device_train_batch_size * args.gradient_accumulation_steps * int(
+        args.vllm_max_model_length or args.max_completion_length)
+    most = -(-tokens // AUTHORS_MICRO_BATCH_TOKENS) * processes  # at the longest rollouts, over all GPUs
+    if padded_sum:
+        authors = (f"against this padded-length sum the authors' bonus is n_micro x the suite's at factor 1, n_micro "
+                   f"their micro-batches of one update over all GPUs (<= {most} here at the longest rollouts; it "
+                   "depends on rollout lengths): set entropy_micro_batches to state it")
+    else:
+        authors = ("against a token-mean policy-gradient term the ratio is the authors' at factor 1 (both terms are "
+                   "means per micro-batch, summed over micro-batches in their run)")
+    return {"coef": args.entropy_coef, "factor": args.entropy_micro_batches, "authors": authors,
+            "max_micro_batches": most if padded_sum else None}
+
+
 ADVANTAGE_TEXT = {"group": f"A = (r - mean) / (std + {ADVANTAGE_EPS:g}) per group",
                   "batch": f"A = (r - mean) / (batch std + {ADVANTAGE_EPS:g})", "none": "A = r - mean (no std)"}
 #: What the authors' dynamic micro-batching does that a token mean over the batch cannot reproduce (docs/method.md §3).
-LOSS_SCALE_NOTE = ("the authors' token means are per dynamic micro-batch (<= 16,384 tokens per GPU) and summed over "
+LOSS_SCALE_NOTE = (f"the authors' token means are per dynamic micro-batch (<= {AUTHORS_MICRO_BATCH_TOKENS:,} tokens per GPU) "
+                   "and summed over "
                    "the micro-batches of a step (gradient accumulation 1), so their loss is about n_micro x this token "
                    "mean: not reproduced exactly (Adam cancels a constant scale; clipping at max_grad_norm does not)")
 
@@ -470,6 +502,8 @@ def render_plan(plan: dict) -> str:
         out.append(f"  not reproduced: {p['note']}")
     h = plan["hyper"]
     out.append("hyperparameters: " + ", ".join(f"{k} {h[k]}" for k in h))
+    e = plan["entropy"]
+    out.append(f"entropy bonus: -{e['coef']:g} x entropy_micro_batches {e['factor']:g} x token mean of H; {e['authors']}")
     s = plan["schedule"]
     if s:
         out.append(f"guidance schedule (per rollout step k): lambda_k = max({s['lambda_0']:g} - (k-1) x {s['delta']:g}, "
