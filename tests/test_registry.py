@@ -202,6 +202,11 @@ def test_ranges_are_declared_beside_the_fields_and_inherited_ones_keep_trls_defa
         assert fields[name].metadata["bounds"] is bounds[name]
     with pytest.raises(ValueError, match=r"TGPOConfig\.luffy_shaping_gamma=0\.0: must be > 0"):
         TGPOConfig(output_dir="/tmp/tgpo-r", method="luffy", use_cpu=True, bf16=False, luffy_shaping_gamma=0.0)
+    one_of = [f.name for f in dataclasses.fields(TGPOConfig) if "one_of" in f.metadata]
+    assert set(one_of) == {"kdrl_estimator", "reward", "loss_type", "scale_rewards"}
+    for name in one_of:
+        with pytest.raises(ValueError, match=rf"TGPOConfig\.{name}='nope'.*expected one of"):
+            TGPOConfig(output_dir="/tmp/tgpo-r", method="kdrl", use_cpu=True, bf16=False, **{name: "nope"})
     with pytest.raises(ValueError, match=r"TGPOConfig\.kdrl_beta=True: expected a number"):
         TGPOConfig(output_dir="/tmp/tgpo-r", method="kdrl", use_cpu=True, bf16=False, kdrl_beta=True)
 

@@ -44,13 +44,14 @@ def bounded(default, help: str, low=None, high=None, *, low_inclusive: bool = Tr
     return field(default=default, metadata={"help": help, "bounds": Bounds(low, high, low_inclusive)})
 
 
-def inherited(name: str, low=None, high=None, *, low_inclusive: bool = True):
-    """TRL's ``GRPOConfig`` field ``name``, unchanged (its default and help are read from TRL), with the range the
-    losses need declared beside it."""
+def inherited(name: str, low=None, high=None, *, low_inclusive: bool = True, choices: tuple[str, ...] = ()):
+    """TRL's ``GRPOConfig`` field ``name``, unchanged (its default and help are read from TRL), with the range (or the
+    choices) the losses need declared beside it."""
     parent = GRPOConfig.__dataclass_fields__[name]
     if parent.default is dataclasses.MISSING:
         raise TypeError(f"GRPOConfig.{name} has no plain default to inherit")
-    return field(default=parent.default, metadata={**parent.metadata, "bounds": Bounds(low, high, low_inclusive)})
+    rule = {"one_of": choices} if choices else {"bounds": Bounds(low, high, low_inclusive)}
+    return field(default=parent.default, metadata={**parent.metadata, **rule})
 
 
 def field_bounds(cls=None) -> dict[str, Bounds]:
@@ -118,8 +119,9 @@ class TGPOConfig(GRPOConfig):
     The guidance schedule counts *training steps* (rollout batches), as the authors' verl loop does: the optimizer
     updates of one rollout batch share one ``lambda_k`` (see :attr:`updates_per_generation`).
 
-    Numeric fields are type-checked from their declared types, and ranged ones (``metadata["bounds"]``, see
-    :class:`Bounds`; TRL's fields re-declared with :func:`inherited`) range-checked, in ``__post_init__``.
+    Checked in one place, ``__post_init__``, from what is declared beside each field: numeric fields are
+    type-checked from their declared types, ranged ones (``metadata["bounds"]``, see :class:`Bounds`) range-checked,
+    and fields with ``metadata["one_of"]`` checked against them (TRL's fields re-declared with :func:`inherited`).
     """
 
     method: str = field(default="tgpo", metadata={"help": f"Training method, one of {', '.join(METHODS)}."})
@@ -127,14 +129,16 @@ class TGPOConfig(GRPOConfig):
     guidance_decay: float | None = bounded(None, "TGPO: decrease of lambda per training step (unset: the method's default).", 0.0)
     guidance_min: float = bounded(0.0, "TGPO: floor of the guidance weight.", 0.0)
     kdrl_beta: float = bounded(2e-3, "KDRL: weight of the reverse KL to the teacher.", 0.0)
-    kdrl_estimator: str = field(default="k2", metadata={"help": "KDRL: KL estimator, k1, k2 or k3."})
+    kdrl_estimator: str = field(default="k2", metadata={"help": "KDRL: KL estimator, k1, k2 or k3.",
+                                                         "one_of": KL_ESTIMATORS})
     luffy_shaping_gamma: float = bounded(LUFFY_SHAPING_GAMMA, "LUFFY: policy shaping f(p) = p / (p + gamma) on the "
                                          "teacher-trace rows.", 0.0, low_inclusive=False)
     entropy_coef: float = bounded(1e-3, "Entropy bonus coefficient, every method.", 0.0)
     entropy_micro_batches: float = bounded(
         1.0, "Factor on the entropy bonus: the authors' number of micro-batches whose entropy token means they sum "
              "(docs/method.md §3); 1: the suite's token mean.", 0.0, low_inclusive=False)
-    reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}."})
+    reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}.",
+                                                   "one_of": REWARDS})
     teacher_temperature: float | None = bounded(
         None, "Temperature of the teacher's log-probs (unset: the rollout temperature).", 0.0, low_inclusive=False)
     teacher_chunk_size: int | None = bounded(
@@ -145,7 +149,8 @@ class TGPOConfig(GRPOConfig):
         default=None,
         metadata={"help": "TRL's aggregation of token losses: dapo, dr_grpo, grpo or bnpo (unset: the method's "
                           "default, tgpo.objectives.Method.aggregation: dapo; LUFFY: the authors' token sum over the "
-                          "padded length)."},
+                          "padded length).",
+                  "one_of": SUPPORTED_LOSS_TYPES, "why": "these methods' surrogate is the clipped one"},
     )
     dr_grpo_row_mean: bool | None = field(
         default=None,
@@ -180,6 +185,7 @@ class TGPOConfig(GRPOConfig):
     gradient_accumulation_steps: int = inherited("gradient_accumulation_steps", 1)
     num_iterations: int = inherited("num_iterations", 1)
     top_p: float = inherited("top_p", 0.0, 1.0, low_inclusive=False)
+    scale_rewards: str = inherited("scale_rewards", choices=("group", "batch", "none"))  # checked after TRL maps bools
 
     def __post_init__(self):
         self.method = canonical_method(self.method)
@@ -232,17 +238,12 @@ class TGPOConfig(GRPOConfig):
             )
 
     def _check_choices(self) -> None:
-        if self.kdrl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"TGPOConfig.kdrl_estimator={self.kdrl_estimator!r}; expected k1, k2 or k3")
-        if self.reward not in REWARDS:
-            raise ValueError(f"TGPOConfig.reward={self.reward!r}; expected one of {', '.join(REWARDS)}")
-        if self.scale_rewards not in ("group", "batch", "none"):
-            raise ValueError(f"TGPOConfig.scale_rewards={self.scale_rewards!r}; expected group, batch or none")
-        if self.loss_type not in SUPPORTED_LOSS_TYPES:
-            raise ValueError(
-                f"TGPOConfig.loss_type={self.loss_type!r} is not supported by these methods (their surrogate is the "
-                f"clipped one); expected one of {', '.join(SUPPORTED_LOSS_TYPES)}"
-            )
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("one_of")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                why = f" is not supported: {f.metadata['why']}" if f.metadata.get("why") else ""
+                raise ValueError(f"TGPOConfig.{f.name}={value!r}{why}; expected one of {', '.join(choices)}")
 
     def _refuse_unhonoured_trl_fields(self) -> None:
         refused = {
