@@ -13,6 +13,19 @@ from repro.paths import RESULTS
 from repro.table_config import DEFAULT_PRESET, PROFILES, Table, UsageError
 from tgpo.cli import positive_int
 
+#: The most seeds a script takes: each seed trains every row once (100 seeds of Table 1 are days on 2 cores); a larger
+#: number is a typo, refused before a plan of that size is built.
+MAX_SEEDS = 100
+
+
+def seed_count(text: str) -> int:
+    """An ``argparse`` type: a number of seeds, 1..:data:`MAX_SEEDS`."""
+    value = positive_int(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SEEDS} seeds (each seed trains every row once), "
+                                         f"got {value}")
+    return value
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of argparse's usage block (exit code 2 either way)
@@ -32,7 +45,7 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
     parser.add_argument("--preset", choices=[p for p in presets() if not p.startswith("_")],
                         help="settings preset of every trained row (default: controlled for lab/smoke, authors_final "
                              "for paper); another than the default writes <name>_<preset>.*")
-    parser.add_argument("--seeds", type=positive_int,
+    parser.add_argument("--seeds", type=seed_count,
                         help="number of seeds, 0..N-1 (default: the config's; another N writes <name>_<N>seeds.*)")
     parser.add_argument("--output-dir", type=Path, help="default: results/<profile>/")
     parser.add_argument("--workers", type=positive_int, help="parallel lab runs (default: CPU cores)")

@@ -56,6 +56,7 @@ def assert_untouched(out: Path):
     (["--seeds", "-1"], "--seeds: expected a whole number >= 1, got -1"),
     (["--seeds", "two"], "--seeds: expected a whole number >= 1, got 'two'"),
     (["--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
+    (["--seeds", "99999999999"], "--seeds: expected at most 100 seeds (each seed trains every row once), got 99999999999"),
     (["--preset", "fastest"], "--preset: invalid choice"),
     (["--profile", "huge"], "--profile: invalid choice"),
 ])
