@@ -20,7 +20,7 @@ import warnings
 
 import pandas as pd
 
-from repro import _lib
+from repro import options, paths, session
 
 NAME = "audit"
 COMPARED = ("authors_final", "controlled")
@@ -152,7 +152,7 @@ def paper_args(method: str):
     ``authors_final`` preset, validated on the launch's processes, as ``tgpo train --dry-run`` does."""
     from tgpo.run_config import load_run_config, make_args
 
-    paper = _lib.CONFIGS / "paper"
+    paper = paths.CONFIGS / "paper"
     own = paper / f"7b_cross_{method}.yaml"
     run = load_run_config(own if own.exists() else paper / "7b_cross_grpo.yaml", method=method,
                           preset="authors_final", check_paths=False)
@@ -192,7 +192,7 @@ def resolved(preset: str, method: str):
 
     with warnings.catch_warnings():  # library deprecation notes are not the audit's business
         warnings.simplefilter("ignore")
-        return make_args({"output_dir": str(_lib.runs_dir() / "audit"), "method": method,
+        return make_args({"output_dir": str(paths.runs_dir() / "audit"), "method": method,
                           **preset_settings(preset, method)}, probe=True)
 
 
@@ -248,17 +248,17 @@ def render(frame: pd.DataFrame, presets: tuple[str, str] = COMPARED, authors: pd
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv)
+    args = options.parse_args(NAME, __doc__, argv)
     frame = audit_frame()
     text = render(frame, authors=authors_frame())
     if args.dry_run:
         print(text)
         return 0
-    out_dir = _lib.archive(_lib.output_dir(args), [f"{NAME}.md"])
+    out_dir = session.archive(options.output_dir(args), [f"{NAME}.md"])
     (out_dir / f"{NAME}.md").write_text(text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

@@ -15,11 +15,11 @@ RUNS = sorted(PAPER.glob("*.yaml"))
 
 
 def test_every_spec_run_has_a_config():
-    from repro import _lib
+    from repro import table_config
 
     names = {p.stem for p in RUNS}
     for size, table in (("7b", "table1"), ("1.5b", "table2")):  # the paper's methods: its tables' rows
-        methods = [row.method for row in _lib.load_table("paper", table).rows if row.method != _lib.BASE]
+        methods = [row.method for row in table_config.load_table("paper", table).rows if row.method != table_config.BASE]
         assert len(methods) >= 7 and set(methods) <= set(METHODS)
         for method in methods:
             assert f"{size}_cross_{method}" in names

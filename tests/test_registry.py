@@ -77,22 +77,22 @@ def test_a_new_method_is_one_function_and_one_register_call(registry, tiny_pair,
     assert main(["train", "--config", str(config), "--method", "half_grpo", "--dry-run"]) == 0  # a CLI choice
 
     # it appears in the figures' and the lab tables' method lists
-    from repro import _lib, figure4
+    from repro import figure4, table_config
 
     assert figure4.curve_methods()[-1] == "half_grpo"
     for name in ("table1", "table2"):
-        rows = _lib.load_table("lab", name).rows
+        rows = table_config.load_table("lab", name).rows
         assert [r.label for r in rows if r.method == "half_grpo"] == ["Half GRPO"], name
 
 
 def test_the_lab_tables_list_every_registered_method_once_in_registry_order():
-    from repro import _lib
+    from repro import table_config
 
     for name in ("table1", "table2"):
-        trained = [r.method for r in _lib.load_table("lab", name).rows if r.method != _lib.BASE]
+        trained = [r.method for r in table_config.load_table("lab", name).rows if r.method != table_config.BASE]
         assert trained == list(obj.METHODS), name
-    with pytest.raises(_lib.UsageError, match="for lab tables"):
-        _lib.expand_rows(["base", _lib.ALL_METHODS], "config x", "paper")
+    with pytest.raises(table_config.UsageError, match="for lab tables"):
+        table_config.expand_rows(["base", table_config.ALL_METHODS], "config x", "paper")
 
 
 def test_loss_config_is_built_from_every_config_field():

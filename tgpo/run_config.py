@@ -52,6 +52,37 @@ class ConfigError(ValueError):
     """The YAML config (or an override) is unusable; the message names the file and the key."""
 
 
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'limit'?"`` for the closest of ``choices`` (difflib), else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_keys(found, known, what: str) -> str:
+    """One line naming each key of ``found`` not in ``known``, with the closest known one (``""`` if none)."""
+    unknown = sorted(set(found) - set(known), key=str)
+    return "; ".join(f"unknown {what} {key!r}{did_you_mean(key, known)}" for key in unknown)
+
+
+def trainer_fields() -> set[str]:
+    """The fields a ``trainer:`` section may set (``TGPOConfig``'s, TRL's included)."""
+    import dataclasses
+
+    from .config import TGPOConfig
+
+    return {f.name for f in dataclasses.fields(TGPOConfig) if f.init}
+
+
+def check_trainer_fields(trainer: dict, where: str = "config 'trainer' section") -> None:
+    """Refuse a ``trainer`` field that ``TGPOConfig`` does not have, naming it and the closest field (a typo would
+    otherwise be Python's "unexpected keyword argument")."""
+    problem = unknown_keys(trainer, trainer_fields(), "field")
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
 # ---------------------------------------------------------------------------------------------- files
 def _register_resolvers() -> None:
     """``${lab_model:NAME}``: the folder of a stored lab model (configs must not hard-code where the package is)."""
@@ -189,8 +220,10 @@ class LaunchSpec:
 def _section(cls, value, name: str, where: str):
     """A config section (a mapping) as ``cls``; unknown keys are one :class:`ConfigError` naming them."""
     keys = [f.name for f in fields(cls)]
-    if not isinstance(value, dict) or set(value) - set(keys):
+    if not isinstance(value, dict):
         raise ConfigError(f"{where}: '{name}' must be a mapping with keys among {sorted(keys)}")
+    if set(value) - set(keys):
+        raise ConfigError(f"{where}: '{name}': {unknown_keys(value, keys, 'key')} (keys: {sorted(keys)})")
     return cls(**value)
 
 
@@ -248,7 +281,12 @@ def resolve(
     where = f"config file {source}" if source else "config"
     unknown = set(cfg) - TOP_LEVEL
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)}; expected {sorted(TOP_LEVEL)}")
+        flat = sorted(k for k in unknown if k in trainer_fields())
+        if flat:  # a TRL-style flat YAML: say where its trainer fields go
+            raise ConfigError(f"{where}: {flat} are trainer fields: put them under 'trainer:' (top-level keys: "
+                              f"{sorted(TOP_LEVEL)}; see the tgpo.run_config docstring)")
+        raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)} "
+                          f"({unknown_keys(unknown, TOP_LEVEL, 'key')}); expected {sorted(TOP_LEVEL)}")
     if "model" not in cfg:
         raise ConfigError(f"{where}: 'model' (the student) is required")
     dataset = _section(DatasetSpec, cfg.get("dataset") or {}, "dataset", where)
@@ -258,12 +296,11 @@ def resolve(
         raise ConfigError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
     cli = {k: v for k, v in (("method", method), ("max_steps", max_steps), ("output_dir", output_dir)) if v is not None}
     cli.update(set_trainer or {})
-    unknown = sorted((set(file_trainer) | set(cli)) - trainer_fields())
-    if unknown:
-        raise ConfigError(f"{where}: 'trainer' has keys that are not TGPOConfig fields: {unknown}")
+    check_trainer_fields({**file_trainer, **cli}, f"{where}: 'trainer'")
     run_method = canonical_method(cli.get("method") or file_trainer.get("method") or "tgpo")
     if run_method not in METHODS:
-        raise ConfigError(f"{where}: trainer.method={run_method!r}; expected one of {', '.join(method_choices())}")
+        raise ConfigError(f"{where}: trainer.method={run_method!r}{did_you_mean(run_method, METHODS)} "
+                          f"(expected one of {', '.join(method_choices())})")
     preset = preset or cfg.get("preset")
     trainer = {**CLI_DEFAULTS, **file_trainer, **preset_settings(preset, run_method), **cli, "method": run_method}
     trainer["trust_remote_code"] = bool(cfg.get("trust_remote_code", False))
@@ -301,13 +338,6 @@ def load_run_config(path: str | Path, overrides: list[str] | tuple = (), **kwarg
     return resolve(cfg, set_trainer=trainer_overrides, source=str(path), **kwargs)
 
 
-def trainer_fields() -> frozenset[str]:
-    """The names a config's ``trainer:`` section may use: ``TGPOConfig``'s fields."""
-    from .config import TGPOConfig
-
-    return frozenset(f.name for f in fields(TGPOConfig))
-
-
 def make_args(trainer: dict, *, probe: bool = False, processes: int = 1, where: str = "config 'trainer' section"):
     """The one place a ``TGPOConfig`` is built from a run's trainer settings. Bad fields: :class:`ConfigError`.
 
@@ -321,6 +351,7 @@ def make_args(trainer: dict, *, probe: bool = False, processes: int = 1, where: 
     from .config import PlannedConfig, TGPOConfig
 
     kwargs = dict(trainer)
+    check_trainer_fields(kwargs, where)
     if probe:
         kwargs.update(use_cpu=True, bf16=False, fp16=False, use_vllm=False)
     elif not torch.cuda.is_available():
