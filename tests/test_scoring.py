@@ -1,6 +1,6 @@
-"""tgpo.scoring: the one grader for reward and evaluation, strict and the authors' rule (docs/method.md §4).
+"""tgpo.grading: the one grader for reward and evaluation, strict and the authors' rule (docs/method.md §4).
 
-Speed is measured by repro/bench_scorer.py, not asserted here (a shared machine makes a rate flaky)."""
+Speed is measured by `python -m bench.grader`, not asserted here (a shared machine makes a rate flaky)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tgpo.scoring import (
+from tgpo.grading import (
     SMALL_GOLD_REL_TOL,
     Verdicts,
     choice_correct,
@@ -308,3 +308,24 @@ def test_adversarial_bounded_authors(completion):
     t = time.monotonic()
     assert math_correct(completion, "1", protocol="authors") is False
     assert time.monotonic() - t < 5.0
+
+
+def test_deprecated_paths_and_names_still_answer():
+    """tgpo.scoring, tgpo.oat_grader.boxed_reward and tgpo.rewards.boxed_reward stay for one release, warning."""
+    import importlib
+    import sys
+
+    from tgpo import rewards
+    from tgpo.grading.oat import oat_boxed_correct
+
+    sys.modules.pop("tgpo.scoring", None)
+    with pytest.warns(DeprecationWarning):
+        scoring = importlib.import_module("tgpo.scoring")
+    assert scoring.math_correct is math_correct and scoring.grade_batch is grade_batch
+    from tgpo import oat_grader
+
+    with pytest.warns(DeprecationWarning):
+        assert oat_grader.boxed_reward(r"so \boxed{\frac{1}{2}}", "0.5") is oat_boxed_correct(r"\boxed{0.5}", "1/2")
+    with pytest.warns(DeprecationWarning):
+        assert rewards.boxed_reward([r"\boxed{3}", r"\boxed{4}"], answer=["3", "3"]) == [1.0, 0.0]
+    assert rewards.REWARD_FUNCTIONS["boxed"] is rewards.strict_boxed_reward

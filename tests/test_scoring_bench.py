@@ -1,22 +1,19 @@
-"""repro/bench_scorer.py runs end to end (quick sets, fixture benchmarks, no oat-llm wheel) and writes its files."""
+"""bench/grader.py (``python -m bench.grader``) runs end to end (quick sets, fixture benchmarks, no oat-llm wheel) and writes its files."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_scorer", ROOT / "repro" / "bench_scorer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bench import grader
+
+    return grader
 
 
 def test_generated_pairs_hold_right_and_wrong_answers():

@@ -203,7 +203,7 @@ def rl_dataset(n: int = 1024, seed: int = 0):
 
 # --------------------------------------------------------------------------- grading
 def is_correct(completion: str, answer: str) -> bool:
-    """The project's one grader, ``tgpo.scoring.math_correct`` (the lab's reward and metric, like the paper's)."""
-    from tgpo.scoring import math_correct
+    """The project's one grader, ``tgpo.grading.math_correct`` (the lab's reward and metric, like the paper's)."""
+    from tgpo.grading import math_correct
 
     return bool(math_correct(completion, answer))

@@ -1,4 +1,4 @@
-"""Bounded verdicts in worker processes: the grader's jobs (see :func:`tgpo.scoring.run_job`) run in small
+"""Bounded verdicts in worker processes: the grader's typed jobs (:mod:`tgpo.grading.jobs`) run in small
 persistent ``subprocess`` children speaking JSON lines, each verdict within its own compute budget.
 
 Hand-written rather than pebble: pebble starts workers through multiprocessing, whose spawn/forkserver children
@@ -8,7 +8,8 @@ killed worker (~1 s to import Math-Verify and sympy) starts in the background.
 
 A worker takes a list of jobs per line and answers one ``1``/``0`` line per job as soon as it is decided, so the
 parent times every verdict on its own. Jobs about one gold go to one worker, where its parse caches
-(:mod:`tgpo.verify_cache`) serve the whole group. Decided verdicts are cached here (short jobs only).
+(:mod:`tgpo.grading.mathverify`) serve the whole group. Decided verdicts go to the one verdict cache
+(:mod:`tgpo.grading.cache`), which answers a job asked again without a worker.
 """
 
 from __future__ import annotations
@@ -22,22 +23,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+
+from tgpo.grading.cache import VERDICTS
+from tgpo.grading.jobs import Job, from_wire, prepare_worker, run_job, to_wire
 
 __all__ = ["WORKER_START_TIMEOUT_S", "run", "warmup"]
 
 #: How long a fresh worker may take to import Math-Verify before we give up on it (rare: a loaded machine); also
 #: how long a batch waits for a free worker (waiting is not a verdict's compute).
 WORKER_START_TIMEOUT_S = 60.0
-
-
-def run_job(job: tuple) -> bool:
-    """A job's verdict in this process (the worker's loop, and the fallback where no worker can start)."""
-    from tgpo.scoring import run_job as run
-
-    return run(job)
 
 
 def worker_main() -> None:  # pragma: no cover - runs in the child process
@@ -51,15 +47,13 @@ def worker_main() -> None:  # pragma: no cover - runs in the child process
     except Exception:
         pass
     logging.disable(logging.CRITICAL)  # Math-Verify warns on every call that its timeouts are off
-    from tgpo.scoring import prepare_worker
-
     prepare_worker()
     out = sys.stdout.buffer
     out.write(b"ready\n")
     out.flush()
     for line in sys.stdin.buffer:
         try:
-            jobs = [tuple(j) for j in json.loads(line)]
+            jobs = [from_wire(j) for j in json.loads(line)]
         except Exception:
             jobs = []
         for job in jobs:
@@ -77,11 +71,11 @@ class _Worker:
 
     def __init__(self) -> None:
         env = dict(os.environ)
-        pkg_root = str(Path(__file__).resolve().parents[1])  # this tgpo, installed or not, for the child
+        pkg_root = str(Path(__file__).resolve().parents[2])  # this tgpo, installed or not, for the child
         env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["OMP_NUM_THREADS"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tgpo.verdict_pool import worker_main; worker_main()"],
+            [sys.executable, "-c", "from tgpo.grading.pool import worker_main; worker_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -119,9 +113,9 @@ class _Worker:
             return self.wait_ready()
         return self.ready
 
-    def send(self, jobs: list[tuple]) -> bool:
+    def send(self, jobs: list[Job]) -> bool:
         try:
-            self.proc.stdin.write(json.dumps(jobs).encode() + b"\n")
+            self.proc.stdin.write(json.dumps([to_wire(j) for j in jobs]).encode() + b"\n")
             return True
         except OSError:
             return False
@@ -209,37 +203,10 @@ class _Pool:
 _POOL = _Pool()
 atexit.register(_POOL.shutdown)
 
-_CACHE_SIZE = 65536
-_CACHED_JOB_CHARS = 2000  # whole responses (the authors' jobs) are not worth keeping
-_VERDICT_CACHE: OrderedDict[tuple, bool] = OrderedDict()  # job -> verdict, FIFO-bounded
-_CACHE_LOCK = threading.Lock()
-
-
-def _cache_key(job: tuple) -> tuple | None:
-    return job if sum(len(x) for x in job if isinstance(x, str)) <= _CACHED_JOB_CHARS else None
-
-
-def _cached(job: tuple) -> bool | None:
-    key = _cache_key(job)
-    if key is None:
-        return None
-    with _CACHE_LOCK:
-        return _VERDICT_CACHE.get(key)
-
-
-def _remember(job: tuple, verdict: bool) -> None:
-    key = _cache_key(job)
-    if key is not None:
-        with _CACHE_LOCK:
-            _VERDICT_CACHE[key] = verdict
-            if len(_VERDICT_CACHE) > _CACHE_SIZE:
-                _VERDICT_CACHE.popitem(last=False)
-
-
-def _bounded(jobs: Sequence[tuple], timeout: float) -> list[bool]:
+def _bounded(jobs: Sequence[Job], timeout: float) -> list[bool]:
     """Verdicts of ``jobs``, run one after another in one worker so that they share its parse caches (a job
     asked twice runs once); each verdict gets ``timeout`` seconds of compute and is wrong if it overruns."""
-    known = {j: _cached(j) for j in dict.fromkeys(jobs)}
+    known = {j: VERDICTS.get(j) for j in dict.fromkeys(jobs)}
     todo = [j for j, v in known.items() if v is None]
     if todo and _POOL.broken:  # no workers here: Math-Verify's own timeouts are off, pre-filters still apply
         known.update((j, run_job(j)) for j in todo)
@@ -260,7 +227,7 @@ def _bounded(jobs: Sequence[tuple], timeout: float) -> list[bool]:
                 known.update(zip(rest, _bounded(rest, timeout)))
                 break
             known[job] = verdict
-            _remember(job, verdict)
+            VERDICTS.put(job, verdict)
         else:
             _POOL.release(worker, healthy=True)
     return [bool(known[j]) for j in jobs]
@@ -274,13 +241,13 @@ _THREADS_LOCK = threading.Lock()
 _UNIT_JOBS = 64
 
 
-def run(groups: Sequence[Sequence[bool | tuple]], timeout: float) -> list[list[bool]]:
+def run(groups: Sequence[Sequence[bool | Job]], timeout: float) -> list[list[bool]]:
     """Verdicts for groups of decided booleans and worker jobs (one group per completion). Jobs about one gold
     go to the same worker, where its gold and answers are parsed once; the units run on every worker at once."""
     global _THREADS
     out = [[j if isinstance(j, bool) else False for j in g] for g in groups]
     places = [(gi, ji) for gi, g in enumerate(groups) for ji, job in enumerate(g) if not isinstance(job, bool)]
-    places.sort(key=lambda place: groups[place[0]][place[1]][-1])  # by gold (stable: a completion's grades stay together)
+    places.sort(key=lambda place: groups[place[0]][place[1]].gold)  # stable: a completion's grades stay together
     size = max(1, min(_UNIT_JOBS, -(-len(places) // _Pool.size())))  # every worker gets a share
     units = [places[i : i + size] for i in range(0, len(places), size)]
 
