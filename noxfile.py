@@ -100,3 +100,8 @@ def bench(session: nox.Session) -> None:
     else:
         session.warn("TGPO_BENCHMARK_DIR is not set: the grader's throughput and oat agreement (python -m bench.grader) "
                      "were not measured")
+    if os.environ.get("TGPO_MV060_PYTHON"):  # an interpreter with math-verify 0.6.0 (bench/mathverify_compat.py)
+        session.run("python", "-m", "bench.mathverify_compat")
+    else:
+        session.warn("TGPO_MV060_PYTHON is not set: the authors' grade was not compared with math-verify 0.6.0 "
+                     "(python -m bench.mathverify_compat)")

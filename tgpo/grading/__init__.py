@@ -8,7 +8,8 @@ job and the imports run one way (docs/architecture.md):
 
 - ``text`` — pure text helpers (think blocks, boxes, letters, the strict grade's in-caller fast paths);
 - ``oat`` — the oat-compatible boxed grader, half of the authors' rule;
-- ``mathverify`` — Math-Verify as each grade calls it (run in the workers);
+- ``mathverify`` — Math-Verify as each grade calls it (run in the workers), and :func:`grader_versions`;
+- ``mv_compat`` — math-verify 0.6.0's behaviour (the authors' pin) for the authors' grade, on the installed 0.9;
 - ``jobs`` — the typed worker jobs and their verdicts;
 - ``cache`` — the one verdict cache;
 - ``pool`` — the worker processes that bound every verdict's compute;
@@ -19,6 +20,7 @@ No module here imports TRL, lm-eval or transformers.
 
 from __future__ import annotations
 
+from tgpo.grading.mathverify import AUTHORS_MATH_VERIFY, grader_versions
 from tgpo.grading.pool import warmup
 from tgpo.grading.text import (
     SMALL_GOLD,
@@ -39,6 +41,7 @@ from tgpo.grading.verdicts import (
 )
 
 __all__ = [
+    "AUTHORS_MATH_VERIFY",
     "PROTOCOLS",
     "SMALL_GOLD",
     "SMALL_GOLD_REL_TOL",
@@ -49,6 +52,7 @@ __all__ = [
     "extract_choice",
     "extract_last_boxed",
     "grade_batch",
+    "grader_versions",
     "math_correct",
     "math_correct_batch",
     "strip_think",

@@ -12,7 +12,8 @@ flash-attn), so this module re-implements that grader's *behaviour*, written ind
      by element for tuples/intervals, sympy proves the difference zero (unreduced fractions must match
      exactly, and an integer gold only matches an integer answer);
    - **Math-Verify** on the two normalised forms (``$``-wrapped, boxed priority 0, no fallback), unless one
-     side is longer than 128 characters and highly repetitive.
+     side is longer than 128 characters and highly repetitive; as math-verify 0.6.0 (the authors' pin) parses
+     and compares (:mod:`tgpo.grading.mv_compat`).
 
 Agreement with oat-llm 0.2.4 is measured by ``python -m bench.grader`` on generated pairs. Differences by
 design: oat's internal one-second timeouts are replaced by the caller's verdict budget (:mod:`tgpo.grading`
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import re
+
+from tgpo.grading import mathverify
 
 __all__ = ["last_boxed_content", "normalised_forms_equal", "oat_boxed_correct"]
 
@@ -384,11 +387,9 @@ def _mv_config():
 
 
 def _mv_parse(text: str):
-    from math_verify import parse
-
     # oat passes extraction_mode=["first_match"], which Math-Verify reads as its default, "any_match"
-    return parse(text if "$" in text else f"${text}$", extraction_config=_mv_config(),
-                 fallback_mode="no_fallback", parsing_timeout=None)
+    return mathverify.authors_parse(text if "$" in text else f"${text}$", extraction_config=_mv_config(),
+                                    fallback_mode="no_fallback")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -402,9 +403,7 @@ def _latex_equal(answer: str, gold: str, answer_norm: str, gold_norm: str) -> bo
     if answer_norm == gold_norm:
         return True
     try:
-        from tgpo.grading.mathverify import verify
-
-        return verify(_mv_parse_gold(gold), _mv_parse(answer))
+        return mathverify.authors_verify(_mv_parse_gold(gold), _mv_parse(answer))
     except Exception:  # noqa: BLE001
         return False
 

@@ -12,7 +12,8 @@ Verdict functions, shared by the trainer's reward and by every lm-eval task in `
    ``prompt_ends_in_think=True``) means the model never reached its answer: wrong.
 2. Math: only the **last** ``\\boxed{...}`` (or ``\\fbox{...}``) counts; no unanchored fallback, so a truncated
    output never gets credit for a stray number. Gold and answer are parsed as ``$x$`` with Math-Verify's LaTeX
-   and expression extraction and compared with ``verify(gold, answer)``. Golds are normalised first:
+   and expression extraction and compared with ``verify(gold, answer)``, using the installed math-verify (0.9;
+   :func:`tgpo.grading.grader_versions` gives the versions for a manifest). Golds are normalised first:
    integer-valued decimals (AMC's ``142.0``) become integers. Numeric golds with ``0 < |gold| <``
    :data:`SMALL_GOLD` are compared with the relative tolerance :data:`SMALL_GOLD_REL_TOL` (Math-Verify rounds
    to six decimals, which would accept any tiny number for a tiny gold, a wrong sign or exponent included).
@@ -25,8 +26,11 @@ Verdict functions, shared by the trainer's reward and by every lm-eval task in `
    ``</think>`` and the part after the first ``</think>`` is graded; without a ``</think>`` Math-Verify says
    wrong and the oat grader sees the unsplit text. Otherwise the **whole** response is graded.
 2. Right if Math-Verify accepts it — ``verify(parse("$" + gold + "$"), parse(response))`` with ``parse``'s
-   default extraction (last boxed answer, else the last LaTeX or plain expression anywhere) — **or** the
-   oat-compatible boxed grader (:mod:`tgpo.grading.oat`) accepts the last ``\\boxed{}``.
+   default extraction as math-verify 0.6.0 (the authors' pin) does it: the last ``\\boxed{}`` (with the boxes
+   just before it only when "and", "or" or "," alone separate them), else the last LaTeX or plain expression
+   anywhere; percentages and letter case as 0.6.0 compares them (:mod:`tgpo.grading.mv_compat`) — **or** the
+   oat-compatible boxed grader (:mod:`tgpo.grading.oat`, its Math-Verify calls also as 0.6.0) accepts the last
+   ``\\boxed{}``.
 3. Choice tasks go through the same math pipeline with the gold letter: a boxed letter (or one Math-Verify
    finds, e.g. ``$C$``) counts; an ``ANSWER: C`` line alone does not.
 
