@@ -65,7 +65,7 @@ def compute() -> dict[str, dict[str, float]]:
             "kdrl_k1": kl("k1"),
             "kdrl_k2": kl("k2"),
             "kdrl_k3": kl("k3"),
-            "kdrl_reference": loss("kdrl_reference", advantages=zero_adv, teacher_logp=teacher_logp).loss,
+            "kdrl_reference": loss("kdrl_authors", advantages=zero_adv, teacher_logp=teacher_logp).loss,
             "entropy": loss("grpo", cfg=obj.LossConfig(), advantages=zero_adv, entropy=entropy).loss,
             # the mean over the B x T padded positions, i.e. dr_grpo's sum over rows x padded length (T = 9)
             "luffy": loss("luffy", obj.Aggregation("dr_grpo", padded_length=9), off_policy=off_policy).loss,

@@ -111,7 +111,8 @@ def kl_token(lp, lp_t, estimator):
 def loss(method: str, *, logp, old_logp, advantages, mask, entropy, how: Agg = Agg(), guided_logp=None,
          old_guided_logp=None, teacher_logp=None, off_policy=None, weight=0.0, is_weights=None, clip_eps=0.2,
          clip_eps_high=None, delta=None, entropy_coef=1e-3, beta=2e-3, estimator="k2", gamma=GAMMA):
-    """The whole loss of ``method`` (docs/method.md §2) plus the entropy bonus ``-c_H * mean_tok(H)`` (§1).
+    """The whole loss of ``method`` (docs/method.md §2) plus the entropy bonus ``-c_H * mean_tok(H)`` (§1; pass
+    ``entropy_coef = c_H * m`` for the authors' factor ``m``, §3).
 
     The entropy bonus is reduced like the policy-gradient term under ``dapo`` (over the optimizer batch) and as this
     micro-batch's token mean, divided by the accumulation, under the other kinds.

@@ -49,7 +49,7 @@ def grad_of(loss, leaf):
 
 # ===================================================================== every method through the registry
 #: Every registered method (the trained path: ``method_loss``), each compared with its oracle in tests/oracles.py.
-METHOD_NAMES = ["grpo", "tgpo", "tgpo_adv", "rkl", "kdrl", "kdrl_reference", "luffy"]
+METHOD_NAMES = ["grpo", "tgpo", "tgpo_adv", "rkl", "kdrl", "kdrl_authors", "luffy"]
 #: Every aggregation kind: (name, Aggregation fields besides accumulation/world size/token count).
 AGG_KINDS = {
     "dapo": dict(kind="dapo"),
@@ -92,7 +92,7 @@ def case(seed, method, *, batch=4, length=5, vocab=7, several_updates=True, weig
         kw.update(guided_logp=guided.detach(), guidance_weight=weight)
         if old_guided:
             kw["old_guided_logp"] = guided.detach() - 0.4 * torch.rand(mask.shape, generator=gen)  # a log-prob: <= 0
-    if method in ("rkl", "kdrl", "kdrl_reference"):
+    if method in ("rkl", "kdrl", "kdrl_authors"):
         kw["teacher_logp"] = teacher
     if method == "luffy":  # no off_policy: every row is an on-policy rollout
         kw["off_policy"] = torch.rand(batch, generator=gen) < 0.5 if traces else None
@@ -110,7 +110,8 @@ def oracle(method, kw, cfg, how: obj.Aggregation):
     return oracles.loss(
         method, **o, how=oracles.Agg(how.kind, None if how.num_tokens is None else float(how.num_tokens),
                                      how.padded_length, how.row_mean, how.accumulation, how.world_size),
-        clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, delta=cfg.delta, entropy_coef=cfg.entropy_coef,
+        clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, delta=cfg.delta,
+        entropy_coef=cfg.entropy_coef * cfg.entropy_micro_batches,
         beta=cfg.kdrl_beta, estimator=cfg.kdrl_estimator, gamma=cfg.luffy_shaping_gamma)
 
 
@@ -126,15 +127,17 @@ def assert_same_loss_and_gradient(got, expected, leaf):
        weights=st.sampled_from([None, "token", "row"]), several_updates=st.booleans(), divergent=st.booleans(),
        old_guided=st.booleans(), batch_tokens=st.booleans(), estimator=st.sampled_from(["k2", "k3"]),
        clip=st.sampled_from([(0.2, None, None), (0.1, 0.3, 1.5)]), traces=st.booleans(), int_mask=st.booleans(),
-       weight=st.sampled_from([0.0, 0.3]))
+       weight=st.sampled_from([0.0, 0.3]), entropy_micro_batches=st.sampled_from([1.0, 3.0]))
 def test_every_method_matches_its_oracle(method, kind, seed, accumulation, world, weights, several_updates, divergent,
-                                         old_guided, batch_tokens, estimator, clip, traces, int_mask, weight):
+                                         old_guided, batch_tokens, estimator, clip, traces, int_mask, weight,
+                                         entropy_micro_batches):
     """Every method x every aggregation x gradient accumulation x world size x importance weights (absent, per token,
     per row) x one or several updates per rollout batch x LUFFY's trace rows: the registered entry's loss, its
     gradient w.r.t. the student's logits and its logged diagnostics equal the naive formulas of docs/method.md."""
     logits, kw, cfg = case(seed, method, weights=weights, several_updates=several_updates, divergent=divergent,
                            old_guided=old_guided, traces=traces, weight=weight, kdrl_estimator=estimator, clip_eps=clip[0], clip_eps_high=clip[1],
-                           delta=clip[2], kdrl_beta=0.05, luffy_shaping_gamma=0.2)
+                           delta=clip[2], kdrl_beta=0.05, luffy_shaping_gamma=0.2,
+                           entropy_micro_batches=entropy_micro_batches)
     if int_mask:  # TRL's completion masks are integer tensors
         kw["mask"] = kw["mask"].long()
     n_tok = float(kw["mask"].sum()) * accumulation + 1.0 if batch_tokens else None
@@ -151,7 +154,7 @@ def test_every_method_matches_its_oracle(method, kind, seed, accumulation, world
                                    rtol=1e-5, atol=1e-6, msg=f"{method}: {name}")
     # pg_loss is the method's loss before the entropy bonus (LUFFY: its whole loss; the others: the PG term)
     bonus = oracles.entropy_term(kw["entropy"], kw["mask"], oracles.Agg(how.kind, n_tok, accumulation=accumulation),
-                                 cfg.entropy_coef)
+                                 cfg.entropy_coef * cfg.entropy_micro_batches)
     if method in ("grpo", "luffy", "tgpo_adv", "rkl"):
         torch.testing.assert_close(out.metrics["pg_loss"].double(), (oracle(method, kw, cfg, how) - bonus).detach(),
                                    rtol=1e-5, atol=1e-7)
@@ -285,7 +288,7 @@ def test_tgpo_guidance_term_uses_the_configured_aggregation(kind):
 
 
 # ---------------------------------------------------------------------------- sign conventions
-@pytest.mark.parametrize("method", ["grpo", "tgpo", "tgpo_adv", "kdrl", "kdrl_reference", "luffy"])
+@pytest.mark.parametrize("method", ["grpo", "tgpo", "tgpo_adv", "kdrl", "kdrl_authors", "luffy"])
 def test_a_gradient_step_raises_the_likelihood_of_positive_advantage_samples(method):
     """Losses are minimised: one SGD step raises ``lp`` of a row with A > 0 and lowers it for A < 0 (one token per
     row, no teacher term, no entropy, on-policy)."""
@@ -308,7 +311,7 @@ def test_kdrl_variants_are_opposite_in_sign_and_estimator():
     kw["advantages"] = torch.zeros(4)  # the PG term is exactly 0: what is left is the KL term
     m, d = kw["mask"], (kw["logp"] - kw["teacher_logp"])
     correct = entry("kdrl", kw, cfg, obj.Aggregation()).loss
-    authors = entry("kdrl_reference", kw, cfg, obj.Aggregation()).loss
+    authors = entry("kdrl_authors", kw, cfg, obj.Aggregation()).loss
     torch.testing.assert_close(correct, 0.5 * (0.5 * d * d)[m].mean())
     torch.testing.assert_close(authors, -0.5 * d[m].mean())
     assert correct > 0 and authors < 0  # minimising the authors' term *raises* the estimated KL
@@ -448,7 +451,7 @@ def test_k1_gradient_ignores_teacher_k2_k3_do_not(seed):
         cfg = obj.LossConfig(entropy_coef=0.0, kdrl_estimator=estimator)
         return grad_of(obj.method_loss(method, x, cfg).loss, logits)
 
-    assert torch.equal(kl_grad("kdrl_reference", "k1", t1), kl_grad("kdrl_reference", "k1", t2))
+    assert torch.equal(kl_grad("kdrl_authors", "k1", t1), kl_grad("kdrl_authors", "k1", t2))
     assert not torch.allclose(kl_grad("kdrl", "k2", t1), kl_grad("kdrl", "k2", t2))
     assert not torch.allclose(kl_grad("kdrl", "k3", t1), kl_grad("kdrl", "k3", t2))
 
@@ -465,7 +468,7 @@ def test_kl_estimator_values(seed):
 
 
 # ---------------------------------------------------------------------- all-equal groups, padding
-@pytest.mark.parametrize("method", ["grpo", "tgpo", "tgpo_adv", "kdrl", "kdrl_reference", "luffy"])
+@pytest.mark.parametrize("method", ["grpo", "tgpo", "tgpo_adv", "kdrl", "kdrl_authors", "luffy"])
 @given(value=st.floats(-5, 5), group_size=st.integers(1, 6), seed=seeds)
 def test_equal_rewards_give_zero_advantage_and_zero_policy_gradient(method, value, group_size, seed):
     adv = obj.group_advantages(torch.full((group_size,), value), group_size)
@@ -614,11 +617,11 @@ def test_paper_schedule_ends_guidance_at_step_201():
 
 # ------------------------------------------------------------------------------ new options: TGPO-Adv
 @given(seed=seeds, weight=st.floats(0.0, 1.0))
-def test_tipo_advantages_add_a_bounded_bonus_toward_the_teachers_token(seed, weight):
+def test_tgpo_adv_advantages_add_a_bounded_bonus_toward_the_teachers_token(seed, weight):
     logits, sampled, yT, mask = make_rollout(seed)
     guided = gather_logp(logits, yT).detach()
     adv = torch.randn(logits.shape[0], generator=torch.Generator().manual_seed(seed))
-    tok = obj.tipo_advantages(adv, guided, mask, weight)
+    tok = obj.tgpo_adv_advantages(adv, guided, mask, weight)
     expected = adv.unsqueeze(1) + weight * torch.exp(guided)  # A[i] + lambda * exp(lp_old_g)
     torch.testing.assert_close(tok[mask], expected.expand_as(tok)[mask])
     assert (tok[~mask] == 0).all()
@@ -627,7 +630,7 @@ def test_tipo_advantages_add_a_bounded_bonus_toward_the_teachers_token(seed, wei
     if weight == 0:
         torch.testing.assert_close(tok[mask], adv.unsqueeze(1).expand_as(tok)[mask])
     # the bound holds for any input, e.g. a rounding error that puts a log-prob above 0
-    above = obj.tipo_advantages(adv, guided.abs() + 0.5, mask, weight) - adv.unsqueeze(1)
+    above = obj.tgpo_adv_advantages(adv, guided.abs() + 0.5, mask, weight) - adv.unsqueeze(1)
     torch.testing.assert_close(above[mask], torch.full_like(above[mask], weight))
 
 
@@ -688,7 +691,7 @@ def test_tgpo_adv_with_zero_weight_is_grpo_and_the_registry_knows_every_method()
                        entropy=torch.zeros_like(logp), guided_logp=gather_logp(logits, yT).detach(), guidance_weight=0.0)
     cfg = obj.LossConfig()
     assert torch.equal(obj.method_loss("tgpo_adv", x, cfg).loss, obj.method_loss("grpo", x, cfg).loss)
-    assert list(obj.METHODS) == ["grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"]
+    assert list(obj.METHODS) == ["grpo", "luffy", "rkl", "kdrl", "kdrl_authors", "tgpo", "tgpo_adv"]
     with pytest.raises(ValueError, match="already registered"):
         obj.register("grpo", obj.grpo, label="again")
     with pytest.raises(ValueError, match="unknown method 'nope'"):
