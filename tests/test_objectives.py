@@ -250,6 +250,8 @@ def test_bad_settings_are_one_exact_line_naming_the_input():
         (lambda: obj.guidance_weight(0), "guidance_weight: step is 1-based, got 0"),
         (lambda: obj.kl_estimate(values, values, "k4"), "unknown KL estimator 'k4'; expected 'k1', 'k2' or 'k3'"),
     ]
+    cases.append((lambda: obj.Method(loss=obj.grpo, label="X", reads=frozenset({"clip_eps", "nope"})),
+                  "Method 'X': reads unknown LossConfig fields ['nope']"))
     for call, message in cases:
         with pytest.raises(ValueError) as err:
             call()

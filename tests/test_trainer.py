@@ -168,6 +168,43 @@ def test_loss_gradient_equals_the_naive_gradient(tiny_pair, tmp_path):
     assert any(g is not None and g.abs().sum() > 0 for g in got)
 
 
+def test_tool_tokens_are_left_out_of_the_loss(tiny_pair, tmp_path):
+    """TRL's tool_mask (0 on tokens a tool wrote) multiplies the completion mask: those tokens carry no loss."""
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo")
+    batch = _batch(trainer)
+    tool = (torch.rand(batch["completion_mask"].shape, generator=torch.Generator().manual_seed(1)) > 0.3).long()
+    batch["tool_mask"] = tool
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    expected = oracles.loss("grpo", logp=n["lp"], old_logp=n["lp"], advantages=batch["advantages"],
+                            mask=n["mask"] * tool, entropy=n["H"],
+                            how=oracles.Agg(num_tokens=float(batch["num_items_in_batch"])))  # TRL's count, as scored
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["kdrl", "tgpo"])
+def test_no_guided_logprobs_where_the_loss_reads_none(tiny_pair, tmp_path, method):
+    """The student's lp of the teacher's argmax (an extra head pass) is computed only for a method that reads it and
+    only while its weight is above 0, even when the batch carries the teacher's argmax."""
+    trainer = make_trainer(tiny_pair, tmp_path, method)
+    batch = _batch(trainer)
+    assert "teacher_argmax" in batch
+    if method == "tgpo":
+        trainer.args.guidance_weight = 0.0  # the schedule has ended since the batch was scored
+    x, hidden = trainer._loss_inputs(trainer.model, batch)
+    assert x.guided_logp is None and not hidden
+
+
+def test_trace_rows_are_the_last_of_each_group_across_processes(tiny_pair, tmp_path):
+    """LUFFY: with 4 rollouts per group and 2 rows per process, process 1's rows are global rows 2 and 3."""
+    from unittest import mock
+
+    trainer = make_trainer(tiny_pair, tmp_path, "luffy")
+    with mock.patch.object(type(trainer.accelerator), "process_index", new_callable=mock.PropertyMock, return_value=1):
+        assert [trainer._is_trace_row(i, 2) for i in range(2)] == [False, True]
+    assert [trainer._is_trace_row(i, 8) for i in range(8)] == [False, False, False, True] * 2
+
+
 def test_tgpo_adv_loss_equals_naive_per_token_advantage(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "tgpo_adv")
     batch = _batch(trainer)
