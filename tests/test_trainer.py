@@ -168,6 +168,28 @@ def test_loss_gradient_equals_the_naive_gradient(tiny_pair, tmp_path):
     assert any(g is not None and g.abs().sum() > 0 for g in got)
 
 
+@pytest.mark.parametrize("method", ["grpo", "tgpo_adv"])
+def test_several_updates_per_batch_read_the_rollout_policy(tiny_pair, tmp_path, method):
+    """Two updates per rollout batch: after the first, the current policy differs from the rollout policy, and the
+    loss reads TRL's old log-probs (and TGPO-Adv the rollout policy's lp_g) instead of the current ones."""
+    trainer = make_trainer(tiny_pair, tmp_path, method, per_device_train_batch_size=8, steps_per_generation=2)
+    batch = _batch(trainer)
+    gen = torch.Generator().manual_seed(2)
+    shape = batch["completion_mask"].shape
+    batch["old_per_token_logps"] = batch["old_per_token_logps"] + 0.3 * torch.randn(shape, generator=gen)
+    if method == "tgpo_adv":
+        batch["old_guided_logps"] = batch["old_guided_logps"] - 0.5 * torch.rand(shape, generator=gen)
+        x, _ = trainer._loss_inputs(trainer.model, batch)
+        assert not x.guided_logp.requires_grad  # TGPO-Adv reads lp_g as a number, through no graph
+    loss = trainer._compute_loss(trainer.model, batch)
+    n = _naive(trainer, batch)
+    expected = oracles.loss(method, logp=n["lp"], old_logp=batch["old_per_token_logps"], advantages=batch["advantages"],
+                            mask=n["mask"], entropy=n["H"], guided_logp=n.get("lp_g"),
+                            old_guided_logp=batch.get("old_guided_logps"), weight=0.5,
+                            how=oracles.Agg(num_tokens=float(batch["num_items_in_batch"]) / 2))  # 2 steps per batch
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
 def test_tool_tokens_are_left_out_of_the_loss(tiny_pair, tmp_path):
     """TRL's tool_mask (0 on tokens a tool wrote) multiplies the completion mask: those tokens carry no loss."""
     trainer = make_trainer(tiny_pair, tmp_path, "grpo")
