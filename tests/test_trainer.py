@@ -300,6 +300,23 @@ def test_aggregation_counts_the_tokens_of_one_optimizer_step(tiny_pair, tmp_path
     trainer.model.eval()
     how = trainer._aggregation({"num_items_in_batch": torch.tensor(0.0)})
     assert (how.accumulation, float(how.num_tokens)) == (1, 1.0)  # an empty batch: a denominator of 1, never 0
+    # on 2 processes TRL's count covers both: each process's share of it, and the world size for the padded sum
+    from unittest import mock
+
+    with mock.patch.object(type(trainer.accelerator), "num_processes", new_callable=mock.PropertyMock, return_value=2):
+        trainer.model.train()
+        how = trainer._aggregation({"num_items_in_batch": torch.tensor(100.0)})
+    assert (float(how.num_tokens), how.world_size) == (25.0, 2)
+
+
+def test_guidance_weight_follows_rollout_batches_and_is_zero_without_a_schedule(tiny_pair, tmp_path):
+    """lambda_k counts rollout batches: the two optimizer steps of one batch share k; GRPO has no schedule."""
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo", per_device_train_batch_size=8, steps_per_generation=2)
+    assert trainer.args.updates_per_generation == 2
+    a = trainer.args
+    expected = [obj.guidance_weight(k, a.guidance_weight, a.guidance_decay, a.guidance_min) for k in (1, 1, 2, 2, 3)]
+    assert [trainer.guidance_weight_at(step) for step in range(1, 6)] == expected
+    assert make_trainer(tiny_pair, tmp_path, "grpo").guidance_weight_at(1) == 0.0
 
 
 def test_luffy_defaults_to_the_authors_padded_length_sum(tiny_pair, tmp_path):
