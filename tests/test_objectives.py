@@ -676,6 +676,26 @@ def test_tgpo_names_its_terms_for_the_guidance_share(weight):
     torch.testing.assert_close(out.terms["pg"], entry("grpo", kw, cfg, obj.Aggregation()).loss)
 
 
+def test_a_method_resolves_unset_aggregation_settings():
+    """Unset (None) loss_type: the method's own aggregation, its row mean unless set; a set loss_type with an unset
+    row mean: TRL's (True)."""
+    spec = obj.Method(loss=obj.grpo, label="X", aggregation=("dr_grpo", False))
+    assert spec.resolve_aggregation(None, None) == ("dr_grpo", False)
+    assert spec.resolve_aggregation(None, True) == ("dr_grpo", True)
+    assert spec.resolve_aggregation("dapo", None) == ("dapo", True)
+    assert spec.resolve_aggregation("dr_grpo", False) == ("dr_grpo", False)
+
+
+def test_method_names_are_case_blind_and_old_names_warn():
+    assert obj.canonical_method("GRPO") == "grpo" and obj.canonical_method("nope") == "nope"
+    with pytest.warns(FutureWarning) as caught:
+        assert obj.canonical_method("KDRL_Reference") == "kdrl_authors"
+    assert str(caught[0].message) == ("method 'kdrl_reference' is deprecated; use 'kdrl_authors' (the old name goes in "
+                                      "the next release)")
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert obj.method_choices() == [*obj.METHODS, *obj.ALIASES]
+
+
 @pytest.mark.parametrize("method", ["tgpo", "tgpo_adv"])
 def test_guided_methods_without_the_teachers_tokens_are_grpo(method):
     """A step whose batch has no teacher pass (``guided_logp`` None, e.g. scored after the schedule ended) is GRPO's
