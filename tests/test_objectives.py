@@ -245,6 +245,9 @@ def test_bad_settings_are_one_exact_line_naming_the_input():
         (lambda: obj.aggregate(values, mask, obj.Aggregation("sum")),
          "unknown aggregation 'sum'; expected dapo, dr_grpo, grpo or bnpo"),
         (lambda: obj.group_advantages(torch.ones(5), 4), "rewards must be [N] with N divisible by group_size=4, got (5,)"),
+        (lambda: obj.group_advantages(torch.ones(2, 2), 2),
+         "rewards must be [N] with N divisible by group_size=2, got (2, 2)"),
+        (lambda: obj.group_advantages(torch.ones(4), 0), "rewards must be [N] with N divisible by group_size=0, got (4,)"),
         (lambda: obj.group_advantages(torch.ones(4), 4, scale="rank"),
          "unknown reward scaling 'rank'; expected group, batch or none"),
         (lambda: obj.guidance_weight(0), "guidance_weight: step is 1-based, got 0"),
@@ -577,6 +580,29 @@ def test_group_advantages_have_zero_mean_per_group(rewards):
     g = len(rewards[0])
     adv = obj.group_advantages(torch.tensor([x for grp in rewards for x in grp]), g)
     torch.testing.assert_close(adv.view(-1, g).mean(1), torch.zeros(len(rewards)), atol=1e-4, rtol=0)
+
+
+@given(groups=st.lists(st.lists(st.sampled_from([0.0, 0.01, 0.02, 1.0, 3.0]), min_size=2, max_size=2), min_size=1,
+                       max_size=3).map(lambda gs: [x for g in gs for x in g]) | st.lists(
+           st.sampled_from([0.0, 0.01, 1.0, 5.0]), min_size=4, max_size=12).filter(lambda r: len(r) % 4 == 0),
+       scale=st.sampled_from(["group", "batch", "none"]))
+def test_group_advantages_match_the_oracle(groups, scale):
+    """Several groups with different rewards (also rewards a hundredth apart, where the 1e-6 of ``std + eps`` shows),
+    groups of 2 and of 4, every reward scaling: the formula of docs/method.md §1, computed naively in float64."""
+    g = 2 if len(groups) <= 6 and len(groups) % 4 else 4
+    got = obj.group_advantages(torch.tensor(groups, dtype=torch.float64), g, scale=scale)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, oracles.group_advantages(groups, g, scale), rtol=1e-5, atol=1e-6)
+
+
+def test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype():
+    for scale in ("group", "batch", "none"):
+        assert torch.equal(obj.group_advantages(torch.tensor([3.0]), 1, scale=scale), torch.zeros(1))
+        assert torch.equal(obj.group_advantages(torch.tensor([1.0, 0.0]), 1, scale=scale), torch.zeros(2))
+    ints = obj.group_advantages(torch.tensor([1, 0, 0, 0]), 4)
+    assert ints.dtype == torch.float32
+    torch.testing.assert_close(ints, obj.group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4))
+    assert obj.entropy_from_logits(torch.zeros(2, 5, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_group_advantages_match_spec_formula():
