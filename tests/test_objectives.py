@@ -215,11 +215,13 @@ def test_importance_ratio_is_the_exp_of_the_clamped_log_ratio(method, log_ratio)
     """``rho = exp(clamp(lp - lp_old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))`` (finite for any old log-prob); the clipped
     surrogate reads it through its clip, LUFFY's unclipped on-policy loss directly: ``-A * rho``."""
     logp = torch.tensor([[-1.0]], requires_grad=True)
-    x = obj.LossInputs(logp=logp, old_logp=logp.detach() - log_ratio, advantages=torch.tensor([-1.0]),
+    a = -1.0 if method == "luffy" else 1.0
+    x = obj.LossInputs(logp=logp, old_logp=logp.detach() - log_ratio, advantages=torch.tensor([a]),
                        mask=torch.ones(1, 1, dtype=torch.bool), entropy=torch.zeros(1, 1))
     loss = obj.method_loss(method, x, obj.LossConfig(entropy_coef=0.0, clip_eps=0.2)).loss
     rho = math.exp(math.copysign(obj.LOG_RATIO_CLAMP, log_ratio))
-    expected = rho if method == "luffy" else max(rho, 0.8)  # -A * rho with A = -1 (grpo: max of the two branches)
+    clip = min(max(rho, 0.8), 1.2)
+    expected = -a * rho if method == "luffy" else max(-a * rho, -a * clip)  # grpo: the larger of the two branches
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert grad_of(loss, logp).item() == 0.0  # outside the clamp (and, for grpo, the clip) no gradient
 
@@ -560,6 +562,9 @@ def test_clipping_zeroes_gradient_exactly_where_spec_says(seed, eps):
     assert (g[~clipped] != 0).all()
     torch.testing.assert_close(g[~clipped], (-adv * ratio / mask.sum())[~clipped])
     torch.testing.assert_close(out.metrics["clip_fraction"], clipped.float().mean())
+    # a token with A = 0 has no gradient from either branch: it is never counted as clipped
+    x = obj.LossInputs(logp=logp, old_logp=old, advantages=torch.zeros_like(adv), mask=mask, entropy=torch.zeros_like(logp))
+    assert obj.method_loss("grpo", x, obj.LossConfig(clip_eps=eps)).metrics["clip_fraction"] == 0
 
 # ----------------------------------------------------------------------------- group advantages
 group_rewards = st.lists(st.floats(-10, 10, allow_nan=False, width=32), min_size=2, max_size=8)
