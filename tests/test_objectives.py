@@ -255,6 +255,9 @@ def test_bad_settings_are_one_exact_line_naming_the_input():
         (lambda: obj.guidance_weight(0), "guidance_weight: step is 1-based, got 0"),
         (lambda: obj.kl_estimate(values, values, "k4"), "unknown KL estimator 'k4'; expected 'k1', 'k2' or 'k3'"),
     ]
+    _, kw, cfg = case(0, "grpo")
+    cases.append((lambda: entry("nope", kw, cfg, obj.Aggregation()),
+                  "unknown method 'nope'; expected one of grpo, luffy, rkl, kdrl, kdrl_authors, tgpo, tgpo_adv"))
     cases.append((lambda: obj.Method(loss=obj.grpo, label="X", reads=frozenset({"clip_eps", "nope"})),
                   "Method 'X': reads unknown LossConfig fields ['nope']"))
     for call, message in cases:
