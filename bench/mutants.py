@@ -65,6 +65,8 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_group_advantages__mutmut_65": _ONE_ROLLOUT,
     "tgpo.objectives.x_surrogate__mutmut_64": _TIE,
     "tgpo.objectives.x_surrogate__mutmut_70": _TIE,
+    **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49"],
+                    "Equivalent: per-token losses and masks are [B, T], so dimension +1 is dimension -1."),
     "tgpo.objectives.x__pg__mutmut_38": (
         "Equivalent for float32 log-probs (every test and the lab): the mean of a bool mask is computed in float32 "
         "either way; with bf16 log-probs the diagnostic would be logged from float32 instead of bf16, a precision "
@@ -85,6 +87,10 @@ KILLED_BY_NEW_TESTS: dict[str, str] = {
     "tgpo.objectives.x_surrogate__mutmut_25": "tests/test_objectives.py::test_importance_ratio_is_the_exp_of_the_clamped_log_ratio",
     **{f"tgpo.objectives.x_surrogate__mutmut_{n}": "tests/test_objectives.py::test_clipping_zeroes_gradient_exactly_where_spec_says"
        for n in (62, 68)},
+    **{f"tgpo.objectives.x_aggregate__mutmut_{n}": "tests/test_objectives.py::test_aggregation_of_one_row_and_of_no_row"
+       for n in (37, 53)},
+    "tgpo.objectives.x_canonical_method__mutmut_5":
+        "tests/test_objectives.py::test_method_names_are_case_blind_and_old_names_warn",
     **{f"tgpo.objectives.xǁMethodǁresolve_aggregation__mutmut_{n}":
        "tests/test_objectives.py::test_a_method_resolves_unset_aggregation_settings" for n in (4, 6, 8)},
 }

@@ -803,6 +803,16 @@ def test_micro_batches_add_up_to_the_whole_batch(seed, kind):
         torch.testing.assert_close(parts, whole)
 
 
+@pytest.mark.parametrize("kind", list(AGG_KINDS))
+def test_aggregation_of_one_row_and_of_no_row(kind):
+    """A micro-batch of one completion is reduced by the kind's own formula; one of no completion gives 0, not NaN."""
+    values, mask = torch.tensor([[1.0, 2.0, 4.0]]), torch.tensor([[True, True, False]])
+    expected = {"dapo": 1.5, "dr_grpo": 3 / 7, "dr_grpo_sum": 3 / 7, "grpo": 1.5, "bnpo": 1.5}[kind]
+    assert obj.aggregate(values, mask, obj.Aggregation(**AGG_KINDS[kind])).item() == pytest.approx(expected)
+    empty = obj.aggregate(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.bool), obj.Aggregation(**AGG_KINDS[kind]))
+    assert empty.item() == 0.0
+
+
 def test_padded_sum_is_independent_of_the_number_of_processes():
     """The authors' padded-length sum over the whole batch: P processes each see 1/P of the rows and their
     gradients are averaged, so each process's share is multiplied by P."""
