@@ -70,6 +70,17 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_mean_tok__mutmut_12": (
         "Equivalent: the denominator is a token count (or the batch's token count), exact in float32 below 2**24, and "
         "the division promotes it to the numerator's dtype; the value is the same."),
+    "tgpo.objectives.x_group_advantages__mutmut_47": "Equivalent: torch's std is unbiased by default.",
+    **dict.fromkeys([f"tgpo.objectives.x_canonical_method__mutmut_{n}" for n in (7, 10, 11)], (
+        "Not killable under mutmut: the warning's stacklevel points at the caller, but mutmut's trampoline adds a "
+        "frame in mutants/, so no test there can check which frame the warning names.")),
+    "tgpo.objectives.x__as_bool__mutmut_2": "Equivalent: .bool() of a bool tensor is the same tensor's values.",
+    **dict.fromkeys([f"tgpo.objectives.x_mean_tok__mutmut_{n}" for n in (13, 16)], (
+        "Equivalent: without a device, a Python count becomes a 0-dim CPU tensor, which torch divides a tensor on any "
+        "device by; a tensor count keeps its own device.")),
+    "tgpo.objectives.x_mean_tok__mutmut_15": (
+        "Equivalent: the denominator is a token count, exact in float32 below 2**24, and the division promotes it to "
+        "the numerator's dtype."),
     "tgpo.objectives.x__pg__mutmut_38": (
         "Equivalent for float32 log-probs (every test and the lab): the mean of a bool mask is computed in float32 "
         "either way; with bf16 log-probs the diagnostic would be logged from float32 instead of bf16, a precision "
@@ -79,10 +90,10 @@ REASONS: dict[str, str] = {
 #: the mutant switched on, ``MUTANT_UNDER_TEST=<name> pytest <test>`` in mutants/); the next run records them killed.
 KILLED_BY_NEW_TESTS: dict[str, str] = {
     **{f"tgpo.objectives.x_group_advantages__mutmut_{n}": "tests/test_objectives.py::test_group_advantages_match_the_oracle"
-       for n in (42, 47, 66, 70)},
+       for n in (42, 66, 70, 93, 97)},
     **{f"tgpo.objectives.x_group_advantages__mutmut_{n}":
        "tests/test_objectives.py::test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype"
-       for n in (67, 93, 97, 98)},
+       for n in (67, 98)},
     **{name: "tests/test_objectives.py::test_bad_settings_are_one_exact_line_naming_the_input"
        for name in ("tgpo.objectives.x_group_advantages__mutmut_4", "tgpo.objectives.x_method_loss__mutmut_6")},
     "tgpo.objectives.x_entropy_from_logits__mutmut_9":
@@ -93,7 +104,7 @@ KILLED_BY_NEW_TESTS: dict[str, str] = {
     **{f"tgpo.objectives.x_aggregate__mutmut_{n}": "tests/test_objectives.py::test_aggregation_of_one_row_and_of_no_row"
        for n in (37, 53)},
     **{f"tgpo.objectives.x_canonical_method__mutmut_{n}":
-       "tests/test_objectives.py::test_method_names_are_case_blind_and_old_names_warn" for n in range(5, 12)},
+       "tests/test_objectives.py::test_method_names_are_case_blind_and_old_names_warn" for n in (5, 6, 8, 9)},
     **{f"tgpo.objectives.xǁMethodǁresolve_aggregation__mutmut_{n}":
        "tests/test_objectives.py::test_a_method_resolves_unset_aggregation_settings" for n in (4, 6, 8)},
 }
