@@ -26,11 +26,15 @@ from repro.records import read_eval_dir
 from repro.run_cache import RunCache, RunKey, reuse_report
 
 #: Columns of the training curves kept from TRL's log history (``step`` is added); class-wise agreement
-#: (``teacher/argmax_agreement/<class>``) is kept too.
+#: (``teacher/argmax_agreement/<class>``) is kept too. ``policy_loss`` and ``clip_ratio/*`` are TRL's names; records
+#: made before the trainer logged them hold ``pg_loss`` (the policy-gradient term alone) and ``clip_fraction`` (=
+#: ``clip_ratio/region_mean``), which readers keep accepting.
 CURVE_KEYS = (
-    "reward", "completions/mean_length", "grad_norm", "entropy", "clip_fraction", "guidance_weight",
-    "guidance_loss", "guidance/grad_share", "pg_loss", "tipo_bonus", "teacher/argmax_agreement",
+    "reward", "completions/mean_length", "grad_norm", "entropy", "policy_loss", "clip_ratio/region_mean",
+    "clip_ratio/low_mean", "clip_ratio/high_mean", "entropy_coef", "guidance_weight",
+    "guidance_loss", "guidance/grad_share", "tipo_bonus", "teacher/argmax_agreement",
     "teacher/sampled_logp", "loss",
+    "pg_loss", "clip_fraction",  # the names in records made before TRL's names were logged
 )
 BASE = "base"
 #: Environment of the job processes, set before they start (each is read once, at process start):

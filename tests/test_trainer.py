@@ -45,6 +45,7 @@ def make_args(tmp_path, method, **overrides):
         lr_scheduler_type="constant",
         guidance_weight=0.5,
         guidance_decay=0.1,
+        entropy_coef=1e-3,  # the paper's bonus (TGPOConfig's default is TRL's 0.0)
         report_to="none",
         save_strategy="no",
         seed=0,
@@ -73,8 +74,11 @@ def test_every_method_trains_two_steps(tiny_pair, tmp_path, method):
     assert trainer.state.global_step == 2
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 2
-    clipped = () if spec.off_policy_traces else ("clip_fraction",)  # LUFFY's surrogate is unclipped
-    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "pg_loss", "guidance_weight", *clipped):
+    clipped = () if spec.off_policy_traces else (  # LUFFY's surrogate is unclipped
+        "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max",
+        "clip_ratio/region_mean")
+    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "policy_loss", "entropy_coef",
+                "guidance_weight", *clipped):
         assert all(key in h and math.isfinite(h[key]) for h in logs), key
     teacher_keys = ("teacher/argmax_agreement", "teacher/sampled_logp")
     assert all(all(k in h for k in teacher_keys) == bool(spec.teacher) for h in logs)

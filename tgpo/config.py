@@ -63,7 +63,8 @@ class TGPOConfig(GRPOConfig):
       ``lambda_k = max(l0 - (k-1)*delta, min)``; unset, the method's own defaults (TGPO-Reg 2e-3/1e-5, TGPO-Adv
       2e-2/1e-4, docs/method.md §2).
     * ``kdrl_beta``, ``kdrl_estimator`` — KDRL's reverse-KL weight and estimator (``k1 | k2 | k3``).
-    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001).
+    * ``entropy_coef`` — TRL's entropy bonus, every method; TRL's default 0.0 (the paper's 0.001 is set by the
+      presets, the paper configs and the lab configs, docs/method.md §7).
     * ``reward`` — ``boxed`` (the last ``\\boxed{}`` after any think block, Math-Verify) or ``authors_v3`` (the
       authors' training reward: a ``</think>`` is required, then Math-Verify on the text after it; docs/method.md §3).
     * ``teacher_temperature`` — the teacher's log-probs ``lp_T`` are taken at this temperature; unset, the rollout
@@ -95,7 +96,8 @@ class TGPOConfig(GRPOConfig):
     ``multi_objective_aggregation="normalize_then_sum"`` and the loss types cispo, sapo, luspo and vespo.
 
     The guidance schedule counts *training steps* (rollout batches), as the authors' verl loop does: the optimizer
-    updates of one rollout batch share one ``lambda_k`` (see :attr:`updates_per_generation`).
+    updates of one rollout batch share one ``lambda_k`` (see :meth:`rollout_step`). ``steps_per_generation`` need not
+    be a multiple of ``gradient_accumulation_steps`` (as in TRL).
     """
 
     method: str = field(default="tgpo", metadata={"help": f"Training method, one of {', '.join(METHODS)}."})
@@ -108,7 +110,6 @@ class TGPOConfig(GRPOConfig):
     guidance_min: float = field(default=0.0, metadata={"help": "TGPO: floor of the guidance weight."})
     kdrl_beta: float = field(default=2e-3, metadata={"help": "KDRL: weight of the reverse KL to the teacher."})
     kdrl_estimator: str = field(default="k2", metadata={"help": "KDRL: KL estimator, k1, k2 or k3."})
-    entropy_coef: float = field(default=1e-3, metadata={"help": "Entropy bonus coefficient, every method."})
     reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}."})
     teacher_temperature: float | None = field(
         default=None, metadata={"help": "Temperature of the teacher's log-probs (unset: the rollout temperature)."}
@@ -173,12 +174,6 @@ class TGPOConfig(GRPOConfig):
         self._refuse_unhonoured_trl_fields()
         if self.teacher_temperature is None:
             self.teacher_temperature = self.temperature
-        if self.steps_per_generation % self.gradient_accumulation_steps != 0:
-            raise ValueError(
-                f"TGPOConfig: steps_per_generation ({self.steps_per_generation}) must be a multiple of "
-                f"gradient_accumulation_steps ({self.gradient_accumulation_steps}), so that every optimizer update "
-                "reads one rollout batch (a whole number of PPO mini-batches per generation batch)"
-            )
 
     # --------------------------------------------------------------------------------------- checks
     def _check_types_and_ranges(self) -> None:
@@ -225,22 +220,48 @@ class TGPOConfig(GRPOConfig):
 
     def _refuse_unhonoured_trl_fields(self) -> None:
         refused = {
-            "beta": (self.beta != 0.0, "TGPO and its baselines use no reference-model KL; KDRL's KL to the teacher "
-                                       "is set with kdrl_beta"),
-            "use_adaptive_entropy": (self.use_adaptive_entropy, "the entropy bonus is the paper's fixed one"),
+            "beta": (self.beta != 0.0, "no reference-model KL in these methods; use beta=0.0 (KDRL's KL to the "
+                                       "teacher: method='kdrl' with kdrl_beta)"),
+            "use_adaptive_entropy": (self.use_adaptive_entropy, "use a fixed entropy_coef"),
             "importance_sampling_level": (self.importance_sampling_level != "token",
-                                          "the losses use token-level ratios"),
-            "top_entropy_quantile": (self.top_entropy_quantile < 1.0, "the losses keep every token"),
+                                          "the losses use token-level ratios; use importance_sampling_level='token'"),
+            "top_entropy_quantile": (self.top_entropy_quantile < 1.0,
+                                     "the losses keep every token; use top_entropy_quantile=1.0"),
             "off_policy_mask_threshold": (self.off_policy_mask_threshold is not None,
-                                          "the losses do not mask off-policy sequences"),
+                                          "the losses do not mask off-policy sequences; use "
+                                          "off_policy_mask_threshold=None"),
             "multi_objective_aggregation": (self.multi_objective_aggregation != "sum_then_normalize",
-                                            "advantages are computed from the summed rewards"),
+                                            "advantages come from the summed rewards; use "
+                                            "multi_objective_aggregation='sum_then_normalize' (reward_weights "
+                                            "weight the sum)"),
         }
         for name, (bad, why) in refused.items():
             if bad:
                 raise ValueError(f"TGPOConfig.{name}={getattr(self, name)!r} is not supported: {why}")
 
+    # --------------------------------------------------------------------------------- conversion
+    @classmethod
+    def from_grpo_config(cls, config: GRPOConfig, **overrides) -> TGPOConfig:
+        """A ``TGPOConfig`` with every field of TRL's ``config`` (a ``GRPOConfig``) as the user set it, plus
+        ``overrides`` (e.g. ``method``); the suite's own fields keep their defaults.
+
+        ``generation_batch_size`` is derived again from ``steps_per_generation`` (``GRPOConfig.__post_init__`` has
+        already set both, which TRL itself refuses as input).
+        """
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(GRPOConfig)
+                  if f.init and hasattr(config, f.name)}
+        values["generation_batch_size"] = None
+        return cls(**{**values, **overrides})
+
     # ------------------------------------------------------------------------------------ derived
+    def rollout_step(self, step: int) -> int:
+        """The training (rollout) step ``k`` of optimizer step ``step`` (both 1-based): the rollout batch that the
+        update's first micro-batch comes from. With ``steps_per_generation x num_iterations`` a multiple of
+        ``gradient_accumulation_steps`` every update reads one rollout batch; otherwise an update may straddle two
+        and takes the first one's ``k`` (as TRL's own loop mixes them)."""
+        micro_per_rollout = self.steps_per_generation * self.num_iterations
+        return (step - 1) * self.gradient_accumulation_steps // micro_per_rollout + 1
+
     @property
     def updates_per_generation(self) -> int:
         """Optimizer updates per rollout (generation) batch: the paper's PPO mini-batches per training step,

@@ -77,27 +77,31 @@ def estimate_parameters(cfg: dict) -> dict:
 
 
 def _describe_model(name: str | None, role: str) -> dict | None:
+    from .hub import ModelNotFoundError, resolve_model
+
     if name is None:
         return None
-    path = Path(str(name)).expanduser()
     info = {"role": role, "name": str(name)}
-    if path.is_dir():
+    try:  # the same resolution as TGPOTrainer: a folder, the HF cache, or (online) a Hub id; never a download
+        where = resolve_model(name, role)
+    except ModelNotFoundError as err:
+        if str(name) not in KNOWN_MODELS:
+            raise PlanError(str(err)) from None
+        where = None
+    path = Path(where) if where else None
+    if path is not None and path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.exists():
             raise PlanError(f"{role} folder {path} has no config.json")
         cfg = json.loads(cfg_file.read_text())
         cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
-        info.update(source=f"local folder ({cfg_file})", config=cfg, local=True)
+        cached = path != Path(str(name)).expanduser()
+        source = f"Hugging Face cache ({cfg_file})" if cached else f"local folder ({cfg_file})"
+        info.update(source=source, config=cfg, local=True, path=str(path))
     elif str(name) in KNOWN_MODELS:
         info.update(source="built-in table of the Hub config (not downloaded)", config=KNOWN_MODELS[str(name)],
                     local=False)
     else:
-        from .run_config import check_model_path
-
-        try:
-            check_model_path(name, role)
-        except FileNotFoundError as err:
-            raise PlanError(str(err)) from None
         info.update(source="Hub id not in the built-in table: facts unknown without a download", config=None,
                     local=False)
         return info
@@ -111,7 +115,7 @@ def _describe_model(name: str | None, role: str) -> dict | None:
 def _local_tokenizer(info: dict):
     from .teacher import load_tokenizer
 
-    return load_tokenizer(info["name"])
+    return load_tokenizer(info.get("path", info["name"]))
 
 
 def tokenizer_verdict(student: dict, teacher: dict | None) -> dict:
@@ -176,8 +180,9 @@ def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
     TRL's rules (``GRPOConfig.__post_init__``): with neither ``generation_batch_size`` nor ``steps_per_generation``
     set, ``steps_per_generation = gradient_accumulation_steps``; ``generation_batch_size`` must be divisible by
     ``per_device_train_batch_size x processes`` and by ``num_generations``; not both may be set; ``num_generations
-    >= 2``. Ours: ``steps_per_generation`` is a multiple of ``gradient_accumulation_steps`` (each optimizer update
-    reads one rollout batch: the paper's PPO mini-batches) and ``max_steps`` a multiple of the updates per rollout batch.
+    >= 2``. Ours: when ``steps_per_generation`` is a multiple of ``gradient_accumulation_steps`` (each optimizer
+    update reads one rollout batch: the paper's PPO mini-batches), ``max_steps`` is a multiple of the updates per
+    rollout batch; otherwise some updates straddle two rollout batches, as TRL allows.
     Colocated vLLM also needs ``processes % vllm_tensor_parallel_size == 0``.
     """
     B = int(trainer.get("per_device_train_batch_size", 8))
@@ -203,13 +208,11 @@ def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
     if gbs % G:
         raise PlanError(f"generation batch of {gbs} completions (= {B} per device x {P} processes x "
                         f"{spg} steps_per_generation) is not a whole number of groups of num_generations={G} (TRL)")
-    if spg % GA:
-        raise PlanError(f"steps_per_generation ({spg}) is not a multiple of gradient_accumulation_steps ({GA}): an "
-                        "optimizer update would mix two rollout batches")
-    upg = spg // GA
+    # Not a multiple (allowed, as in TRL): some updates straddle two rollout batches (TGPOConfig.rollout_step).
+    upg = spg // GA if spg % GA == 0 else spg / GA
     per_update = B * P * GA
     max_steps = int(trainer.get("max_steps", -1))
-    if max_steps > 0 and max_steps % upg:
+    if max_steps > 0 and isinstance(upg, int) and max_steps % upg:
         raise PlanError(f"max_steps ({max_steps} optimizer updates) is not a multiple of the {upg} updates per "
                         "rollout batch")
     return {
@@ -218,7 +221,7 @@ def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
         "prompts_per_rollout_step": gbs // G, "completions_per_rollout_step": gbs,
         "updates_per_rollout_step": upg, "completions_per_update": per_update,
         "prompts_per_update": per_update / G, "micro_batches_per_update_per_process": GA,
-        "optimizer_steps": max_steps, "rollout_steps": max_steps // upg if max_steps > 0 else None,
+        "optimizer_steps": max_steps, "rollout_steps": -(-max_steps * GA // spg) if max_steps > 0 else None,
     }
 
 

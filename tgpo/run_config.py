@@ -173,13 +173,11 @@ class RunConfig:
 
 
 def check_model_path(value, what: str) -> str:
-    """A local folder, or something shaped like a Hub id (``org/name``); anything else is a missing path."""
-    text = str(value)
-    if Path(text).expanduser().exists():
-        return str(Path(text).expanduser())
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise FileNotFoundError(f"{what} path {text!r} does not exist")
-    return text
+    """A local folder, a Hub id in the local cache (its snapshot folder), or (online) a Hub id; anything else raises
+    ``FileNotFoundError`` with one line naming it (:func:`tgpo.hub.resolve_model`, as ``TGPOTrainer`` resolves it)."""
+    from .hub import resolve_model
+
+    return resolve_model(value, what)
 
 
 def resolve(

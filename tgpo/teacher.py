@@ -53,7 +53,7 @@ class Teacher(Protocol):
 
 # ----------------------------------------------------------------------------------------------- loading
 def load_tokenizer(path: str | Path, **kwargs):
-    """Load a tokenizer folder exactly as saved.
+    """Load a tokenizer folder (or a Hub id, :func:`tgpo.hub.resolve_model`) exactly as saved.
 
     ``AutoTokenizer`` rebuilds a Qwen2 tokenizer around a custom vocabulary when the folder's model config says
     Qwen2 (new pre-tokenizer, extra tokens); a folder saved from a plain ``PreTrainedTokenizerFast`` is loaded as
@@ -61,10 +61,12 @@ def load_tokenizer(path: str | Path, **kwargs):
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"tokenizer path {str(path)!r} does not exist")
+    from .hub import resolve_model
+
     kwargs.setdefault("padding_side", "left")
+    path = Path(resolve_model(path, "tokenizer"))
+    if not path.is_dir():  # a Hub id, online and not cached yet: transformers downloads it
+        return AutoTokenizer.from_pretrained(str(path), **kwargs)
     cfg_file = path / "tokenizer_config.json"
     cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.exists() else None
     if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
@@ -73,12 +75,13 @@ def load_tokenizer(path: str | Path, **kwargs):
 
 
 def load_teacher(path: str | Path, dtype: torch.dtype | str | None = None, trust_remote_code: bool = False):
-    """``(model, tokenizer)`` of a local teacher folder, in eval mode with gradients off."""
+    """``(model, tokenizer)`` of a teacher (a folder or a Hub id, :func:`tgpo.hub.resolve_model`), in eval mode with
+    gradients off."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"teacher model path {str(path)!r} does not exist")
+    from .hub import resolve_model
+
+    path = resolve_model(path, "teacher model")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", trust_remote_code=trust_remote_code)
     return model.eval().requires_grad_(False), load_tokenizer(path)
 

@@ -50,17 +50,15 @@ def add_arguments(parser) -> None:
 def build_trainer(run, args=None):
     """A ``TGPOTrainer`` from a resolved :class:`tgpo.run_config.RunConfig` (``args``: its ``TGPOConfig``)."""
     from .data import load_train_dataset, student_context_length
+    from .hub import resolve_model
+    from .rewards import REWARD_FUNCTIONS
     from .run_config import build_args
     from .teacher import load_tokenizer
     from .trainer import TGPOTrainer
 
     args = args or build_args(run)
-    if Path(run.model).exists():
-        tokenizer = load_tokenizer(run.model)
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(run.model, padding_side="left", trust_remote_code=args.trust_remote_code)
+    model = resolve_model(run.model, "student model")  # a folder, a cached Hub snapshot, or (online) a Hub id
+    tokenizer = load_tokenizer(model, trust_remote_code=args.trust_remote_code)
     from .objectives import METHODS
 
     dataset = load_train_dataset(
@@ -70,11 +68,12 @@ def build_trainer(run, args=None):
         limit=run.dataset.get("limit"),
         system_prompt=run.system_prompt,
         need_teacher=METHODS[args.method].off_policy_traces,
-        max_positions=student_context_length(run.model),
+        max_positions=student_context_length(model),
         max_completion_length=args.max_completion_length,
     )
     return TGPOTrainer(
-        run.model,
+        model,
+        reward_funcs=[REWARD_FUNCTIONS[args.reward]],  # explicit: the config's reward against the data's answers
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,

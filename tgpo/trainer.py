@@ -26,18 +26,20 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
-from trl import GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import get_config_model_id
 
 from . import objectives as obj
 from .checkpoints import mark_complete
 from .config import TGPOConfig
-from .data import validate_dataset
+from .data import DataError, validate_dataset
+from .hub import ModelNotFoundError, resolve_model
 from .rewards import REWARD_FUNCTIONS
 from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GracefulStop", "TGPOTrainer"]
+__all__ = ["GracefulStop", "TGPOTrainer", "as_tgpo_config", "default_method"]
 
 #: Rows per chunk of TRL's chunked log-prob kernel for ``lp_g`` (positions x vocabulary per chunk): the kernel's
 #: own default, named here rather than passed as a bare number.
@@ -49,20 +51,49 @@ def _prompt_key(prompt) -> str:
     return hashlib.sha1(json.dumps(prompt, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def default_method(teacher_model=None, args=None) -> str:
+    """The method of a ``TGPOTrainer`` whose ``args`` do not choose one (``None`` or TRL's ``GRPOConfig``).
+
+    ``"grpo"`` — TRL's own objective, so that replacing ``GRPOTrainer`` by ``TGPOTrainer`` changes nothing — unless
+    a teacher is given (``teacher_model`` or ``teacher_server_url``): then ``"tgpo"`` (TGPO-Reg), the method the suite
+    is about, which is also ``TGPOConfig``'s own default (a ``TGPOConfig`` is a request for the suite's methods).
+    docs/method.md §7 lists what else differs from TRL.
+    """
+    return "tgpo" if teacher_model is not None or getattr(args, "teacher_server_url", None) else "grpo"
+
+
+def as_tgpo_config(args, model, teacher_model=None) -> TGPOConfig:
+    """``args`` as a :class:`TGPOConfig`: itself; TRL's ``GRPOConfig`` converted field by field; or, for ``None``, the
+    default TRL builds (output folder ``<model name>-GRPO``), with :func:`default_method`."""
+    if isinstance(args, TGPOConfig):
+        return args
+    method = default_method(teacher_model, args)
+    if args is None:
+        name = model if isinstance(model, (str, Path)) else get_config_model_id(model.config)
+        name = str(name).rstrip("/").split("/")[-1]
+        return TGPOConfig(f"{name}-{method.upper()}", method=method)
+    if isinstance(args, GRPOConfig):
+        return TGPOConfig.from_grpo_config(args, method=method)
+    raise TypeError(f"TGPOTrainer: args must be a TGPOConfig or TRL's GRPOConfig, got {type(args).__name__}")
+
+
 class TGPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` with ``args.method`` one of :data:`tgpo.objectives.METHODS`.
 
-    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model or a folder; needed by the methods that read a
-    teacher) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
-    ``teacher_model`` is an instance not loaded from a folder). Without ``reward_funcs`` the reward is
-    ``args.reward`` (:data:`tgpo.rewards.REWARD_FUNCTIONS`) against the dataset's ``answer`` column.
+    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model, a folder or a Hub id; needed by the methods
+    that read a teacher) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
+    ``teacher_model`` is an instance not loaded from a folder). ``args`` may be a :class:`TGPOConfig`, TRL's
+    ``GRPOConfig`` or ``None`` (:func:`as_tgpo_config`, :func:`default_method`). Models named by a string are resolved
+    as TRL does (:func:`tgpo.hub.resolve_model`). Without ``reward_funcs`` the reward is ``args.reward``
+    (:data:`tgpo.rewards.REWARD_FUNCTIONS`) against the dataset's ``answer`` column, with a warning (TRL refuses to
+    train without a reward).
     """
 
     def __init__(
         self,
         model,
         reward_funcs=None,
-        args: TGPOConfig | None = None,
+        args: TGPOConfig | GRPOConfig | None = None,
         train_dataset=None,
         eval_dataset=None,
         processing_class=None,
@@ -71,17 +102,21 @@ class TGPOTrainer(GRPOTrainer):
         teacher_processing_class=None,
         **kwargs,
     ):
-        if args is None or not isinstance(args, TGPOConfig):
-            raise TypeError("TGPOTrainer needs args=TGPOConfig(...) (it chooses the method)")
+        args = as_tgpo_config(args, model, teacher_model)
         spec = obj.METHODS[args.method]
         if isinstance(model, (str, Path)):
-            if not Path(model).exists():
-                raise FileNotFoundError(f"student model path {str(model)!r} does not exist")
-            model = str(model)
+            model = resolve_model(model, "student model")
             processing_class = processing_class or load_tokenizer(model)  # AutoProcessor would rebuild custom ones
         if train_dataset is not None:
             validate_dataset(train_dataset, "train_dataset", need_answer=reward_funcs is None,
                              need_teacher=spec.off_policy_traces)
+            if spec.off_policy_traces and not hasattr(train_dataset, "__len__"):
+                raise DataError(f"method {args.method!r} looks up each prompt's teacher trace by row: it needs a "
+                                "map-style train_dataset (datasets.Dataset), not a streaming IterableDataset")
+        if reward_funcs is None:
+            logger.warning("TGPOTrainer: no reward_funcs given, so the reward is the suite's %r reward against the "
+                           "dataset's 'answer' column (TGPOConfig.reward); pass reward_funcs to choose another",
+                           args.reward)
         super().__init__(
             model,
             reward_funcs=reward_funcs if reward_funcs is not None else [REWARD_FUNCTIONS[args.reward]],
@@ -131,8 +166,9 @@ class TGPOTrainer(GRPOTrainer):
     def _build_served_teacher(self, teacher_model, teacher_tokenizer, student_rows: int) -> ServedTeacher:
         # The served teacher's weights live in the vLLM server; teacher_model (a folder), if given, names its
         # tokenizer for the vocabulary check.
-        if isinstance(teacher_model, (str, Path)) and Path(teacher_model).is_dir() and teacher_tokenizer is None:
-            teacher_tokenizer = load_tokenizer(teacher_model)
+        if isinstance(teacher_model, (str, Path)) and teacher_tokenizer is None:
+            with contextlib.suppress(ModelNotFoundError):  # no local copy: checked by `tgpo align` instead
+                teacher_tokenizer = load_tokenizer(resolve_model(teacher_model, "teacher tokenizer"))
         if teacher_tokenizer is not None:
             check_vocabularies(self._tokenizer, teacher_tokenizer)
         else:
@@ -163,15 +199,14 @@ class TGPOTrainer(GRPOTrainer):
     def guidance_weight_at(self, step: int) -> float:
         """``lambda_k`` at optimizer step ``step`` (1-based); 0 for methods without a guidance schedule.
 
-        ``k`` counts training steps (rollout batches), as the authors' loop does: the ``updates_per_generation``
+        ``k`` counts training steps (rollout batches), as the authors' loop does (:meth:`TGPOConfig.rollout_step`): the
         optimizer updates of one rollout batch (PPO mini-batches) share one weight. With one update per batch
         (TRL's default) ``k == step``.
         """
         if not self.method.scheduled:
             return 0.0
         a = self.args
-        k = (step - 1) // a.updates_per_generation + 1
-        return obj.guidance_weight(k, a.guidance_weight, a.guidance_decay, a.guidance_min)
+        return obj.guidance_weight(a.rollout_step(step), a.guidance_weight, a.guidance_decay, a.guidance_min)
 
     @property
     def current_guidance_weight(self) -> float:
@@ -398,14 +433,31 @@ class TGPOTrainer(GRPOTrainer):
                 f"non-finite loss ({out.loss.item()}) at step {self.state.global_step + 1}, method {self.args.method!r}; "
                 f"stopped before the update, the last good checkpoint in {self.args.output_dir} is kept"
             )
-        losses = {k: v for k, v in out.metrics.items() if k == "pg_loss"}  # loss values: mean over processes
-        for name, value in losses.items():
-            total = self.accelerator.reduce(value.detach().float(), reduction="mean") if self.accelerator.num_processes > 1 else value
-            self._metric(name, total)
-        self._token_means({k: v for k, v in out.metrics.items() if k not in losses}, x.mask)
+        self._log_loss_metrics(out.metrics, x.mask)
         if self.args.log_guidance_share and hidden and "guidance" in out.terms:
             self._metric("guidance/grad_share", self._gradient_share(out.terms["guidance"], out.terms["pg"], hidden[0]))
         return out.loss
+
+    def _log_loss_metrics(self, metrics: dict, mask: torch.Tensor) -> None:
+        """Log a loss's diagnostics as TRL logs its own (``policy_loss``: mean over processes; ``[B]`` per-sequence
+        values named ``*_min`` / ``*_max``: min / max over every process's rows; the rest: token means over all
+        processes), and TRL's ``entropy_coef`` once per optimizer step."""
+        many = self.accelerator.num_processes > 1
+        rest = {}
+        for name, value in metrics.items():
+            value = value.detach().float()
+            if name == "policy_loss":
+                self._metric(name, self.accelerator.reduce(value, reduction="mean") if many else value)
+            elif value.dim() == 1:
+                rows = self.accelerator.gather(value) if many else value
+                rows = rows[~rows.isnan()]
+                if len(rows):
+                    self._metric(name, rows.min() if name.endswith("_min") else rows.max())
+            else:
+                rest[name] = value
+        self._token_means(rest, mask)
+        if self.model.training and self.accelerator.sync_gradients:
+            self._metric("entropy_coef", self.args.entropy_coef)
 
     @staticmethod
     def _gradient_share(term: torch.Tensor, reference: torch.Tensor, hidden: torch.Tensor) -> float:
