@@ -107,6 +107,8 @@ class TGPOTrainer(GRPOTrainer):
         if isinstance(model, (str, Path)):
             model = resolve_model(model, "student model")
             processing_class = processing_class or load_tokenizer(model)  # AutoProcessor would rebuild custom ones
+        if isinstance(teacher_model, (str, Path)) and not args.teacher_server_url:
+            teacher_model = resolve_model(teacher_model, "teacher model")  # fail now, before the student loads
         if train_dataset is not None:
             validate_dataset(train_dataset, "train_dataset", need_answer=reward_funcs is None,
                              need_teacher=spec.off_policy_traces)
@@ -236,15 +238,18 @@ class TGPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         self._metrics[mode][name].append(float(value))
 
-    def _token_means(self, metrics: dict, mask: torch.Tensor) -> None:
+    def _token_means(self, metrics: dict, mask: torch.Tensor, empty: float | None = None) -> None:
         """Log per-token means computed on this process's rows as means over *all* processes' tokens (weighted by
-        each process's token count), so a multi-process run logs what one process with the whole batch would."""
+        each process's token count), so a multi-process run logs what one process with the whole batch would.
+        With no token anywhere, log ``empty`` (None: nothing)."""
         if not metrics:
             return
         n = mask.sum().float()
         local = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=n.device) * n for v in metrics.values()] + [n])
         total = self.accelerator.reduce(local, reduction="sum") if self.accelerator.num_processes > 1 else local
         if total[-1] == 0:  # no token of this kind anywhere (e.g. an agreement class absent from the batch)
+            for name in metrics if empty is not None else ():
+                self._metric(name, empty)
             return
         for name, value in zip(metrics, (total[:-1] / total[-1]).tolist()):
             self._metric(name, value)
@@ -450,12 +455,12 @@ class TGPOTrainer(GRPOTrainer):
                 self._metric(name, self.accelerator.reduce(value, reduction="mean") if many else value)
             elif value.dim() == 1:
                 rows = self.accelerator.gather(value) if many else value
-                rows = rows[~rows.isnan()]
-                if len(rows):
-                    self._metric(name, rows.min() if name.endswith("_min") else rows.max())
+                rows = rows[~rows.isnan()]  # NaN: an empty row; all empty: NaN, as TRL's nanmin / nanmax
+                extreme = (rows.min() if name.endswith("_min") else rows.max()) if len(rows) else float("nan")
+                self._metric(name, extreme)
             else:
                 rest[name] = value
-        self._token_means(rest, mask)
+        self._token_means(rest, mask, empty=0.0)  # TRL logs 0 for a batch whose tokens are all masked
         if self.model.training and self.accelerator.sync_gradients:
             self._metric("entropy_coef", self.args.entropy_coef)
 
