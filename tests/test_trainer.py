@@ -405,3 +405,57 @@ def test_authors_v3_reward_trains(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "grpo", reward_funcs=None, reward="authors_v3", max_steps=1)
     trainer.train()
     assert trainer.state.global_step == 1 and "rewards/authors_v3_reward/mean" in trainer.state.log_history[0]
+
+
+def test_guidance_share_is_measured_every_k_steps(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo", log_guidance_share=True, guidance_share_every=3,
+                           guidance_decay=0.0)
+    batch = _batch(trainer)
+    measured = []
+    for step in range(7):  # global_step = optimizer steps done; step k+1 is being computed
+        trainer.state.global_step = step
+        before = len(trainer._metrics["train"]["guidance/grad_share"])
+        trainer._compute_loss(trainer.model, batch)
+        measured.append(len(trainer._metrics["train"]["guidance/grad_share"]) > before)
+    assert measured == [True, False, False, True, False, False, True]  # steps 1, 4, 7
+
+
+@pytest.mark.parametrize("temperature, softcap, bias", [(1.0, None, False), (0.6, None, True), (0.7, 5.0, True)])
+def test_second_target_shares_the_fused_log_sum_exp(temperature, softcap, bias):
+    from tgpo.head import second_target_logps
+
+    g = torch.Generator().manual_seed(0)
+    B, T, H, V = 3, 5, 8, 50
+    hidden = torch.randn(B, T, H, generator=g, dtype=torch.float64).requires_grad_(True)
+    weight = torch.randn(V, H, generator=g, dtype=torch.float64).requires_grad_(True)
+    b = torch.randn(V, generator=g, dtype=torch.float64).requires_grad_(True) if bias else None
+    sampled, target = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+
+    def naive_logp(ids):
+        z = hidden @ weight.T + (0 if b is None else b)
+        z = z if softcap is None else softcap * torch.tanh(z / softcap)
+        return torch.log_softmax(z / temperature, -1).gather(-1, ids[..., None]).squeeze(-1)
+
+    lp = naive_logp(sampled)
+    got = second_target_logps(lp, hidden, weight, b, target, sampled, temperature, softcap)
+    want = naive_logp(target)
+    assert torch.allclose(got, want.float(), atol=1e-5)
+    params = [hidden, weight] + ([b] if bias else [])
+    w = torch.randn(B, T, generator=g, dtype=torch.float64)
+    got_grads = torch.autograd.grad((got * w).sum(), params, retain_graph=True)
+    want_grads = torch.autograd.grad((want * w).sum(), params)
+    for x, y in zip(got_grads, want_grads):
+        assert torch.allclose(x, y, atol=1e-5)
+
+
+def test_guided_logp_needs_no_second_head_pass(tiny_pair, tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    calls = []
+    fused = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", lambda *a: calls.append(1) or fused(*a))
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
+    batch = _batch(trainer)
+    calls.clear()
+    trainer._compute_loss(trainer.model, batch).backward()
+    assert len(calls) == 1  # the student's fused head, once: lp, entropy and lp_g

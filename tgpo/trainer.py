@@ -10,8 +10,8 @@ micro-batch and calls :func:`~tgpo.objectives.method_loss`. Four TRL hooks are o
   masks and tokenises the group, so rewards and masks of the mixed group come from TRL's own code;
 * ``_generate_and_score_completions`` — the paper's advantages, the teacher pass, LUFFY's off-policy flags and
   (TGPO-Adv with several updates per rollout batch) the rollout policy's log-prob of the teacher's tokens;
-* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and the entropy; its captured hidden states
-  give ``lp_g`` through TRL's chunked kernel) and the method's loss.
+* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and the entropy; ``lp_g`` shares its
+  log-sum-exp, :mod:`tgpo.head`) and the method's loss.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from . import objectives as obj
 from .checkpoints import mark_complete
 from .config import TGPOConfig
 from .data import DataError, validate_dataset
+from .head import second_target_logps
 from .hub import ModelNotFoundError, resolve_model
 from .rewards import REWARD_FUNCTIONS
 from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
@@ -40,11 +41,6 @@ from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teach
 logger = logging.getLogger(__name__)
 
 __all__ = ["GracefulStop", "TGPOTrainer", "as_tgpo_config", "default_method"]
-
-#: Rows per chunk of TRL's chunked log-prob kernel for ``lp_g`` (positions x vocabulary per chunk): the kernel's
-#: own default, named here rather than passed as a bare number.
-TARGET_LOGPROB_CHUNK = 32768
-
 
 def _prompt_key(prompt) -> str:
     """A stable key of a prompt (text or chat messages), to find its dataset row again."""
@@ -340,15 +336,15 @@ class TGPOTrainer(GRPOTrainer):
         """The current (= rollout) policy's log-prob of the teacher's argmax tokens, via the chunked head."""
         T = batch["completion_ids"].size(1)
         with self._capture_hidden(self.model, True) as hidden:
-            self._get_per_token_logps_and_entropies(
+            logp, _, _ = self._get_per_token_logps_and_entropies(
                 self.model,
                 torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1),
                 torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
                 T,
                 batch_size=self.args.per_device_train_batch_size,
             )
-        return torch.cat([self._target_logps(self.model, h[:, -T - 1 : -1], a)
-                          for h, a in zip(hidden, batch["teacher_argmax"].split([h.size(0) for h in hidden]))])
+        return self._guided_logps(self.model, logp, torch.cat([h[:, -T - 1 : -1] for h in hidden]),
+                                  batch["teacher_argmax"], batch["completion_ids"])
 
     @contextlib.contextmanager
     def _capture_hidden(self, model, enabled: bool):
@@ -366,29 +362,17 @@ class TGPOTrainer(GRPOTrainer):
         finally:
             handle.remove()
 
-    def _target_logps(self, model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``log softmax(lm_head(hidden) / temperature)[targets]`` with TRL's chunked kernel (no ``B x T x V``)."""
-        from trl.kernels import ChunkedLogProbFunction
-
+    def _guided_logps(self, model, logp: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor,
+                      sampled: torch.Tensor) -> torch.Tensor:
+        """``log softmax(lm_head(hidden) / temperature)[targets]`` from ``logp`` (the same distribution's log-prob
+        of ``sampled``, TRL's fused head): one shared log-sum-exp, no second head pass (:mod:`tgpo.head`)."""
         lm = self.accelerator.unwrap_model(model)
         lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         head, cfg = lm.get_output_embeddings(), lm.config.get_text_config()
         if any(getattr(cfg, k, None) is not None for k in ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")):
             raise NotImplementedError("TGPO guidance does not support models with scaled logits yet")
-        if self.args.cast_lm_head_to_fp32:
-            hidden = hidden.float()
-        logps = ChunkedLogProbFunction.apply(
-            hidden.reshape(-1, hidden.size(-1)),  # hidden
-            head.weight,  # weight
-            head.bias,  # bias
-            targets.reshape(-1),  # targets
-            self.temperature,  # temperature
-            TARGET_LOGPROB_CHUNK,  # chunk_size
-            getattr(cfg, "final_logit_softcapping", None),  # softcap
-            1.0,  # logit scale
-            ("log_probs",),  # outputs
-        )[0]
-        return logps.view(targets.shape)
+        return second_target_logps(logp, hidden, head.weight, head.bias, targets, sampled, self.temperature,
+                                   getattr(cfg, "final_logit_softcapping", None))
 
     def _loss_inputs(self, model, inputs) -> tuple[obj.LossInputs, list]:
         """TRL's micro-batch as :class:`~tgpo.objectives.LossInputs`, from one student forward; also the captured
@@ -409,7 +393,8 @@ class TGPOTrainer(GRPOTrainer):
         guided_logp = None
         if guided:
             with contextlib.nullcontext() if self.method.guided_grad else torch.no_grad():
-                guided_logp = self._target_logps(model, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"])
+                guided_logp = self._guided_logps(model, logp, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"],
+                                                 completion_ids)
         old_logp = inputs.get("old_per_token_logps")
         is_weights = inputs.get("importance_sampling_ratio") if self.use_vllm and self.vllm_importance_sampling_correction else None
         x = obj.LossInputs(
@@ -439,7 +424,7 @@ class TGPOTrainer(GRPOTrainer):
                 f"stopped before the update, the last good checkpoint in {self.args.output_dir} is kept"
             )
         self._log_loss_metrics(out.metrics, x.mask)
-        if self.args.log_guidance_share and hidden and "guidance" in out.terms:
+        if self.args.log_guidance_share and hidden and "guidance" in out.terms and self._share_due():
             self._metric("guidance/grad_share", self._gradient_share(out.terms["guidance"], out.terms["pg"], hidden[0]))
         return out.loss
 
@@ -463,6 +448,10 @@ class TGPOTrainer(GRPOTrainer):
         self._token_means(rest, mask, empty=0.0)  # TRL logs 0 for a batch whose tokens are all masked
         if self.model.training and self.accelerator.sync_gradients:
             self._metric("entropy_coef", self.args.entropy_coef)
+
+    def _share_due(self) -> bool:
+        """Whether this training micro-batch measures the guidance share (optimizer steps 1, 1+k, ...)."""
+        return self.model.training and self.state.global_step % self.args.guidance_share_every == 0
 
     @staticmethod
     def _gradient_share(term: torch.Tensor, reference: torch.Tensor, hidden: torch.Tensor) -> float:
