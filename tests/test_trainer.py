@@ -459,3 +459,24 @@ def test_guided_logp_needs_no_second_head_pass(tiny_pair, tmp_path, monkeypatch)
     calls.clear()
     trainer._compute_loss(trainer.model, batch).backward()
     assert len(calls) == 1  # the student's fused head, once: lp, entropy and lp_g
+
+
+def test_teacher_chunks_are_chosen_from_the_device_and_the_formula(tiny_pair, tmp_path):
+    from tgpo.teacher import DEFAULT_CHUNK_TOKENS, choose_teacher_chunks, teacher_pass_peak_bytes
+
+    # default "auto" on this CPU: the tiny pass fits, so no row or position chunks
+    trainer = make_trainer(tiny_pair, tmp_path, "rkl")
+    assert (trainer.teacher.chunk_size, trainer.teacher.chunk_tokens) == (None, None)
+    assert "no row or position chunks" in trainer.teacher_chunks_reason
+    # an explicit value is kept
+    trainer = make_trainer(tiny_pair, tmp_path, "rkl", teacher_chunk_size=2)
+    assert (trainer.teacher.chunk_size, trainer.teacher.chunk_tokens) == (2, None)
+    # a budget the whole pass exceeds: head tiles, then the most rows that fit
+    cfg = {"vocab_size": 152064, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 512}
+    def peak(rows, tokens):
+        return teacher_pass_peak_bytes(rows, 1024, 152064, 256, tokens, layer_width=2816, prompt_len=64, dtype_bytes=2)
+
+    budget = peak(2, DEFAULT_CHUNK_TOKENS) + 1
+    rows, tokens, why = choose_teacher_chunks(cfg, 8, 1024, prompt_len=64, dtype_bytes=2, device="cuda",
+                                              budget_bytes=budget)
+    assert (rows, tokens) == (2, DEFAULT_CHUNK_TOKENS) and "(fits)" in why and peak(8, None) > budget

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from .objectives import METHODS
-from .teacher import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_TOKENS
+from .teacher import AUTO
 
 #: TRL ``loss_type`` values whose per-token surrogate is the paper's clipped one (docs/method.md §1); the others (cispo, sapo, luspo, vespo)
 #: change the surrogate itself and are refused rather than silently replaced.
@@ -72,7 +72,9 @@ class TGPOConfig(GRPOConfig):
       ``temperature``, as the authors do (the argmax does not depend on it).
     * ``teacher_chunk_size`` / ``teacher_chunk_tokens`` — rows per teacher forward and positions per pass of its
       output head: only ``teacher_chunk_tokens x V`` logits exist at once (``None``: the whole batch / sequence);
-      the defaults fit an 80 GB GPU beside a 30B teacher at 9,216 positions (:func:`tgpo.teacher.teacher_pass_peak_bytes`).
+      ``"auto"`` (the default) chooses both when the teacher loads, from the device's free memory and
+      :func:`tgpo.teacher.teacher_pass_peak_bytes` (:func:`tgpo.teacher.choose_teacher_chunks`: no chunks when the
+      whole pass fits, as on a CPU at the lab's size); ``tgpo train --dry-run`` prints the choice and why.
     * ``teacher_server_url`` — score rollouts with a teacher served by ``vllm serve`` at this URL instead of a local
       model (``teacher_model`` then only names the teacher's tokenizer for the vocabulary check);
       ``teacher_server_timeout`` (seconds to wait for it at start-up), ``teacher_server_top_logprobs`` (top-k asked
@@ -116,12 +118,14 @@ class TGPOConfig(GRPOConfig):
     teacher_temperature: float | None = field(
         default=None, metadata={"help": "Temperature of the teacher's log-probs (unset: the rollout temperature)."}
     )
-    teacher_chunk_size: int | None = field(
-        default=DEFAULT_CHUNK_ROWS, metadata={"help": "Rows per teacher forward; None runs the whole batch at once."}
+    teacher_chunk_size: int | str | None = field(
+        default=AUTO, metadata={"help": "Rows per teacher forward; None runs the whole batch at once; 'auto' (default): "
+                                        "chosen from the device's memory (tgpo.teacher.choose_teacher_chunks)."}
     )
-    teacher_chunk_tokens: int | None = field(
-        default=DEFAULT_CHUNK_TOKENS,
-        metadata={"help": "Positions per pass of the teacher's output head; None: all at once."},
+    teacher_chunk_tokens: int | str | None = field(
+        default=AUTO,
+        metadata={"help": "Positions per pass of the teacher's output head; None: all at once; 'auto' (default): "
+                          "chosen with teacher_chunk_size."},
     )
     loss_type: str | None = field(
         default=None,
@@ -194,7 +198,7 @@ class TGPOConfig(GRPOConfig):
                 raise ValueError(f"TGPOConfig.{f.name}={value!r}: expected a finite number")
         for name, (low, high, low_inclusive) in RANGES.items():
             value = getattr(self, name, None)
-            if value is None:
+            if value is None or value == AUTO:
                 continue
             too_low = low is not None and (value < low if low_inclusive else value <= low)
             too_high = high is not None and value > high
@@ -211,6 +215,10 @@ class TGPOConfig(GRPOConfig):
             )
 
     def _check_choices(self) -> None:
+        for name in ("teacher_chunk_size", "teacher_chunk_tokens"):
+            value = getattr(self, name)
+            if value is not None and value != AUTO and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"TGPOConfig.{name}={value!r}: expected a whole number >= 1, None or 'auto'")
         if self.kdrl_estimator not in KL_ESTIMATORS:
             raise ValueError(f"TGPOConfig.kdrl_estimator={self.kdrl_estimator!r}; expected k1, k2 or k3")
         if self.reward not in REWARDS:

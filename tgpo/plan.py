@@ -328,7 +328,7 @@ def build_plan(run) -> dict:
 
     # Memory, rough, per GPU (GB): FSDP/ZeRO-3 shard fp32 master + Adam + bf16 grads; teacher logits chunk.
     gpu_gb = float(launch.get("gpu_memory_gb", 80))
-    memory = {}
+    memory, teacher_chunks = {}, None
     if student.get("params"):
         memory["student_states_sharded_gb"] = student["params"]["total"] * 16 / processes / 1e9
     if use_vllm and vllm_mode == "colocate":
@@ -336,17 +336,37 @@ def build_plan(run) -> dict:
     if teacher and not served and teacher.get("params"):
         memory["teacher_weights_bf16_gb"] = teacher["params"]["total"] * 2 / 1e9
     if teacher and not served and teacher.get("config"):
-        from .teacher import decoder_layer_width, teacher_pass_peak_bytes
+        from .teacher import (
+            AUTO,
+            choose_teacher_chunks,
+            decoder_layer_width,
+            memory_budget_bytes,
+            teacher_pass_peak_bytes,
+        )
 
         cfg_t = teacher["config"]
-        rows = args.teacher_chunk_size or batch["per_device_train_batch_size"] * batch["steps_per_generation"]
+        all_rows = batch["per_device_train_batch_size"] * batch["steps_per_generation"]
         T = int(trainer.get("max_completion_length", 256))
         prompt = max(0, int(trainer.get("vllm_max_model_length") or T) - T)  # the prompt's share of the context
+        dtype_bytes = 2 if plan_bf16(trainer) else 4
+        chunk_size, chunk_tokens = args.teacher_chunk_size, args.teacher_chunk_tokens
+        if AUTO in (chunk_size, chunk_tokens):  # what TGPOTrainer will choose on the planned device
+            cpu = bool(trainer.get("use_cpu"))
+            budget = (memory_budget_bytes("cpu") if cpu else
+                      int((gpu_gb - memory.get("teacher_weights_bf16_gb", 0.0)
+                           - memory.get("student_states_sharded_gb", 0.0)) * 1e9 / 2))
+            auto_rows, auto_tokens, why = choose_teacher_chunks(cfg_t, all_rows, T, prompt_len=prompt,
+                                                                dtype_bytes=dtype_bytes, device="cpu" if cpu else "cuda",
+                                                                budget_bytes=budget)
+            chunk_size = auto_rows if chunk_size == AUTO else chunk_size
+            chunk_tokens = auto_tokens if chunk_tokens == AUTO else chunk_tokens
+            teacher_chunks = {"chunk_size": chunk_size, "chunk_tokens": chunk_tokens, "why": why}
+        rows = chunk_size or all_rows
         # the same formula the teacher pass is tested against (tests/test_memory.py): body activations of one row
         # chunk plus one output-head tile, beyond the teacher's weights
         memory["teacher_pass_chunk_gb"] = teacher_pass_peak_bytes(
-            rows, T, cfg_t["vocab_size"], cfg_t["hidden_size"], args.teacher_chunk_tokens,
-            layer_width=decoder_layer_width(cfg_t), prompt_len=prompt, dtype_bytes=2 if plan_bf16(trainer) else 4,
+            rows, T, cfg_t["vocab_size"], cfg_t["hidden_size"], chunk_tokens,
+            layer_width=decoder_layer_width(cfg_t), prompt_len=prompt, dtype_bytes=dtype_bytes,
         ) / 1e9
         budget = gpu_gb - memory.get("teacher_weights_bf16_gb", 0.0)
         if memory["teacher_pass_chunk_gb"] > 0.5 * budget:
@@ -364,7 +384,7 @@ def build_plan(run) -> dict:
         "vllm": {"use_vllm": use_vllm, "mode": vllm_mode, "tensor_parallel_size": tp,
                  "gpu_memory_utilization": trainer.get("vllm_gpu_memory_utilization")},
         "precision": "bf16" if plan_bf16(trainer) else "fp32",
-        "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
+        "batch": batch, "schedule": schedule, "memory": memory, "teacher_chunks": teacher_chunks, "warnings": warnings,
         "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
                                                  "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
                                                  "kdrl_beta", "kdrl_estimator", "reward", "teacher_temperature",
@@ -438,7 +458,11 @@ def render_plan(plan: dict) -> str:
         out.append(f"  teacher pass: served by vLLM at {plan['teacher_server_url']}"
                    + (f" ({ts})" if ts else "") + "; teacher_model names its tokenizer only")
     elif plan["teacher"] is not None:
-        out.append(f"  teacher pass: local, colocated on every training GPU, chunk {plan['hyper'].get('teacher_chunk_size')} rows")
+        chunks = plan.get("teacher_chunks")
+        rows = chunks["chunk_size"] if chunks else plan["hyper"].get("teacher_chunk_size")
+        tokens = chunks["chunk_tokens"] if chunks else plan["hyper"].get("teacher_chunk_tokens")
+        out.append(f"  teacher pass: local, beside the student, chunk {rows or 'all'} rows, head tiles of "
+                   f"{tokens or 'all'} positions" + (f" (auto: {chunks['why']})" if chunks else ""))
     tok = plan["tokenizers"]
     out.append(f"tokenizers: {tok['verdict']}")
     out += [f"  - {n}" for n in tok.get("notes", [])]

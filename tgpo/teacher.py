@@ -32,6 +32,8 @@ __all__ = [
     "Teacher",
     "VocabularyMismatchError",
     "check_vocabularies",
+    "choose_teacher_chunks",
+    "memory_budget_bytes",
     "load_teacher",
     "load_tokenizer",
     "decoder_layer_width",
@@ -334,6 +336,53 @@ def teacher_pass_peak_bytes(
     tile = c * V * (4 if dtype_bytes == 4 else dtype_bytes + 4)
     head = rows * L * H * dtype_bytes + rows * T * H * dtype_bytes + tile + rows * T * 12
     return int(max(body, head))
+
+
+#: ``teacher_chunk_size`` / ``teacher_chunk_tokens`` value that lets :func:`choose_teacher_chunks` decide.
+AUTO = "auto"
+
+
+def memory_budget_bytes(device: str | torch.device) -> int:
+    """Half of the memory free now on ``device`` (CUDA: ``mem_get_info``; CPU: the kernel's ``MemAvailable``), the
+    share a teacher pass may take beside whatever else the run holds."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0] // 2)
+    with open("/proc/meminfo") as fh:
+        info = dict(line.split(":", 1) for line in fh)
+    return int(info["MemAvailable"].split()[0]) * 1024 // 2
+
+
+def choose_teacher_chunks(config: Mapping, rows: int, T: int, *, prompt_len: int, dtype_bytes: int, device: str,
+                          budget_bytes: int) -> tuple[int | None, int | None, str]:
+    """``(teacher_chunk_size, teacher_chunk_tokens, why)`` for a teacher pass over ``rows`` rollouts of ``T``
+    completion positions, from :func:`teacher_pass_peak_bytes` and a memory budget.
+
+    The whole batch in one forward and one head pass (``None, None``) when it fits: chunks only add per-forward
+    overhead (on a CPU, 1.5x slower passes at the lab's size, docs/method.md §2). Otherwise the head in tiles of
+    :data:`DEFAULT_CHUNK_TOKENS` positions and the most rows per forward (halving from ``rows``) that fit; one row if
+    none does (the reason says so).
+    """
+    V, H = int(config["vocab_size"]), int(config["hidden_size"])
+    width = decoder_layer_width(config)
+
+    def peak(r, tokens):
+        return teacher_pass_peak_bytes(r, T, V, H, tokens, layer_width=width, prompt_len=prompt_len,
+                                       dtype_bytes=dtype_bytes)
+
+    gb = 1e9
+    whole = peak(rows, None)
+    if whole <= budget_bytes:
+        return None, None, (f"{device}: the whole batch ({rows} rows) in one pass needs {whole / gb:.2f} GB, within "
+                            f"the {budget_bytes / gb:.1f} GB budget: no row or position chunks")
+    r = rows
+    while r > 1 and peak(r, DEFAULT_CHUNK_TOKENS) > budget_bytes:
+        r = (r + 1) // 2
+    need = peak(r, DEFAULT_CHUNK_TOKENS)
+    verdict = "fits" if need <= budget_bytes else "does NOT fit; lower the batch or the completion length"
+    return r, DEFAULT_CHUNK_TOKENS, (f"{device}: the whole batch would need {whole / gb:.2f} GB of a "
+                                     f"{budget_bytes / gb:.1f} GB budget; {r} rows per forward with head tiles of "
+                                     f"{DEFAULT_CHUNK_TOKENS} positions need {need / gb:.2f} GB ({verdict})")
 
 
 class LocalTeacher:

@@ -36,7 +36,16 @@ from .data import DataError, validate_dataset
 from .head import second_target_logps
 from .hub import ModelNotFoundError, resolve_model
 from .rewards import REWARD_FUNCTIONS
-from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
+from .teacher import (
+    AUTO,
+    LocalTeacher,
+    ServedTeacher,
+    check_vocabularies,
+    choose_teacher_chunks,
+    load_teacher,
+    load_tokenizer,
+    memory_budget_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +167,29 @@ class TGPOTrainer(GRPOTrainer):
             check_vocabularies(self._tokenizer, self._tokenizer, teacher_rows)  # embedding size only
             logger.warning("teacher given without a tokenizer: only its embedding size was checked against the student")
         a = self.args
-        return LocalTeacher(teacher_model.to(self.accelerator.device), student_rows, chunk_size=a.teacher_chunk_size,
-                            chunk_tokens=a.teacher_chunk_tokens, temperature=a.teacher_temperature)
+        teacher_model = teacher_model.to(self.accelerator.device)
+        chunk_size, chunk_tokens = self._teacher_chunks(teacher_model)
+        return LocalTeacher(teacher_model, student_rows, chunk_size=chunk_size, chunk_tokens=chunk_tokens,
+                            temperature=a.teacher_temperature)
+
+    def _teacher_chunks(self, teacher_model) -> tuple[int | None, int | None]:
+        """``teacher_chunk_size`` / ``teacher_chunk_tokens``, with ``"auto"`` chosen for this device and batch
+        (:func:`tgpo.teacher.choose_teacher_chunks`; the choice and its reason are logged)."""
+        a = self.args
+        if AUTO not in (a.teacher_chunk_size, a.teacher_chunk_tokens):
+            return a.teacher_chunk_size, a.teacher_chunk_tokens
+        T = a.max_completion_length
+        context = a.vllm_max_model_length or getattr(self.model.config.get_text_config(), "max_position_embeddings", T)
+        device = self.accelerator.device
+        rows, tokens, why = choose_teacher_chunks(
+            teacher_model.config.get_text_config().to_dict(), a.per_device_train_batch_size * a.steps_per_generation,
+            T, prompt_len=max(0, int(context) - T), dtype_bytes=next(teacher_model.parameters()).element_size(),
+            device=device.type, budget_bytes=memory_budget_bytes(device))
+        rows = rows if a.teacher_chunk_size == AUTO else a.teacher_chunk_size
+        tokens = tokens if a.teacher_chunk_tokens == AUTO else a.teacher_chunk_tokens
+        logger.info("teacher chunks: %s rows per forward, %s positions per head tile (%s)", rows, tokens, why)
+        self.teacher_chunks_reason = why
+        return rows, tokens
 
     def _build_served_teacher(self, teacher_model, teacher_tokenizer, student_rows: int) -> ServedTeacher:
         # The served teacher's weights live in the vLLM server; teacher_model (a folder), if given, names its
