@@ -352,9 +352,9 @@ def build_plan(run) -> dict:
         chunk_size, chunk_tokens = args.teacher_chunk_size, args.teacher_chunk_tokens
         if AUTO in (chunk_size, chunk_tokens):  # what TGPOTrainer will choose on the planned device
             cpu = bool(trainer.get("use_cpu"))
-            budget = (memory_budget_bytes("cpu") if cpu else
-                      int((gpu_gb - memory.get("teacher_weights_bf16_gb", 0.0)
-                           - memory.get("student_states_sharded_gb", 0.0)) * 1e9 / 2))
+            # half of what the student's states, vLLM and the teacher's weights leave (as the trainer takes half
+            # of the free memory once they are loaded)
+            budget = memory_budget_bytes("cpu") if cpu else int((gpu_gb - sum(memory.values())) * 1e9 / 2)
             auto_rows, auto_tokens, why = choose_teacher_chunks(cfg_t, all_rows, T, prompt_len=prompt,
                                                                 dtype_bytes=dtype_bytes, device="cpu" if cpu else "cuda",
                                                                 budget_bytes=budget)
