@@ -90,11 +90,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """What TGPO costs over GRPO on CPU, and the grader's speed and agreement with oat (results/bench/); about 10 min
-    on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
+    """The trainer against its bounds (interleaved step ratios, per-phase split, the head at V = 152,064, teacher-pass
+    memory) and the grader's speed and agreement with oat (results/bench/); about 10 min on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
-    session.run("python", "repro/bench.py", *session.posargs)
+    session.run("python", "-m", "bench.trainer", *session.posargs)
     if os.environ.get("TGPO_BENCHMARK_DIR"):
         session.run("python", "repro/bench_scorer.py")
     else:

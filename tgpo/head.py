@@ -45,8 +45,7 @@ class _LogitGap(torch.autograd.Function):
         hidden, weight, bias, a, b = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros_like(hidden, dtype=torch.float32) if need_h else None
-        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
-        grad_b = torch.zeros_like(bias, dtype=torch.float32) if need_b else None
+        rows, w_values, b_values = [], [], []
         for s in range(0, hidden.size(0), GAP_CHUNK):
             h, g = hidden[s : s + GAP_CHUNK].float(), grad[s : s + GAP_CHUNK].float()
             for t, sign in ((a[s : s + GAP_CHUNK], 1.0), (b[s : s + GAP_CHUNK], -1.0)):
@@ -56,12 +55,15 @@ class _LogitGap(torch.autograd.Function):
                     dz = dz * (1 - torch.tanh(raw / ctx.softcap) ** 2)
                 if need_h:
                     grad_h[s : s + GAP_CHUNK] += dz[:, None] * weight[t].float()
-                if need_w:
-                    grad_w.index_add_(0, t, dz[:, None] * h)
-                if need_b:
-                    grad_b.index_add_(0, t, dz)
-        return (None if grad_h is None else grad_h.to(hidden.dtype), None if grad_w is None else grad_w.to(weight.dtype),
-                None if grad_b is None else grad_b.to(bias.dtype), None, None, None, None)
+                rows.append(t)
+                w_values.append((dz[:, None] * h).to(weight.dtype) if need_w else None)
+                b_values.append(dz if need_b else None)
+        # The head's gradient touches 2 rows per position: a sparse gradient (as nn.Embedding(sparse=True) gives),
+        # which autograd adds to the fused head's dense one; a dense [V, H] buffer would cost O(V x H) per step.
+        index = torch.cat(rows)[None]
+        grad_w = torch.sparse_coo_tensor(index, torch.cat(w_values), weight.shape) if need_w else None
+        grad_b = torch.sparse_coo_tensor(index, torch.cat(b_values).to(bias.dtype), bias.shape) if need_b else None
+        return (None if grad_h is None else grad_h.to(hidden.dtype), grad_w, grad_b, None, None, None, None)
 
 
 def _raw(h: Tensor, weight: Tensor, bias: Tensor | None, t: Tensor) -> Tensor:
