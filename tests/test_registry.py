@@ -83,6 +83,11 @@ def test_a_new_method_is_one_function_and_one_register_call(registry, tiny_pair,
     for name in ("table1", "table2"):
         rows = table_config.load_table("lab", name).rows
         assert [r.label for r in rows if r.method == "half_grpo"] == ["Half GRPO"], name
+    from repro import options, table1
+
+    capsys.readouterr()
+    assert options.cli(table1.main, ["--dry-run"]) == 0  # the table script plans a run of it
+    assert "row='Half GRPO' method=half_grpo" in capsys.readouterr().out
 
 
 def test_the_lab_tables_list_every_registered_method_once_in_registry_order():
