@@ -20,7 +20,7 @@ figure), ``bench.png``, ``manifest.json`` and ``README.md``.
 4. (``--memory``) **Teacher-pass memory** at the paper's length, its projection for the paper's teacher, and
    position- against row-chunked passes (``bench/probes.py``).
 
-The scorer's throughput is measured by ``repro/bench_scorer.py`` (``scorer.csv``), shown in the README if present.
+The scorer's throughput is measured by ``python -m bench.grader`` (``scorer.csv``), shown in the README if present.
 """
 
 from __future__ import annotations
@@ -511,11 +511,11 @@ def _readme(rows, out: Path, wall: float, config: dict) -> None:
     scorer = _scorer_rows(out)
     lines += ["", "## Scorer throughput", ""]
     if scorer:
-        lines += ["From `scorer.csv` (`python repro/bench_scorer.py`):", "", "| " + " | ".join(scorer[0]) + " |",
+        lines += ["From `scorer.csv` (`python -m bench.grader`):", "", "| " + " | ".join(scorer[0]) + " |",
                   "|" + "---|" * len(scorer[0])]
         lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in scorer]
     else:
-        lines.append("Not measured here: `python repro/bench_scorer.py` writes `scorer.csv`.")
+        lines.append("Not measured here: `python -m bench.grader` writes `scorer.csv`.")
     lines += _gpu_section(out)
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
@@ -661,7 +661,7 @@ def position_vs_row_chunks(rows: int, T: int, repeats: int) -> list[dict]:
 
 
 def _scorer_rows(out: Path) -> list[dict]:
-    """repro/bench_scorer.py's figures, if it has run."""
+    """bench/grader.py's figures, if it has run."""
     f = out / "scorer.csv"
     if not f.exists():
         return []
