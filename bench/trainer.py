@@ -346,6 +346,8 @@ def main(argv=None) -> int:
     t_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         log = interleaved_steps(args.rounds, args.identical, args.reward, Path(tmp))
+    with open(out / "steps.json", "w") as fh:  # at once: the slower sections below must not be able to lose it
+        json.dump(log, fh, indent=0)
     rows = step_rows(log)
     for r in rows:
         if r["section"] == "ratio":
@@ -365,8 +367,6 @@ def main(argv=None) -> int:
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in keys})
-    with open(out / "steps.json", "w") as fh:
-        json.dump(log, fh, indent=0)
     _plot(rows, out / "bench.png")
     _write_manifest(out, config, t_start)
     _readme(rows, out, time.time() - t_start, config)
