@@ -148,7 +148,9 @@ def test_presets_read_each_methods_own_settings_from_the_registry():
     for name, spec in obj.METHODS.items():
         assert set(spec.presets) <= known, name
         for preset in known:
-            assert set(preset_settings(preset, name)) <= {"scale_rewards", "loss_type", "dr_grpo_row_mean"}
+            settings = preset_settings(preset, name)
+            assert set(settings) <= {"scale_rewards", "loss_type", "dr_grpo_row_mean", "entropy_coef"}
+            assert settings["entropy_coef"] == 0.001  # the paper's bonus, set by every preset (docs/method.md §7)
     assert preset_settings("authors_final", "grpo")["loss_type"] == "dr_grpo"
     # the default aggregation of a config that names no loss_type comes from the method's entry
     for name, spec in obj.METHODS.items():
