@@ -32,7 +32,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "teacher_server_top_logprobs": (1, None, True),
     "teacher_server_chunk_size": (0, None, True),
     # inherited TRL fields the losses read
-    "learning_rate": (0.0, None, False),
+    "learning_rate": (0.0, 1.0, False),  # above 1 an update blows the weights up (a typo, not a setting)
     "temperature": (0.0, None, False),
     "epsilon": (0.0, 1.0, False),
     "epsilon_high": (0.0, None, False),
