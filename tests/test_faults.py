@@ -299,6 +299,14 @@ def test_unwritable_output_dir_is_refused_before_loading(tiny_pair, tmp_path, ca
     _one_error_line(capsys, "is not writable")
 
 
+@pytest.mark.parametrize("item", ["trainer.max_steps=[1", "dataset.limit={a", "model=: x"])
+def test_a_set_value_that_is_not_yaml_is_one_line_naming_the_item(tiny_pair, tmp_path, capsys, no_model_loads, item):
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair)), "--set", item]) == 2
+    _one_error_line(capsys, f"--set {item!r}: the value is not valid YAML")
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair)), "--set", item, "--dry-run"]) == 2
+    _one_error_line(capsys, f"--set {item!r}")
+
+
 def test_negative_dataset_limit(tiny_pair, tmp_path, capsys, no_model_loads):
     config = _config(tmp_path, tiny_pair)
     assert main(["train", "--config", str(config), "--set", "dataset.limit=-1"]) == 2
