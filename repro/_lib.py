@@ -367,6 +367,7 @@ def check_ready(plan: Plan) -> None:
                     TGPOConfig(**{**trainer, "output_dir": str(runs_dir() / "check"), "use_cpu": True, "bf16": False})
             except (TypeError, ValueError) as err:
                 raise UsageError(f"row {job.label!r}: {str(err).splitlines()[0]}") from None
+        lab_runner.check_cache(plan.jobs, runs_dir() / plan.table.profile / "cache")  # corrupt records: aside now
         return
     missing = paper.requirements_missing()
     if missing:

@@ -200,6 +200,14 @@ def _run_logged(job: LabJob) -> dict:
             raise LabJobError(f"lab job {job.name} failed; see {log}") from None
 
 
+def check_cache(jobs: list[LabJob], cache_dir: Path) -> None:
+    """Read the cached records of ``jobs`` once, before a script archives anything: a corrupt one is moved aside
+    with one line naming it (:meth:`repro.run_cache.RunCache.load`) and its job counts as not cached."""
+    cache = RunCache(cache_dir)
+    for job in jobs:
+        cache.load(cache.key(job_settings(job), job_models(job)))
+
+
 def run_jobs(jobs: list[LabJob], cache_dir: Path, workers: int | None = None, desc: str = "lab runs",
              use_cache: bool = True, fresh_after: str | None = None) -> list[dict]:
     """Run ``jobs`` in ``workers`` processes (default: CPU cores) with one progress bar; records in job order.

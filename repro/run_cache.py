@@ -10,19 +10,23 @@ A run's key has three parts, each a hash of content (never of file times):
 * ``models`` — the bytes of the student's and (for a method that reads one) the teacher's model files.
 
 Records live in ``<root>/<settings>/<code>-<models>.json``, so a miss can say why: the same settings were cached
-under other code or other model files, or never.
+under other code or other model files, or never. A record that cannot be read (not JSON, not a run record) is a
+miss: it is moved aside to ``<name>.corrupt-<time>`` with one line naming it, and the run is done again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 #: Files of a model folder that are not the model: build metadata (``tgpo lab measure`` rewrites its metrics).
 NOT_MODEL_FILES = ("build_info.json",)
+#: Keys every run record holds (repro.lab_runner.run_lab_job); a record without them is corrupt.
+RECORD_KEYS = ("name", "method", "seed", "scores", "problems", "curves")
 _PREFIX = 16
 
 
@@ -108,10 +112,30 @@ class RunCache:
         path = self._path(key)
         if not path.exists():
             return None
-        record = json.loads(path.read_text())
+        record = self._read(path)
+        if record is None:
+            return None
         if self.fresh_after and record.get("cached_utc", "") < self.fresh_after:
             return None
         return record
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        """The record in ``path``; a corrupt one is moved aside (one line on stderr naming it) and reads as None."""
+        try:
+            record = json.loads(path.read_text())
+            problem = None if isinstance(record, dict) else "not a JSON object"
+            problem = problem or next((f"no {k!r}" for k in RECORD_KEYS if k not in record), None)
+        except (OSError, ValueError) as err:  # ValueError: JSON and UTF-8 decoding
+            record, problem = None, str(err).splitlines()[0] if str(err) else type(err).__name__
+        if problem is None:
+            return record
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        path.replace(target)
+        print(f"run cache: corrupt record {path} ({problem}) moved to {target.name}; that run is done again",
+              file=sys.stderr, flush=True)
+        return None
 
     def store(self, key: RunKey, record: dict) -> None:
         path = self._path(key)

@@ -211,6 +211,46 @@ def test_no_cache_reruns_and_identical_jobs_run_once(tmp_path, capsys, fake_runs
     assert [r["name"] for r in records] == ["a", "b"] and records[1]["teacher"] == "any_teacher"
 
 
+@pytest.mark.parametrize("content, problem", [("{not json", "Expecting property name"),
+                                              ('{"name": "a", "method": "grpo"}', "no 'seed'"),
+                                              ("[1, 2]", "not a JSON object"), (b"\xff\xfe", "utf-8")])
+def test_a_corrupt_cache_record_is_a_miss_moved_aside_with_one_line(tmp_path, capsys, fake_runs, content, problem):
+    _, ran = fake_runs
+    jobs = [make_job(tmp_path, "a"), make_job(tmp_path, "b", seed=1)]
+    run(jobs, tmp_path, capsys)
+    cache = run_cache.RunCache(tmp_path / "cache")
+    path = cache._path(cache.key(lab_runner.job_settings(jobs[0]), lab_runner.job_models(jobs[0])))
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    records = lab_runner.run_jobs(jobs, tmp_path / "cache", desc="t")
+    err = capsys.readouterr().err.strip()
+    assert ran == ["a", "b", "a"] and [r["cache"]["reused"] for r in records] == [False, True]
+    assert len(err.splitlines()) == 1 and f"corrupt record {path}" in err and problem in err
+    assert [p.name for p in path.parent.iterdir() if ".corrupt-" in p.name] == [err.split("moved to ")[1].split(";")[0]]
+    assert run_cache.RunCache(tmp_path / "cache").load(cache.key(lab_runner.job_settings(jobs[0]),
+                                                                 lab_runner.job_models(jobs[0])))["name"] == "a"
+
+
+def test_a_corrupt_cache_record_is_reported_before_earlier_outputs_are_archived(earlier_results, tmp_path, capsys,
+                                                                               monkeypatch):
+    args = _lib.parse_args("table1", table1.__doc__, ["--profile", "smoke"])
+    plan = _lib.plan_runs(_lib.load_table("smoke", "table1"), args)
+    cache = run_cache.RunCache(tmp_path / "runs" / "smoke" / "cache")
+    path = cache._path(cache.key(lab_runner.job_settings(plan.jobs[-1]), lab_runner.job_models(plan.jobs[-1])))
+    path.parent.mkdir(parents=True)
+    path.write_text("{truncated")
+
+    class Archived(Exception):
+        pass
+
+    def archive(out_dir, names):
+        assert not path.exists() and "corrupt record" in capsys.readouterr().err  # already reported and moved
+        raise Archived
+
+    monkeypatch.setattr(_lib, "archive", archive)
+    with pytest.raises(Archived):
+        _lib.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+
+
 def report_environment(job: lab_runner.LabJob) -> dict:
     """Stands in for a lab job in the spawned workers (importable there by name): what its process was given."""
     return {"name": job.name, "scores": {}, "env": {name: os.environ.get(name) for name in lab_runner.JOB_ENV}}
