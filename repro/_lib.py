@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from repro import lab_runner, paper, tables
+from repro import lab_runner, paper, run_lock, tables
 from repro.records import write_records
 from tgpo.cli import positive_int
 
@@ -119,7 +119,7 @@ def cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     name = Path(sys.modules[main.__module__].__file__).stem  # "table1", also when run as __main__
     try:
         return main(argv)
-    except (UsageError, ConfigError, FileNotFoundError) as err:
+    except (UsageError, ConfigError, FileNotFoundError, run_lock.RunLocked) as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except lab_runner.LabJobError as err:
@@ -432,6 +432,9 @@ def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[st
     if args.dry_run:
         return print_plan(plan)
     check_ready(plan)
+    run_lock.acquire(output_dir(args), "results")  # one run at a time into these outputs, held until exit
+    if plan.lab:
+        run_lock.acquire(runs_dir() / args.profile, "lab runs")  # and into its run cache (before anything moves)
     out_dir = archive(output_dir(args), [stem + s for s in suffixes])
     return Session(name, args, config, stem, plan, out_dir, Manifest(name, args, config, plan.seeds))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import _lib, lab_runner, run_cache, table1
+from repro import _lib, lab_runner, run_cache, run_lock, table1
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -287,3 +287,114 @@ def test_an_output_dir_that_is_a_file_stops_with_one_line(tmp_path, capsys, monk
     assert _lib.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file, not a folder" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"
+
+
+# ------------------------------------------------------------------------------------------ processes and locks
+def sleep_in_job(job: lab_runner.LabJob) -> dict:
+    """Stands in for a long lab job in a spawned worker: says its pid, then sleeps."""
+    import time
+
+    Path(job.work_dir).parent.mkdir(parents=True, exist_ok=True)
+    Path(job.work_dir).with_suffix(".pid").write_text(str(os.getpid()))
+    time.sleep(120)
+    return {"name": job.name}
+
+
+def warn_in_job(job: lab_runner.LabJob) -> dict:
+    """Stands in for a lab job that meets a library warning (transformers' logging) and a Python warning."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("transformers.tgpo_test").warning(f"library warning of {job.name}")
+    warnings.warn(f"python warning of {job.name}", stacklevel=1)
+    print(f"print of {job.name}")
+    return {"name": job.name}
+
+
+PARENT = """
+import sys
+from pathlib import Path
+import test_repro_faults as t
+from repro import lab_runner, run_cache
+root = Path(sys.argv[1])
+jobs = [t.make_job(root, "a")]
+lab_runner._run_logged = t.sleep_in_job
+cache = run_cache.RunCache(root / "cache")
+keys = {job.name: cache.key(lab_runner.job_settings(job), lab_runner.job_models(job)) for job in jobs}
+lab_runner._run_pool(jobs, 1, "t", {}, keys, cache)
+"""
+
+
+def test_job_processes_end_when_the_script_is_killed(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], cwd=REPO, env=env)
+    pid_file = tmp_path / "jobs" / "a.pid"
+    try:
+        deadline = time.monotonic() + 180
+        while not pid_file.exists() and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+        assert pid_file.exists(), "the job never started"
+        time.sleep(0.2)
+        job = int(pid_file.read_text())
+    finally:
+        parent.kill()  # SIGKILL: no cleanup code of the script runs
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while run_lock.pid_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = run_lock.pid_alive(job)
+    if alive:
+        os.kill(job, signal.SIGKILL)
+    assert not alive, "the job process outlived its script"
+
+
+def test_each_job_log_holds_its_own_warnings_also_after_a_workers_first_job(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    jobs = [make_job(tmp_path, name, seed=i) for i, name in enumerate(["a", "b", "c"])]
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:  # one worker: jobs in turn
+        for job in jobs:
+            pool.submit(lab_runner._run_logged, job, warn_in_job).result()
+    for job in jobs:
+        log = Path(job.work_dir).with_name(f"{job.name}.log").read_text()
+        for what in ("library warning", "python warning", "print"):
+            assert f"{what} of {job.name}" in log, (job.name, log)
+        assert "Logging error" not in log and "closed file" not in log, log
+
+
+@pytest.fixture
+def other_run():
+    """The pid of a live process standing in for a first run."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("where, what", [("results", "results"), ("runs", "lab runs")])
+def test_a_second_run_into_the_same_results_or_cache_is_refused_with_the_first_runs_pid(
+        earlier_results, tmp_path, capsys, no_training, other_run, where, what):
+    folder = earlier_results if where == "results" else tmp_path / "runs" / "smoke"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / run_lock.LOCK_NAME).write_text(f"{other_run}\n")
+    rc, err = run_table1([], earlier_results, capsys)
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"another run (pid {other_run}) is writing {what} into {folder}" in err
+    assert_untouched(earlier_results)
+
+
+def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / run_lock.LOCK_NAME
+    lock.write_text(dead.stdout)
+    with run_lock.hold(tmp_path, "results"):
+        assert lock.read_text().strip() == str(os.getpid())
+        with run_lock.hold(tmp_path, "results"):  # the same process again (reproduce_all): allowed
+            pass
+        assert lock.exists()
+    assert not lock.exists()
