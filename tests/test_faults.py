@@ -307,6 +307,36 @@ def test_a_set_value_that_is_not_yaml_is_one_line_naming_the_item(tiny_pair, tmp
     _one_error_line(capsys, f"--set {item!r}")
 
 
+def _copy_model(source, target, edit_file, **changes):
+    import shutil
+
+    shutil.copytree(source, target)
+    path = target / edit_file
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return target
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_teacher_whose_config_disagrees_with_its_weights_is_one_line(tiny_pair, tmp_path, capsys, no_model_loads,
+                                                                       dry_run):
+    teacher = _copy_model(tiny_pair[1], tmp_path / "teacher", "config.json", hidden_size=64)  # weights: 48
+    config = _config(tmp_path, (tiny_pair[0], teacher))
+    assert main(["train", "--config", str(config), *(["--dry-run"] if dry_run else [])]) == 2
+    line = _one_error_line(capsys, f"teacher model {teacher}: config.json disagrees with its weights")
+    assert "hidden_size 64 in config.json, 48 in the weights" in line
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_custom_code_tokenizer_without_opt_in_is_one_line(tiny_pair, tmp_path, capsys, no_model_loads, dry_run):
+    student = _copy_model(tiny_pair[0], tmp_path / "student", "tokenizer_config.json", tokenizer_class="MyTok",
+                          auto_map={"AutoTokenizer": ["tok.MyTok", None]})
+    (student / "tok.py").write_text("raise SystemExit('custom code ran')\n")
+    config = _config(tmp_path, (student, tiny_pair[1]))
+    assert main(["train", "--config", str(config), *(["--dry-run"] if dry_run else [])]) == 2
+    line = _one_error_line(capsys, f"student model {student} needs its own code")
+    assert "tok.MyTok" in line and "trust_remote_code: true" in line
+
+
 def test_negative_dataset_limit(tiny_pair, tmp_path, capsys, no_model_loads):
     config = _config(tmp_path, tiny_pair)
     assert main(["train", "--config", str(config), "--set", "dataset.limit=-1"]) == 2

@@ -205,6 +205,18 @@ def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) ->
     return checkpoint
 
 
+def check_models(run, needs_teacher: bool | None = None) -> None:
+    """The run's local model folders, before any weights load (:func:`tgpo.preflight.check_model_folder`)."""
+    from .objectives import METHODS
+    from .preflight import check_model_folder
+
+    if needs_teacher is None:
+        needs_teacher = bool(METHODS[run.method].teacher)
+    check_model_folder(run.model, "student model", run.trust_remote_code)
+    if needs_teacher:
+        check_model_folder(run.teacher_model, "teacher model", run.trust_remote_code)
+
+
 def _dry_run(args) -> int:
     from .plan import PlanError, build_plan, render_plan
     from .run_config import load_run_config
@@ -213,6 +225,7 @@ def _dry_run(args) -> int:
     try:
         run = load_run_config(args.config, args.set, method=args.method, max_steps=args.max_steps,
                               output_dir=args.output_dir, preset=args.preset, prepared=args.prepared, check_paths=False)
+        check_models(run)
         print(render_plan(build_plan(run)))
     except (ConfigError, PlanError, VocabularyMismatchError, FileNotFoundError) as err:
         print(f"tgpo train: error: {err}", file=sys.stderr)
@@ -236,6 +249,7 @@ def run(args) -> int:
         config = load_run_config(args.config, args.set, method=args.method, max_steps=args.max_steps,
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
+        check_models(config, targs.needs_teacher)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         record = run_record(config, targs)
         if checkpoint is not None:
