@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from repro import lab_runner, paper, run_lock, tables
+from repro import lab_runner, paper, run_lock, tables, versions
 from repro.records import write_records
 from tgpo.cli import positive_int
 
@@ -435,6 +435,7 @@ def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[st
     run_lock.acquire(output_dir(args), "results")  # one run at a time into these outputs, held until exit
     if plan.lab:
         run_lock.acquire(runs_dir() / args.profile, "lab runs")  # and into its run cache (before anything moves)
+    versions.report(name, RESULTS / args.profile / f"{stem}_manifest.json")  # against the committed results
     out_dir = archive(output_dir(args), [stem + s for s in suffixes])
     return Session(name, args, config, stem, plan, out_dir, Manifest(name, args, config, plan.seeds))
 

@@ -189,6 +189,20 @@ def test_cached_runs_are_not_reused_after_the_model_files_change(tmp_path, capsy
     assert ran == ["a", "a"] and "model files changed since the cached runs (1)" in log
 
 
+def test_cached_runs_are_not_reused_under_other_library_versions(tmp_path, capsys, fake_runs, monkeypatch):
+    _, ran = fake_runs
+    jobs = [make_job(tmp_path, "a")]
+    installed = run_cache.library_versions()
+    assert set(installed) == {"torch", "transformers", "trl", "accelerate", "math-verify"}
+    run(jobs, tmp_path, capsys)
+    monkeypatch.setattr(run_cache, "library_versions", lambda: {**installed, "transformers": "5.25.0"})
+    records, log = run(jobs, tmp_path, capsys)
+    assert ran == ["a", "a"] and "library versions changed since the cached runs (1)" in log
+    monkeypatch.setattr(run_cache, "library_versions", lambda: installed)
+    _, log = run(jobs, tmp_path, capsys)
+    assert ran == ["a", "a"] and "1 of 1 runs reused" in log
+
+
 def test_the_config_preset_and_seed_are_part_of_the_key(tmp_path, capsys, fake_runs):
     _, ran = fake_runs
     run([make_job(tmp_path, "a")], tmp_path, capsys)
@@ -249,6 +263,39 @@ def test_a_corrupt_cache_record_is_reported_before_earlier_outputs_are_archived(
     monkeypatch.setattr(_lib, "archive", archive)
     with pytest.raises(Archived):
         _lib.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+
+
+def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_results(earlier_results, tmp_path,
+                                                                                   capsys, monkeypatch):
+    import json
+
+    from tgpo.provenance import package_versions
+
+    installed = package_versions()
+    committed = {**installed, "transformers": "5.0.0", "accelerate": "0.1.0", "tgpo": "0.0.1"}
+    (tmp_path / "committed" / "smoke").mkdir(parents=True)
+    manifest = tmp_path / "committed" / "smoke" / "table1_manifest.json"
+    manifest.write_text(json.dumps({"versions": committed}))
+    monkeypatch.setattr(_lib, "RESULTS", tmp_path / "committed")
+
+    class Archived(Exception):
+        pass
+
+    def archive(out_dir, names):  # the note comes before anything is archived
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(manifest) in err, err
+        assert f"transformers {installed['transformers']} (committed 5.0.0)" in err
+        assert f"accelerate {installed['accelerate']} (committed 0.1.0)" in err
+        assert "tgpo" not in err.split(": note: ")[1].split(";")[0].replace(str(manifest), "")
+        raise Archived
+
+    monkeypatch.setattr(_lib, "archive", archive)
+    with pytest.raises(Archived):
+        _lib.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+    manifest.write_text(json.dumps({"versions": {**installed, "tgpo": "0.0.1"}}))  # the same libraries: no note
+    from repro import versions
+
+    assert versions.note("table1", manifest) is None
 
 
 def report_environment(job: lab_runner.LabJob) -> dict:
