@@ -125,6 +125,8 @@ def cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except lab_runner.LabJobError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        run_lock.release_all()  # the script's locks (repro.run_lock), also when it ran inside another process
 
 
 # ------------------------------------------------------------------------------------------ table configs

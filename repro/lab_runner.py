@@ -169,6 +169,7 @@ def run_lab_job(job: LabJob) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from tgpo.guards import nonfinite_parameters
     from tgpo.train_cli import build_trainer
 
     work = Path(job.work_dir)
@@ -182,7 +183,10 @@ def run_lab_job(job: LabJob) -> dict:
         run = run_config(job, data_path=str(data), output_dir=str(work / "model"))
         record["trainer_resolved"] = {k: v for k, v in run.trainer.items() if k != "output_dir"}
         trainer = build_trainer(run)
-        trainer.train()
+        trainer.train()  # tgpo.guards stop a run whose loss, gradients or weights go non-finite
+        problem = nonfinite_parameters(trainer.model)
+        if problem is not None:  # never evaluated, never cached
+            raise FloatingPointError(f"lab job {job.name}: non-finite parameters after training ({problem})")
         trainer.save_model(str(work / "model"))
         record["curves"] = _curves(trainer.state.log_history)
         record["train_seconds"] = round(time.time() - started, 1)

@@ -95,6 +95,12 @@ def release(lock: Path) -> None:
                 lock.unlink()
 
 
+def release_all() -> None:
+    """Give back every lock this process holds (a script's end, as its process's would)."""
+    for lock in list(_held):
+        _release_at_exit(lock)
+
+
 def _release_at_exit(lock: Path) -> None:
     if lock in _held:
         _held[lock] = 1

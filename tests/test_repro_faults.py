@@ -433,6 +433,7 @@ def test_a_second_run_into_the_same_results_or_cache_is_refused_with_the_first_r
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert f"another run (pid {other_run}) is writing {what} into {folder}" in err
     assert_untouched(earlier_results)
+    assert (folder / run_lock.LOCK_NAME).read_text().strip() == str(other_run)  # the first run's lock stays
 
 
 def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
@@ -445,3 +446,10 @@ def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
             pass
         assert lock.exists()
     assert not lock.exists()
+
+
+def test_a_script_gives_its_locks_back_when_it_ends(earlier_results, tmp_path, capsys, no_training):
+    with pytest.raises(AssertionError, match="bad input reached the runs"):  # got as far as running: locks taken
+        run_table1([], earlier_results, capsys)
+    assert not (earlier_results / run_lock.LOCK_NAME).exists()
+    assert not (tmp_path / "runs" / "smoke" / run_lock.LOCK_NAME).exists()
