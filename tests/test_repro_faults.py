@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import _lib, lab_runner, run_cache, run_lock, table1
+from repro import lab_runner, options, paths, planning, run_cache, run_lock, session, table1, table_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("bad input reached the runs")
 
-    monkeypatch.setattr(_lib, "run_plan", refuse)
+    monkeypatch.setattr(planning, "run_plan", refuse)
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def earlier_results(tmp_path):
 
 
 def run_table1(argv, out, capsys):
-    rc = _lib.cli(table1.main, ["--profile", "smoke", *argv, "--output-dir", str(out)])
+    rc = options.cli(table1.main, ["--profile", "smoke", *argv, "--output-dir", str(out)])
     err = capsys.readouterr().err.strip()
     return rc, err
 
@@ -56,6 +56,7 @@ def assert_untouched(out: Path):
     (["--seeds", "-1"], "--seeds: expected a whole number >= 1, got -1"),
     (["--seeds", "two"], "--seeds: expected a whole number >= 1, got 'two'"),
     (["--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
+    (["--seeds", "99999999999"], "--seeds: expected at most 100 seeds (each seed trains every row once), got 99999999999"),
     (["--preset", "fastest"], "--preset: invalid choice"),
     (["--profile", "huge"], "--profile: invalid choice"),
 ])
@@ -80,8 +81,8 @@ def lab_configs(tmp_path, monkeypatch):
     import shutil
 
     configs = tmp_path / "configs"
-    shutil.copytree(_lib.CONFIGS, configs)
-    monkeypatch.setattr(_lib, "CONFIGS", configs)
+    shutil.copytree(paths.CONFIGS, configs)
+    monkeypatch.setattr(table_config, "CONFIGS", configs)
     return configs
 
 
@@ -119,7 +120,7 @@ def test_a_lab_model_that_is_not_built_stops_before_anything_is_archived(earlier
 def test_figures_refuse_the_paper_profile_with_one_line(capsys):
     from repro import figure2
 
-    assert _lib.cli(figure2.main, ["--profile", "paper"]) == 2
+    assert options.cli(figure2.main, ["--profile", "paper"]) == 2
     assert "--profile: invalid choice: 'paper'" in capsys.readouterr().err
 
 
@@ -246,8 +247,8 @@ def test_a_corrupt_cache_record_is_a_miss_moved_aside_with_one_line(tmp_path, ca
 
 def test_a_corrupt_cache_record_is_reported_before_earlier_outputs_are_archived(earlier_results, tmp_path, capsys,
                                                                                monkeypatch):
-    args = _lib.parse_args("table1", table1.__doc__, ["--profile", "smoke"])
-    plan = _lib.plan_runs(_lib.load_table("smoke", "table1"), args)
+    args = options.parse_args("table1", table1.__doc__, ["--profile", "smoke"])
+    plan = planning.plan_runs(table_config.load_table("smoke", "table1"), args)
     cache = run_cache.RunCache(tmp_path / "runs" / "smoke" / "cache")
     path = cache._path(cache.key(lab_runner.job_settings(plan.jobs[-1]), lab_runner.job_models(plan.jobs[-1])))
     path.parent.mkdir(parents=True)
@@ -260,9 +261,9 @@ def test_a_corrupt_cache_record_is_reported_before_earlier_outputs_are_archived(
         assert not path.exists() and "corrupt record" in capsys.readouterr().err  # already reported and moved
         raise Archived
 
-    monkeypatch.setattr(_lib, "archive", archive)
+    monkeypatch.setattr(session, "archive", archive)
     with pytest.raises(Archived):
-        _lib.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+        options.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
 
 
 def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_results(earlier_results, tmp_path,
@@ -276,7 +277,7 @@ def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_r
     (tmp_path / "committed" / "smoke").mkdir(parents=True)
     manifest = tmp_path / "committed" / "smoke" / "table1_manifest.json"
     manifest.write_text(json.dumps({"versions": committed}))
-    monkeypatch.setattr(_lib, "RESULTS", tmp_path / "committed")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "committed")
 
     class Archived(Exception):
         pass
@@ -289,9 +290,9 @@ def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_r
         assert "tgpo" not in err.split(": note: ")[1].split(";")[0].replace(str(manifest), "")
         raise Archived
 
-    monkeypatch.setattr(_lib, "archive", archive)
+    monkeypatch.setattr(session, "archive", archive)
     with pytest.raises(Archived):
-        _lib.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+        options.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
     manifest.write_text(json.dumps({"versions": {**installed, "tgpo": "0.0.1"}}))  # the same libraries: no note
     from repro import versions
 
@@ -331,7 +332,7 @@ def test_an_output_dir_that_is_a_file_stops_with_one_line(tmp_path, capsys, monk
 
     target = tmp_path / "results.txt"
     target.write_text("not a folder")
-    assert _lib.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
+    assert options.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file, not a folder" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"
 
