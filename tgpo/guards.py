@@ -28,13 +28,20 @@ ZERO_GRAD_STEPS = 3
 
 
 def _first_nonfinite(named_tensors) -> tuple[str, int] | None:
-    """``(name, number of non-finite values)`` of the first tensor holding any, else None (one device sync)."""
+    """``(name, number of non-finite values)`` of the first tensor holding any, else None (one device sync).
+
+    In a multi-process run every process gets the same answer (a sharded model may hold the bad values on one
+    process only; the others must stop too rather than wait for it in the next collective): ``("a tensor on another
+    process", 0)`` where the values are elsewhere."""
     named = [(n, t) for n, t in named_tensors if t is not None]
-    if not named:
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]) if named else torch.ones(1, dtype=torch.bool)
+    bad = (~finite).any().to(torch.int32)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    if not bool(bad):
         return None
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named])
     if bool(finite.all()):
-        return None
+        return "a tensor on another process", 0
     name, tensor = named[int((~finite).nonzero()[0])]
     return name, int((~torch.isfinite(tensor)).sum())
 
