@@ -135,7 +135,7 @@ def test_a_run_records_its_config_and_its_model_card_names_method_and_teacher(ti
     record = yaml.safe_load((run / "tgpo_run.yaml").read_text())
     assert record["method"] == "tgpo" and record["model"] == str(tiny_pair[0].resolve())
     assert record["teacher_model"] == str(tiny_pair[1].resolve())
-    assert record["dataset"] == {"path": str((tmp_path / "train.jsonl").resolve()), "limit": 4}
+    assert record["dataset"] == {"path": str((tmp_path / "train.jsonl").resolve()), "split": "train", "limit": 4}
     assert record["trainer"]["learning_rate"] == 2e-3 and record["trainer"]["max_steps"] == 2
     assert record["schedule"]["lr_scheduler_type"] == "linear" and record["suite"]["version"] == __version__
     assert record["config_file"] == str(config) and "transformers" in record["versions"]

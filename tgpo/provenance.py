@@ -67,12 +67,13 @@ def run_record(run, args) -> dict:
     """How a run is made: its resolved config (:class:`tgpo.run_config.RunConfig`) with ``args`` (its
     ``TGPOConfig``): model, teacher (None when the method reads none), dataset, preset, method, every trainer field
     the run sets, the schedule's effective settings, the suite's version and commit, and the library versions."""
+    from dataclasses import asdict
     from datetime import datetime, timezone
 
     from . import __version__
 
     values = args.to_dict()  # normalised (enums as values) and with secrets redacted
-    dataset = {**run.dataset, "path": _where(run.dataset.get("path"))} if run.dataset.get("path") else dict(run.dataset)
+    dataset = {**asdict(run.dataset), "path": _where(run.dataset.path)}
     return _plain({
         "method": args.method,
         "model": _where(run.model),
