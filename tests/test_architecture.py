@@ -11,7 +11,7 @@ import tgpo
 
 PACKAGE = Path(tgpo.__file__).resolve().parent
 GROUND_FLOOR = ("objectives", "scoring", "oat_grader", "verdict_pool", "verify_cache")
-ABOVE_GROUND = ("trainer", "teacher", "train_cli", "evaluate", "plan", "run_config", "cli", "lab")
+ABOVE_GROUND = ("trainer", "teacher", "train_cli", "eval", "plan", "run_config", "cli", "lab")
 
 
 def module_name(path: Path, root: Path = PACKAGE.parent) -> str:

@@ -24,7 +24,7 @@ def positive_int(text: str) -> int:
 
 SUBCOMMANDS = {
     "train": ("tgpo.train_cli", "Train a student with TGPO or one of its baselines (GRPO, RKL, KDRL, LUFFY)."),
-    "eval": ("tgpo.evaluate", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
+    "eval": ("tgpo.eval.cli", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
     "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (docs/method.md §2)."),
     "lab": ("tgpo.lab.cli", "Build the CPU divergence lab: its data and its tiny teacher/student models."),
 }
