@@ -5,3 +5,8 @@ One module per concern: :mod:`~tgpo.eval.cli` (the command line), :mod:`~tgpo.ev
 lm-eval) and :mod:`~tgpo.eval.report` (summary CSV/Markdown, manifest). Importing this package is cheap: lm-eval
 and torch load only when a run starts.
 """
+
+from tgpo.eval.run import EvalInterrupted, EvalResult, evaluate, list_tasks, tasks_dir
+from tgpo.eval.settings import EvalInputError, EvalSettings
+
+__all__ = ["EvalInputError", "EvalInterrupted", "EvalResult", "EvalSettings", "evaluate", "list_tasks", "tasks_dir"]

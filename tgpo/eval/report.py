@@ -7,13 +7,11 @@ without a model.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as _dt
 import io
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,13 +145,16 @@ def _same_model(a: str, b: str) -> bool:
 
 
 def comparison_table(
-    rows: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]], model_label: str = "ours"
+    rows: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]], model_label: str = "ours",
+    comparable: bool = True,
 ) -> str:
     """Markdown: one line per task/group — our pass@1 under the authors' rule (the column the reported numbers
     are comparable with), our strict pass@1, the disagreement between the two, pass@k where k > 1, the size —
     then every reported model's score for that benchmark (``reported: <model> (<method>)``; a reported row for
     the same model name as ``model_label`` comes first). Reported numbers come only from ``reference``;
-    unknown cells are empty."""
+    unknown cells are empty. ``comparable`` false (the run departs from the protocol in a way that changes scores):
+    the reported columns are headed "not comparable". A task graded by one rule only (the lab tasks) says so in
+    the authors'-rule column."""
     benchmarks = [benchmark_of(r["task"]) for r in rows]
     ref = [r for r in reference if r.get("benchmark") in benchmarks and r.get("score") is not None]
     columns: list[tuple[str, str]] = []
@@ -167,13 +168,16 @@ def comparison_table(
     head = ["benchmark", f"ours: {model_label} pass@1 (authors' rule)", "ours pass@1 (strict)", "disagreement"]
     if any_k:
         head.append("ours pass@k (authors' rule / strict)")
-    head += ["n"] + [f"reported: {m} ({meth})" for m, meth in columns]
+    mark = "" if comparable else " — not comparable (see protocol)"
+    head += ["n"] + [f"reported: {m} ({meth}){mark}" for m, meth in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in rows:
         b = benchmark_of(r["task"])
         incomplete = r.get("status") == "incomplete"
         cells = [b + (f" (incomplete: {r.get('missing')} samples missing)" if incomplete else "")]
-        cells += [_pct(r.get("pass@1_authors")), _pct(r.get("pass@1")), _pct(r.get("disagreement"))]
+        one_rule = not incomplete and r.get("pass@1_authors") is None and r.get("pass@1") is not None
+        cells += ["no authors' rule (one grade)" if one_rule else _pct(r.get("pass@1_authors")), _pct(r.get("pass@1")),
+                  "" if one_rule else _pct(r.get("disagreement"))]
         if any_k:
             k = r.get("n_samples")
             has_k = r.get("pass@k") is not None or r.get("pass@k_authors") is not None
@@ -237,68 +241,121 @@ def _json_default(o: Any) -> Any:
         return str(o)
 
 
-def write_outputs(
-    out_dir: Path, results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], model_label: str
-) -> list[Path]:
-    """Write the outputs; earlier ones in ``out_dir`` (all but ``previous/`` and the request cache) move to
-    ``previous/<UTC time>/`` first, so no result is overwritten and no stale file stays beside the new ones."""
+#: The files a run writes (and archives from an earlier run); nothing else in an output folder is ever moved.
+OUTPUT_NAMES = ("results.json", "samples_*.jsonl", "summary.csv", "summary.md", "manifest.json", "lm_eval")
+
+
+def own_outputs(out_dir: Path) -> list[str]:
+    """The entries of ``out_dir`` that an earlier run of ``tgpo eval`` wrote (:data:`OUTPUT_NAMES`)."""
+    import fnmatch
+
+    return sorted(p.name for p in Path(out_dir).iterdir() if any(fnmatch.fnmatch(p.name, n) for n in OUTPUT_NAMES))
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """``text`` into ``path`` through a temporary file renamed into place: never a half-written output."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def protocol_line(deviations: Sequence[tuple[str, bool]], reported: bool = True) -> str:
+    """``summary.md``'s first line after the title: the paper's protocol, or every way this run departs from it.
+    ``reported`` false: no task has reported numbers (the lab tasks), so the line compares with the tasks' own
+    settings only."""
+    if not reported:
+        own = "; ".join(d for d, _ in deviations) or "none"
+        return (f"**Protocol:** no reported numbers for these tasks (nothing to compare with); departures from the "
+                f"tasks' own settings: {own}.")
+    if not deviations:
+        return "**Protocol:** the paper's (docs/method.md §4); the reported numbers are comparable."
+    comparable = not any(affects for _, affects in deviations)
+    tail = ("the reported numbers are comparable." if comparable else
+            "the reported numbers are **not comparable** with these scores.")
+    return "**Protocol: departs from the paper's** — " + "; ".join(d for d, _ in deviations) + f"; {tail}"
+
+
+def write_outputs(out_dir: Path, results: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                  run: Mapping[str, Any]) -> tuple[list[Path], dict]:
+    """Write the outputs and the manifest; returns ``(paths, manifest)``. An earlier run's outputs in ``out_dir``
+    (:data:`OUTPUT_NAMES` only: never a model, tokenizer, checkpoint or cache) move to ``previous/<UTC time>/``
+    first, so no result is overwritten and no stale file stays beside the new ones. Each file is written to a
+    temporary name and renamed, the manifest last; an ``OSError`` (a full disk) propagates with no half-written
+    output under its final name. ``run``: what :func:`tgpo.eval.run.run` knows (settings, model, settings per task)."""
+    from tgpo.eval.protocol import deviations
     from tgpo.outputs import archive_existing
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    earlier = [p.name for p in out_dir.iterdir() if p.name not in (PREVIOUS, REQUEST_CACHE)]
-    archive_existing(out_dir, earlier)
+    s = run["settings"]
+    reference = load_paper_reference()
+    reported = any(benchmark_of(t) in {r["benchmark"] for r in reference} for t in run["generation"])
+    found = deviations(limit=run["limit"], backend=s.backend, chat_template=run["chat"] or not reported,
+                       settings=run["generation"], repeats=run["repeats"], paper=run["protocol"])
     written = []
     samples = results.get("samples") or {}
     body = {k: v for k, v in results.items() if k != "samples"}
-    p = out_dir / "results.json"
-    p.write_text(json.dumps(body, indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
-    written.append(p)
+    texts = {"results.json": json.dumps(body, indent=2, default=_json_default, ensure_ascii=False)}
     for task, items in samples.items():
-        p = out_dir / f"samples_{task}.jsonl"
-        with open(p, "w", encoding="utf-8") as f:
-            for item in items:
-                f.write(json.dumps(item, default=_json_default, ensure_ascii=False) + "\n")
-        written.append(p)
-    p = out_dir / "summary.csv"
-    p.write_text(summary_csv(rows), encoding="utf-8")
-    written.append(p)
-    p = out_dir / "summary.md"
-    p.write_text(
-        f"# {model_label}\n\n" + comparison_table(rows, load_paper_reference(), model_label), encoding="utf-8"
-    )
-    written.append(p)
-    return written
+        texts[f"samples_{task}.jsonl"] = "".join(
+            json.dumps(item, default=_json_default, ensure_ascii=False) + "\n" for item in items)
+    texts["summary.csv"] = summary_csv(rows)
+    comparable = not any(affects for _, affects in found)
+    texts["summary.md"] = (f"# {s.model}\n\n{protocol_line(found, reported)}\n\n"
+                           + comparison_table(rows, reference, s.model, comparable=comparable))
+    archive_existing(out_dir, own_outputs(out_dir))
+    for name, text in texts.items():
+        written.append(_write_text(out_dir / name, text))
+    manifest = manifest_of(run, found)
+    written.append(_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2, default=str)))
+    return written, manifest
 
 
-def write_manifest(
-    out_dir: Path,
-    args: argparse.Namespace,
-    lm,
-    model_args: Mapping[str, Any],
-    gen_kwargs: Mapping[str, Any],
-    started: _dt.datetime,
-    prompt_think: bool,
-    missing: Mapping[str, int],
-) -> Path:
+def manifest_of(run: Mapping[str, Any], found: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+    """``manifest.json``: the command, the settings, every task's effective generation settings, the deviations from
+    the protocol, the requests (sent, cached, missing, what the server answered as), versions (the grader's too)."""
     from tgpo.provenance import git_sha, package_versions
 
-    manifest = {
+    s, lm = run["settings"], run["lm"]
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(s).items() if k != "command"}
+    return {
         "command": "tgpo eval",
-        "argv": sys.argv,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"},
+        "argv": list(s.command) if s.command is not None else None,
+        "settings": settings,
+        "backend": s.backend,
         "lm_eval_model": type(lm).__name__,
-        "model_args": dict(model_args),
-        "gen_kwargs": dict(gen_kwargs),
-        "prompt_ends_in_think": prompt_think,
+        "model_args": dict(run["model_args"]),
+        "chat_template": run["chat"],
+        "prompt_ends_in_think": run["think"],
+        "generation": {t: {k: v for k, v in g.items() if v is not None}  # seed None is a policy, not a gap
+                       | {"samples_per_problem": run["repeats"][t][0], "seed_policy": _seed_policy(s, g)}
+                       for t, g in run["generation"].items()},
+        "protocol_deviations": [{"what": d, "affects_reported": a} for d, a in found],
+        "checkpoint_generation_config_ignored": dict(getattr(lm, "checkpoint_generation", {}) or {}),
         "benchmark_dir": os.environ.get("TGPO_BENCHMARK_DIR"),
         "requests": {"sent": getattr(lm, "sent", None), "from_cache": getattr(lm, "cached", None),
-                     "missing": dict(missing), "why": dict(getattr(lm, "unusable", {}) or {})},
+                     "missing": dict(run["missing"]), "why": dict(getattr(lm, "unusable", {}) or {}),
+                     "served_models": dict(getattr(lm, "served_models", {}) or {}),
+                     "server_echoed": dict(getattr(lm, "echoed", {}) or {})},
         "git_sha": git_sha(),
         "versions": package_versions(),
-        "started": started.isoformat(),
+        "grader_versions": {k: v for k, v in package_versions(("math-verify", "latex2sympy2_extended")).items()
+                            if k != "python"},
+        "started": run["started"].isoformat(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }
-    p = Path(out_dir) / "manifest.json"
-    p.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    return p
+
+
+def _seed_policy(s, settings: Mapping[str, Any]) -> str:
+    if not settings.get("do_sample"):
+        return "greedy: no randomness"
+    if settings.get("seed") is not None:
+        return f"every request seeded with {settings['seed']}"
+    return {"hf": f"run seed {s.seed} seeds torch once; every repeat an independent sample",
+            "vllm": f"engine seed {s.seed}; every repeat an independent sample",
+            "api": "no seed sent: every repeat an independent sample"}[s.backend]
