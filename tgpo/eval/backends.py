@@ -467,7 +467,7 @@ class ChatCompletionsClient(LocalChatCompletion):
         answers: list[str | None] = [None] * len(requests)
         todo: list[tuple[int, dict, str]] = []
         for i, (req, key) in enumerate(zip(requests, keys)):
-            hit = self.cache.get(key) if self.cache else None
+            hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 answers[i] = hit
                 self.cached += 1
@@ -498,7 +498,7 @@ class ChatCompletionsClient(LocalChatCompletion):
                     self.unusable[error] += 1
                     continue
                 answers[i] = answer
-                if self.cache:
+                if self.cache is not None:
                     self.cache.put(key, answer)
         finally:
             self._stop.set()  # on Ctrl-C the daemon threads are left to die with the process: nothing waits for them

@@ -326,7 +326,7 @@ def manifest_of(run: Mapping[str, Any], found: Sequence[tuple[str, bool]]) -> di
     return {
         "command": "tgpo eval",
         "argv": list(s.command) if s.command is not None else None,
-        "settings": settings,
+        "args": settings,  # every setting of the run (EvalSettings fields)
         "backend": s.backend,
         "lm_eval_model": type(lm).__name__,
         "model_args": dict(run["model_args"]),

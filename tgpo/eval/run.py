@@ -152,10 +152,12 @@ def build_model(s: EvalSettings, out_dir: Path, model_args: Mapping[str, Any]):
 
     cache_path = out_dir / REQUEST_CACHE if s.use_cache else None
     if s.backend == "api":
-        return eb.ChatCompletionsClient(
+        lm = eb.ChatCompletionsClient(
             model=s.model, base_url=chat_url(s.base_url), num_concurrent=s.num_concurrent, max_retries=s.max_retries,
             retry_wait=s.retry_wait, timeout=s.request_timeout, cache_path=cache_path, **model_args,
         )
+        lm.display_name = s.model
+        return lm
     args = {"pretrained": s.model, **model_args}
     try:
         if s.backend == "hf":
@@ -168,7 +170,7 @@ def build_model(s: EvalSettings, out_dir: Path, model_args: Mapping[str, Any]):
                 args["max_length"] = s.max_model_len
             batch = s.batch_size or 8
             lm = eb.GuardedHFLM.create_from_arg_obj(args, {"batch_size": batch, "device": device})
-            lm.resume_chunk = max(32, 4 * int(batch)) if str(batch).isdigit() else 64
+            lm.resume_chunk = 4 * int(batch) if str(batch).isdigit() else 64  # answers cached every 4 batches
         else:
             if s.max_model_len:
                 args["max_model_len"] = s.max_model_len
@@ -177,7 +179,7 @@ def build_model(s: EvalSettings, out_dir: Path, model_args: Mapping[str, Any]):
     except (OSError, ValueError) as e:
         raise EvalInputError(f"cannot load {s.model} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     lm.display_name = s.model
-    lm.cache = eb.RequestCache(cache_path) if cache_path else None
+    lm.cache = eb.RequestCache(cache_path) if cache_path else None  # the api client opens its own
     lm.cache_identity = {"model": s.model, "model_args": args, "backend": s.backend}
     line = getattr(lm, "warn_checkpoint_generation", lambda: None)()
     if line:
