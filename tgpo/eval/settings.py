@@ -182,14 +182,10 @@ def check_settings(s: EvalSettings) -> None:
 
 
 def refuse_overlap(out_dir: Path, inputs: Mapping[str, str | Path | None], flag: str = "--output-dir") -> None:
-    """Refuse an output folder that is, or contains, one of the run's inputs (a model, tokenizer, teacher or data
-    path that exists locally): archiving earlier outputs there could move the input away. One line, before anything
-    moves."""
-    out = Path(out_dir).expanduser().resolve()
-    for what, path in inputs.items():
-        if not path or not Path(path).expanduser().exists():
-            continue
-        p = Path(path).expanduser().resolve()
-        if p == out or out in p.parents:
-            raise EvalInputError(f"{flag} {out_dir} {'is' if p == out else 'contains'} the {what} {path}: "
-                                 "choose a separate folder for the outputs")
+    """:class:`EvalInputError` when ``out_dir`` is, or contains, one of the run's local inputs
+    (:func:`tgpo.outputs.overlapping_input`), before anything moves."""
+    from tgpo.outputs import overlapping_input
+
+    message = overlapping_input(out_dir, inputs, flag)
+    if message:
+        raise EvalInputError(message)
