@@ -1,72 +1,63 @@
-"""Train a tiny student with every method, as a new user would, and print seconds per step.
+"""Watch a tiny student learn: the lab's student, trained with GRPO and TGPO-Reg under the cross-family teacher, with
+the training reward printed as it rises.
 
-Builds a tiny character-level tokenizer, a Qwen2 student and a same-size teacher from configs (nothing from the
-Hub; the builders are ``tgpo.testing``'s), then trains each method with ``TGPOTrainer`` for a few steps on CPU.
-Run with::
+Everything is local: the lab's models ship with the package (``tgpo/lab/zoo``), its data is generated. The run is
+``examples/lab_tgpo.yaml`` (Table 1's lab recipe: 64 prompts x 8 rollouts per step, lr 6e-5) read through the same
+Python API as ``tgpo train``. On one CPU thread a method takes about two minutes for 125 steps; the reward (the
+share of correct rollouts) climbs from about 0.25-0.30 to about 0.40 (results/lab/table1_curves.png shows the same
+runs' curves). Run with::
 
-    OMP_NUM_THREADS=1 python examples/train_tiny.py [--steps 5]
+    OMP_NUM_THREADS=1 python examples/train_tiny.py [--methods grpo tgpo] [--steps 125] [--every 25]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import statistics
 import tempfile
 from pathlib import Path
 
 import torch
-from datasets import Dataset
 
-from tgpo import TGPOConfig, TGPOTrainer
-from tgpo.objectives import METHODS
-from tgpo.testing import build_model, build_tokenizer
+from tgpo.lab.world import write_jsonl
+from tgpo.run_config import load_run_config
+from tgpo.train_cli import build_trainer
 
-
-def tiny_model(tokenizer, seed: int):
-    """A Qwen2 of hidden 64 and 2 layers over ``tokenizer`` (random weights: an untrained stand-in)."""
-    return build_model(tokenizer, hidden=64, layers=2, seed=seed, max_positions=256)
+CONFIG = Path(__file__).resolve().parent / "lab_tgpo.yaml"
+PROMPTS_PER_STEP = 64  # the config's 512 completions per step / 8 rollouts
 
 
-def arithmetic_dataset(n: int = 64) -> Dataset:
-    rng = random.Random(0)
-    rows = []
-    for _ in range(n):
-        a, b = rng.randint(0, 9), rng.randint(0, 9)
-        rows.append({"prompt": f"{a}+{b}=", "answer": str(a + b), "teacher_completion": f"\\boxed{{{a + b}}}"})
-    return Dataset.from_list(rows)
+def train(method: str, steps: int, data: Path, work: Path) -> list[float]:
+    """Train one method; the training reward of every step."""
+    run = load_run_config(CONFIG, [f"dataset.path={data}", f"trainer.method={method}", f"trainer.max_steps={steps}",
+                                   f"trainer.output_dir={work / method}"])
+    if method == "grpo":
+        run.teacher_model = None  # GRPO reads no teacher
+    trainer = build_trainer(run)
+    trainer.train()
+    return [h["reward"] for h in trainer.state.log_history if "reward" in h]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--prompts", type=int, default=16, help="prompts per step")
-    parser.add_argument("--generations", type=int, default=8, help="rollouts per prompt")
+    parser.add_argument("--methods", nargs="+", default=["grpo", "tgpo"], help="methods to train, in turn")
+    parser.add_argument("--steps", type=int, default=125, help="optimizer steps per method")
+    parser.add_argument("--every", type=int, default=25, help="print the mean reward of each block of this many steps")
     cli = parser.parse_args()
     torch.set_num_threads(1)
 
     work = Path(tempfile.mkdtemp(prefix="tgpo-tiny-"))
-    tokenizer = build_tokenizer(chat_template=False)
-    teacher = tiny_model(tokenizer, seed=1)  # same size as the student (an untrained stand-in)
-    dataset = arithmetic_dataset()
-    seconds = {}
-    for method in METHODS:
-        args = TGPOConfig(
-            output_dir=str(work / method), method=method, max_steps=cli.steps, learning_rate=1e-4,
-            per_device_train_batch_size=cli.prompts * cli.generations, num_generations=cli.generations,
-            max_completion_length=24, logging_steps=1, save_strategy="no", report_to="none",
-            use_cpu=True, bf16=False, activation_checkpointing=False, guidance_weight=0.05,
-        )
-        trainer = TGPOTrainer(tiny_model(tokenizer, seed=0), args=args, train_dataset=dataset,
-                              processing_class=tokenizer, teacher_model=teacher, teacher_processing_class=tokenizer)
-        trainer.train()
-        steps = [h for h in trainer.state.log_history if "step_time" in h]
-        seconds[method] = sum(h["step_time"] for h in steps[1:]) / max(len(steps) - 1, 1)  # step 1 warms up
-        last = steps[-1]
-        print(f"{method}: reward {last['reward']:.3f}, entropy {last['entropy']:.3f}, grad_norm {last['grad_norm']:.3f}")
-    print(f"\nseconds per step ({cli.prompts} prompts x {cli.generations} rollouts, steps 2..{cli.steps}, "
-          f"{torch.get_num_threads()} thread):")
-    for method, s in seconds.items():
-        print(f"  {method:15s} {s:.3f}")
+    data = work / "lab_train.jsonl"
+    write_jsonl(data, "rl_train", n=cli.steps * PROMPTS_PER_STEP, seed=0)
+    for method in cli.methods:
+        rewards = train(method, cli.steps, data, work)
+        blocks = [rewards[i:i + cli.every] for i in range(0, len(rewards), cli.every)]
+        print(f"{method}: training reward, mean per {cli.every} steps")
+        for i, block in enumerate(blocks):
+            first = i * cli.every + 1
+            bar = "#" * round(40 * statistics.mean(block))
+            print(f"  steps {first:4d}-{first + len(block) - 1:<4d} {statistics.mean(block):.3f} {bar}")
+        print(f"  rise: {statistics.mean(blocks[-1]) - statistics.mean(blocks[0]):+.3f} (last block - first block)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import warnings
 
 import pandas as pd
 
-from repro import _lib
+from repro import options, paths, session
 
 NAME = "audit"
 COMPARED = ("authors_final", "controlled")
@@ -43,7 +43,7 @@ def resolved(preset: str, method: str):
 
     with warnings.catch_warnings():  # library deprecation notes are not the audit's business
         warnings.simplefilter("ignore")
-        return TGPOConfig(output_dir=str(_lib.runs_dir() / "audit"), method=method, use_cpu=True, bf16=False,
+        return TGPOConfig(output_dir=str(paths.runs_dir() / "audit"), method=method, use_cpu=True, bf16=False,
                           **preset_settings(preset, method))
 
 
@@ -91,17 +91,17 @@ def render(frame: pd.DataFrame, presets: tuple[str, str] = COMPARED) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv)
+    args = options.parse_args(NAME, __doc__, argv)
     frame = audit_frame()
     text = render(frame)
     if args.dry_run:
         print(text)
         return 0
-    out_dir = _lib.archive(_lib.output_dir(args), [f"{NAME}.md"])
+    out_dir = session.archive(options.output_dir(args), [f"{NAME}.md"])
     (out_dir / f"{NAME}.md").write_text(text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

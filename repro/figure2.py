@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from repro import _lib, plots
+from repro import options, plots, table_config
+from repro.session import start
 
 NAME = "figure2"
 SUFFIXES = (".png", "_runs.json", "_manifest.json")
@@ -18,7 +19,7 @@ PANELS = ["reward", "grad_norm", "completions/mean_length"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    session = _lib.start(NAME, __doc__, argv, SUFFIXES, table="table3", profiles=_lib.LAB_PROFILES,
+    session = start(NAME, __doc__, argv, SUFFIXES, table="table3", profiles=table_config.LAB_PROFILES,
                          rows=lambda table: table.select(["rkl"]))  # Table 3's RKL runs
     if isinstance(session, int):
         return session
@@ -34,4 +35,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 
-from repro import _lib, plots
+from repro import options, planning, plots, table_config
+from repro.manifest import Manifest, save_runs
+from repro.session import archive
 
 NAME = "figure4"
 FIGURES = {"figure4": "table1", "figure6": "table2"}  # figure -> the table whose runs it plots
@@ -23,34 +25,34 @@ PANELS = ["reward", "completions/mean_length", "grad_norm", "guidance/grad_share
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv, profiles=_lib.LAB_PROFILES)
-    tables = {figure: _lib.load_table(args.profile, name) for figure, name in FIGURES.items()}
-    stems = {figure: _lib.output_stem(figure, args, table) for figure, table in tables.items()}
-    plans = {figure: _lib.plan_runs(table, args, rows=table.select(METHODS)) for figure, table in tables.items()}
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
+    tables = {figure: table_config.load_table(args.profile, name) for figure, name in FIGURES.items()}
+    stems = {figure: options.output_stem(figure, args, table) for figure, table in tables.items()}
+    plans = {figure: planning.plan_runs(table, args, rows=table.select(METHODS)) for figure, table in tables.items()}
     if args.dry_run:
-        return max(_lib.print_plan(plan) for plan in plans.values())
+        return max(planning.print_plan(plan) for plan in plans.values())
     for plan in plans.values():
-        _lib.check_ready(plan)
-    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for stem in stems.values() for s in SUFFIXES])
+        planning.check_ready(plan)
+    out_dir = archive(options.output_dir(args), [stem + s for stem in stems.values() for s in SUFFIXES])
 
     for figure, plan in plans.items():
         table, stem = tables[figure], stems[figure]
-        manifest = _lib.Manifest(NAME, args, table, plan.seeds)
-        records = _lib.run_plan(plan, args, desc=f"{figure} ({args.profile}, {args.preset})")
+        manifest = Manifest(NAME, args, table, plan.seeds)
+        records = planning.run_plan(plan, args, desc=f"{figure} ({args.profile}, {args.preset})")
         plots.plot_curves(plots.curves_frame(records), PANELS,
                           f"Figure {figure.removeprefix('figure')} — student {table.student}, cross-family teacher "
                           f"({args.preset})", out_dir / f"{stem}.png", labels=[row.label for row in plan_rows(plan)])
-        _lib.save_runs(records, out_dir, stem)
+        save_runs(records, out_dir, stem)
         manifest.write(out_dir, stem, records)
         print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
     return 0
 
 
-def plan_rows(plan: _lib.Plan) -> list[_lib.Row]:
+def plan_rows(plan: planning.Plan) -> list[table_config.Row]:
     """The plan's rows in the order of :data:`METHODS` (the legend's order)."""
     rows = plan.table.select(METHODS)
     return sorted(rows, key=lambda row: METHODS.index(row.method))
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

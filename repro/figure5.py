@@ -13,21 +13,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from repro import _lib, plots, tables
+from repro import options, plots, table_config, tables
+from repro.session import start
 
 NAME = "figure5"
 SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    session = _lib.start(NAME, __doc__, argv, SUFFIXES, profiles=_lib.LAB_PROFILES)
+    session = start(NAME, __doc__, argv, SUFFIXES, profiles=table_config.LAB_PROFILES)
     if isinstance(session, int):
         return session
     table, stem, out_dir = session.table, session.stem, session.out_dir
 
-    reference = _lib.reference_label(table)  # checked before any training
+    reference = table_config.reference_label(table)  # checked before any training
     if reference is None:
-        raise _lib.UsageError(f"{table.path}: reference_variant (the schedule the others are paired against) is not set")
+        raise table_config.UsageError(f"{table.path}: reference_variant (the schedule the others are paired against) is not set")
     records = session.run("Figure 5")
 
     summary = tables.summary_table(records, table.columns, table.averages, table.labels, reference=reference)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plot(records: list[dict], table: _lib.Table, summary, out: Path) -> None:
+def plot(records: list[dict], table: table_config.Table, summary, out: Path) -> None:
     """Final accuracy per schedule (bars with 95% intervals), training reward, and each schedule's λ(k)."""
     import matplotlib.pyplot as plt
 
@@ -92,4 +93,4 @@ def plot(records: list[dict], table: _lib.Table, summary, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

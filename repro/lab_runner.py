@@ -10,7 +10,6 @@ content-addressed cache (:mod:`repro.run_cache`) and reused only when code, mode
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -123,12 +122,9 @@ def job_models(job: LabJob) -> list[Path]:
 
 
 def _write_train_jsonl(path: Path, size: int, seed: int) -> Path:
-    from tgpo.lab import rl_dataset
+    from tgpo.lab.world import write_jsonl
 
-    rows = rl_dataset(n=size, seed=seed)
-    with path.open("w") as fh:
-        for row in rows:
-            fh.write(json.dumps({k: row[k] for k in ("prompt", "answer", "teacher_completion")}) + "\n")
+    write_jsonl(path, "rl_train", n=size, seed=seed)
     return path
 
 

@@ -15,12 +15,12 @@ import sys
 
 import pandas as pd
 
-from repro import _lib, stats, tables
+from repro import options, paths, session, stats, table_config, tables
 
 NAME = "presets_shift"
 
 
-def shift_frame(base: list[dict], other: list[dict], table: _lib.Table) -> pd.DataFrame:
+def shift_frame(base: list[dict], other: list[dict], table: table_config.Table) -> pd.DataFrame:
     """Per row label present in both: ``<col> base``, ``<col> other``, ``Δ <col>`` and ``Δ <col> ci``."""
     wide_base = tables.wide_scores(base, table.columns, table.averages)
     wide_other = tables.wide_scores(other, table.columns, table.averages)
@@ -41,24 +41,24 @@ def shift_frame(base: list[dict], other: list[dict], table: _lib.Table) -> pd.Da
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _lib._Parser(prog="python -m repro.presets_shift", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=_lib.LAB_PROFILES, default="lab")
+    parser = options._Parser(prog="python -m repro.presets_shift", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=table_config.LAB_PROFILES, default="lab")
     parser.add_argument("--table", default="table1")
     parser.add_argument("--base", default="table1_6seeds", help="stem of the base preset's outputs")
     parser.add_argument("--other", default="table1_authors_final_6seeds", help="stem of the other preset's outputs")
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
-    folder = _lib.RESULTS / args.profile
+    folder = paths.RESULTS / args.profile
     runs = {}
     for stem in (args.base, args.other):
         path, manifest = folder / f"{stem}_runs.json", folder / f"{stem}_manifest.json"
         if not path.exists() or not manifest.exists():
-            raise _lib.UsageError(f"{path} (or its manifest) does not exist: run python -m repro.{args.table} first")
+            raise table_config.UsageError(f"{path} (or its manifest) does not exist: run python -m repro.{args.table} first")
         runs[stem] = (json.loads(path.read_text()), json.loads(manifest.read_text()).get("preset"))
-    table = _lib.load_table(args.profile, args.table)
+    table = table_config.load_table(args.profile, args.table)
     frame = shift_frame(runs[args.base][0], runs[args.other][0], table)
     (base_preset, other_preset) = runs[args.base][1], runs[args.other][1]
-    out_dir = _lib.archive(_lib.output_dir(args), [f"{args.table}_{NAME}{s}" for s in (".md", ".csv")])
+    out_dir = session.archive(options.output_dir(args), [f"{args.table}_{NAME}{s}" for s in (".md", ".csv")])
     frame.round(3).to_csv(out_dir / f"{args.table}_{NAME}.csv", index_label="row")
     labels = [c.removesuffix(" base") for c in frame.columns if c.endswith(" base")]
     cells = pd.DataFrame({
@@ -77,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

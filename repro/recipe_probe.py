@@ -15,7 +15,9 @@ from dataclasses import replace
 
 import pandas as pd
 
-from repro import _lib, stats, tables
+from repro import options, planning, stats, table_config, tables
+from repro.manifest import Manifest, save_runs
+from repro.session import archive
 
 NAME = "recipe_probe"
 SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
@@ -23,63 +25,63 @@ CANDIDATE_KEYS = {"name", "student", "prompts", "lr", "steps", "trainer"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args(NAME, __doc__, argv, profiles=_lib.LAB_PROFILES)
-    table = _lib.load_table(args.profile, NAME)
-    stem = _lib.output_stem(NAME, args, table)
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
+    table = table_config.load_table(args.profile, NAME)
+    stem = options.output_stem(NAME, args, table)
     rows = candidate_rows(table)
-    plan = _lib.plan_runs(table, args, rows=rows)
+    plan = planning.plan_runs(table, args, rows=rows)
     if args.dry_run:
-        return _lib.print_plan(plan)
-    _lib.check_ready(plan)
-    out_dir = _lib.archive(_lib.output_dir(args), [stem + s for s in SUFFIXES])
-    manifest = _lib.Manifest(NAME, args, table, plan.seeds, extra={"candidates": table["candidates"]})
+        return planning.print_plan(plan)
+    planning.check_ready(plan)
+    out_dir = archive(options.output_dir(args), [stem + s for s in SUFFIXES])
+    manifest = Manifest(NAME, args, table, plan.seeds, extra={"candidates": table["candidates"]})
 
-    records = _lib.run_plan(plan, args, desc=f"Recipe probe ({args.profile}, {args.preset})")
+    records = planning.run_plan(plan, args, desc=f"Recipe probe ({args.profile}, {args.preset})")
 
     frame = probe_frame(records, table, rows)
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     text = render(frame, table, args)
     (out_dir / f"{stem}.md").write_text(text)
-    _lib.save_runs(records, out_dir, stem)
+    save_runs(records, out_dir, stem)
     manifest.write(out_dir, stem, records)
     print(text)
     return 0
 
 
-def candidate_rows(table: _lib.Table) -> list[_lib.Row]:
+def candidate_rows(table: table_config.Table) -> list[table_config.Row]:
     """The untrained student of every candidate's student, then the probed row once per candidate (variant = its
     name): trainer ``learning_rate``, ``max_steps``, ``per_device_train_batch_size = prompts x num_generations`` and
     ``prompts x steps`` RL prompts (drawn i.i.d.)."""
     where = f"config {table.path}"
     candidates = table.get("candidates") or []
     if not candidates:
-        raise _lib.UsageError(f"{where}: 'candidates' (a list of {{name, student, prompts, lr, steps}}) is required")
+        raise table_config.UsageError(f"{where}: 'candidates' (a list of {{name, student, prompts, lr, steps}}) is required")
     (probed,) = table.rows if len(table.rows) == 1 else (None,)
     if probed is None or not probed.trained:
-        raise _lib.UsageError(f"{where}: 'rows' must name the one probed method, e.g. [grpo]")
+        raise table_config.UsageError(f"{where}: 'rows' must name the one probed method, e.g. [grpo]")
     generations = table.trainer.get("num_generations", 8)
     rows, students = [], []
     for c in candidates:
         missing, unknown = CANDIDATE_KEYS - {"trainer"} - set(c), set(c) - CANDIDATE_KEYS
         if missing or unknown:
-            raise _lib.UsageError(f"{where}: candidate {c!r}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+            raise table_config.UsageError(f"{where}: candidate {c!r}: missing {sorted(missing)}, unknown {sorted(unknown)}")
         for key in ("prompts", "steps"):
             if not isinstance(c[key], int) or isinstance(c[key], bool) or c[key] < 1:
-                raise _lib.UsageError(f"{where}: candidate {c['name']!r}: {key}={c[key]!r}; expected a whole number >= 1")
+                raise table_config.UsageError(f"{where}: candidate {c['name']!r}: {key}={c[key]!r}; expected a whole number >= 1")
         trainer = {**probed.trainer, **(c.get("trainer") or {}), "learning_rate": c["lr"], "max_steps": c["steps"],
                    "per_device_train_batch_size": c["prompts"] * generations}
         rows.append(replace(probed, key=f"{probed.key}@{c['name']}", variant=str(c["name"]), label=str(c["name"]),
                             student=c["student"], train_size=c["prompts"] * c["steps"], trainer=trainer))
         students.append(c["student"])
-    bases = [_lib.Row(key=f"base@{s}", method=_lib.BASE, label=f"{_lib.BASE_LABEL} ({s})", variant=s, student=s)
+    bases = [table_config.Row(key=f"base@{s}", method=table_config.BASE, label=f"{table_config.BASE_LABEL} ({s})", variant=s, student=s)
              for s in dict.fromkeys(students)]
     names = [row.label for row in rows]
     if len(set(names)) < len(names):
-        raise _lib.UsageError(f"{where}: candidate names must be unique")
+        raise table_config.UsageError(f"{where}: candidate names must be unique")
     return bases + rows
 
 
-def probe_frame(records: list[dict], table: _lib.Table, rows: list[_lib.Row]) -> pd.DataFrame:
+def probe_frame(records: list[dict], table: table_config.Table, rows: list[table_config.Row]) -> pd.DataFrame:
     """Per row: its settings, each column's mean ± 95% half-width, and (candidates) the in-distribution gain over
     its untrained student as a t interval over seeds (the untrained student is the same at every seed)."""
     labels = [row.label for row in rows]
@@ -99,7 +101,7 @@ def probe_frame(records: list[dict], table: _lib.Table, rows: list[_lib.Row]) ->
         for col in tables.column_labels(summary):
             entry[f"{col} mean"], entry[f"{col} ci"] = summary.loc[row.label, f"{col} mean"], summary.loc[row.label, f"{col} ci"]
         if row.trained:
-            base = wide.xs(f"{_lib.BASE_LABEL} ({rec['student']})", level="row")[headline].iloc[0]
+            base = wide.xs(f"{table_config.BASE_LABEL} ({rec['student']})", level="row")[headline].iloc[0]
             gain = stats.t_interval(wide.xs(row.label, level="row")[headline].to_numpy() - base)
             entry[f"gain {headline}"], entry[f"gain {headline} ci"] = gain.mean, gain.half
         entry["n_seeds"] = int(summary.loc[row.label, "n_seeds"])
@@ -107,7 +109,7 @@ def probe_frame(records: list[dict], table: _lib.Table, rows: list[_lib.Row]) ->
     return pd.DataFrame(out)
 
 
-def render(frame: pd.DataFrame, table: _lib.Table, args) -> str:
+def render(frame: pd.DataFrame, table: table_config.Table, args) -> str:
     headline = next(iter(table.averages))
     shown = pd.DataFrame({"row": frame["row"]})
     for col in ("prompts", "lr", "steps"):
@@ -127,4 +129,4 @@ def render(frame: pd.DataFrame, table: _lib.Table, args) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

@@ -11,13 +11,13 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from repro import _lib
+from repro import options, table_config
 
 SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _lib.parse_args("reproduce_all", __doc__, argv, profiles=_lib.LAB_PROFILES)
+    args = options.parse_args("reproduce_all", __doc__, argv, profiles=table_config.LAB_PROFILES)
     passthrough = ["--profile", args.profile, "--preset", args.preset]
     for flag, value in (("--seeds", args.seeds), ("--output-dir", args.output_dir), ("--workers", args.workers)):
         if value is not None:
@@ -39,4 +39,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro import _lib, plots, tables
+from repro import options, plots, table_config, tables
+from repro.session import start
 
 NAME = "sweep"
 SUFFIXES = (".png", ".csv", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    session = _lib.start(NAME, __doc__, argv, SUFFIXES, profiles=_lib.LAB_PROFILES, rows=knob_rows)
+    session = start(NAME, __doc__, argv, SUFFIXES, profiles=table_config.LAB_PROFILES, rows=knob_rows)
     if isinstance(session, int):
         return session
     table, stem, out_dir = session.table, session.stem, session.out_dir
@@ -38,16 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def knob_rows(table: _lib.Table) -> list[_lib.Row]:
+def knob_rows(table: table_config.Table) -> list[table_config.Row]:
     """Every row of the config with every teacher of the knob (variant = the knob value)."""
     knob = table.get("knob")
     if not knob or not all(isinstance(k, dict) and {"value", "teacher"} <= set(k) for k in knob):
-        raise _lib.UsageError(f"config {table.path}: 'knob' must be a list of {{value, teacher}}")
+        raise table_config.UsageError(f"config {table.path}: 'knob' must be a list of {{value, teacher}}")
     return [replace(row, teacher=k["teacher"], variant=str(float(k["value"])), key=f"{row.key}@{float(k['value'])}",
                     label=f"{row.label} (knob {float(k['value'])})") for k in knob for row in table.rows]
 
 
-def sweep_frame(records: list[dict], table: _lib.Table) -> pd.DataFrame:
+def sweep_frame(records: list[dict], table: table_config.Table) -> pd.DataFrame:
     """Per (method, knob): each column's and average's mean and 95% half-width over seeds, and the step-1 argmax
     agreement between teacher and student."""
     labels = list(dict.fromkeys(rec["label"] for rec in records))
@@ -66,7 +67,7 @@ def sweep_frame(records: list[dict], table: _lib.Table) -> pd.DataFrame:
     return out
 
 
-def plot(frame: pd.DataFrame, table: _lib.Table, out: Path) -> None:
+def plot(frame: pd.DataFrame, table: table_config.Table, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     from tgpo.objectives import METHODS
@@ -95,4 +96,4 @@ def plot(frame: pd.DataFrame, table: _lib.Table, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

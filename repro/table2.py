@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sys
 
-from repro import _lib
+from repro import method_table, options
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _lib.method_table_main("table2", __doc__, argv)
+    return method_table.method_table_main("table2", __doc__, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

@@ -13,14 +13,15 @@ import sys
 
 import pandas as pd
 
-from repro import _lib, stats, tables
+from repro import options, stats, table_config, tables
+from repro.session import start
 
 NAME = "table3"
 SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    session = _lib.start(NAME, __doc__, argv, SUFFIXES)
+    session = start(NAME, __doc__, argv, SUFFIXES)
     if isinstance(session, int):
         return session
     args, table, stem, out_dir = session.args, session.table, session.stem, session.out_dir
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def side_by_side(records: list[dict], table: _lib.Table, args) -> tuple[pd.DataFrame, str]:
+def side_by_side(records: list[dict], table: table_config.Table, args) -> tuple[pd.DataFrame, str]:
     """Per method: each column's mean ± 95% half-width with each teacher, and the change (last variant − first) as
     a paired t interval over seeds (same seed and data order with either teacher)."""
     summary = tables.summary_table(records, table.columns, table.averages, table.labels)
@@ -67,10 +68,10 @@ def side_by_side(records: list[dict], table: _lib.Table, args) -> tuple[pd.DataF
     md = pd.DataFrame(cells).set_index("method").rename_axis("").to_markdown(disable_numparse=True)
     text = (f"# {table['title']} ({table.profile} profile, preset {args.preset}, student {table.student})\n\n{md}\n\n"
             f"Teachers: {teachers}. Δ = {last} − {first} (percentage points), a paired t interval over seeds. Greedy "
-            f"pass@1 in percent, mean ± half-width of the 95% t interval over {len(_lib.seeds_of(args, table))} "
+            f"pass@1 in percent, mean ± half-width of the 95% t interval over {len(options.seeds_of(args, table))} "
             "seed(s). Measured by this repo.\n")
     return pd.DataFrame(csv_rows), text
 
 
 if __name__ == "__main__":
-    sys.exit(_lib.cli(main))
+    sys.exit(options.cli(main))

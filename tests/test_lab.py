@@ -287,8 +287,63 @@ def test_models_dir_can_be_moved(tmp_path, monkeypatch):
 def test_lab_cli_names_a_missing_model_in_one_line(capsys, tmp_path):
     from tgpo.cli import main
 
-    assert main(["lab", "eval", "nosuch", "--out", str(tmp_path)]) == 2
+    assert main(["lab", "eval", C.STUDENT, "--models-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "lab model 'nosuch' is not built" in err and "tgpo lab build --only nosuch" in err and len(err.splitlines()) == 1
-    assert main(["lab", "build", "--only", "nosuch", "--out", str(tmp_path)]) == 2
+    assert f"lab model '{C.STUDENT}' is not built in {tmp_path}" in err and len(err.splitlines()) == 1
+    assert f"tgpo lab build --only {C.STUDENT} --models-dir {tmp_path}" in err
+    assert main(["lab", "build", "--only", "nosuch", "--models-dir", str(tmp_path)]) == 2
     assert "unknown lab model 'nosuch'" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def _lab_error(capsys, argv) -> str:
+    """``tgpo lab ARGV`` must fail with exit code 2 and one line on stderr (no traceback); returns the line."""
+    from tgpo.cli import main
+
+    assert main(["lab", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in err if "is deprecated" not in line]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_lab_cli_refuses_a_share_outside_0_1_in_one_line(capsys, tmp_path):
+    err = _lab_error(capsys, ["build", "--only", "teacher_t7", "--models-dir", str(tmp_path)])
+    assert "teacher_t7" in err and "[0, 1]" in err and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("action", ["build", "list"])
+def test_lab_cli_refuses_a_file_as_models_folder(capsys, tmp_path, action, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for option in ("--models-dir", "--out"):  # --out: the deprecated spelling
+        err = _lab_error(capsys, [action, option, str(afile)])
+        assert f"{afile} is a file, not a folder" in err and "--models-dir" in err
+    monkeypatch.setenv("TGPO_LAB_MODELS", str(afile))
+    err = _lab_error(capsys, [action])
+    assert f"{afile} is a file, not a folder" in err and "$TGPO_LAB_MODELS" in err
+
+
+def test_lab_eval_gives_advice_that_fits_the_input(capsys, tmp_path, monkeypatch):
+    err = _lab_error(capsys, ["eval", "/no/such/path"])
+    assert "/no/such/path does not exist" in err and "lab build" not in err
+    err = _lab_error(capsys, ["eval", "nosuch"])
+    assert "unknown lab model 'nosuch'" in err and "lab build" not in err
+    monkeypatch.setenv("TGPO_LAB_MODELS", str(tmp_path))
+    err = _lab_error(capsys, ["eval", C.STUDENT])
+    assert "$TGPO_LAB_MODELS" in err and f"tgpo lab build --only {C.STUDENT}" in err
+
+
+def test_lab_data_writes_rows_tgpo_train_reads(tmp_path, capsys):
+    from tgpo.cli import main
+    from tgpo.data import read_jsonl
+
+    out = tmp_path / "new" / "lab.jsonl"
+    assert main(["lab", "data", str(out), "--n", "50", "--seed", "3"]) == 0
+    rows = read_jsonl(out, required=W.TRAIN_COLUMNS)
+    assert len(rows) == 50 and all(set(r) == set(W.TRAIN_COLUMNS) for r in rows)
+    assert all(W.is_correct(r["teacher_completion"], r["answer"]) for r in rows)
+    assert rows == [{k: r[k] for k in W.TRAIN_COLUMNS} for r in W.make_split("rl_train", n=50, seed=3)]
+    assert main(["lab", "data", str(tmp_path / "id.jsonl"), "--split", "id"]) == 0
+    assert len(read_jsonl(tmp_path / "id.jsonl")) == W.WORLD.eval_size
+    capsys.readouterr()
+    assert "is a folder" in _lab_error(capsys, ["data", str(tmp_path)])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from repro import _lib, tables
+from repro import options, table_config, tables
 from tgpo.objectives import METHODS, guidance_weight
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,10 +105,10 @@ def test_table_configs_inherit_and_rows_are_replaced_not_merged(tmp_path):
                                     "rows: [base, grpo, {method: tgpo, trainer: {guidance_weight: 0.1}}]\n")
     child = write(tmp_path / "child.yaml", "base: parent.yaml\ntrainer: {y: 3}\n"
                                            "rows: [{method: rkl, variant: in, teacher: t_in}]\n")
-    table = _lib.load_table("lab", "child", child)
+    table = table_config.load_table("lab", "child", child)
     assert table.trainer == {"x": 1, "y": 3}
     assert [(r.key, r.label, r.teacher) for r in table.rows] == [("rkl@in", "RKL (in)", "t_in")]
-    parent = _lib.load_table("lab", "parent", tmp_path / "parent.yaml")
+    parent = table_config.load_table("lab", "parent", tmp_path / "parent.yaml")
     assert [r.label for r in parent.rows] == ["Base student", "GRPO", METHODS["tgpo"].label]
     assert parent.rows[2].trainer == {"guidance_weight": 0.1}
 
@@ -125,19 +125,19 @@ def test_table_configs_inherit_and_rows_are_replaced_not_merged(tmp_path):
 def test_bad_table_configs_are_refused_naming_the_row(tmp_path, rows, profile, message):
     write(tmp_path / "p.yaml", "model: m\n")
     path = write(tmp_path / "t.yaml", f"student: s\nseeds: 1\ncolumns: {{t: T}}\nrows: {rows}\n")
-    with pytest.raises(_lib.UsageError, match="t.yaml") as err:
-        _lib.load_table(profile, "t", path)
+    with pytest.raises(table_config.UsageError, match="t.yaml") as err:
+        table_config.load_table(profile, "t", path)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def committed_tables():
-    return [(profile, path.stem) for profile in _lib.PROFILES
-            for path in sorted(_lib.table_path(profile, "x").parent.glob("*.yaml")) if not path.stem.startswith("_")]
+    return [(profile, path.stem) for profile in table_config.PROFILES
+            for path in sorted(table_config.table_path(profile, "x").parent.glob("*.yaml")) if not path.stem.startswith("_")]
 
 
 @pytest.mark.parametrize("profile, name", committed_tables())
 def test_every_committed_table_config_loads(profile, name):
-    table = _lib.load_table(profile, name)
+    table = table_config.load_table(profile, name)
     assert all(row.method == "base" or row.method in METHODS for row in table.rows)
     if profile == "paper":
         assert all(row.config.exists() for row in table.rows if row.trained)
@@ -152,15 +152,15 @@ def test_every_committed_lab_result_has_the_seeds_its_command_makes_today(manife
     """Rerunning a committed result's command makes the same seeds: a config whose default seed count changed (one
     another script inherits) would leave that script's committed output stale."""
     made = json.loads(manifest.read_text())
-    args = _lib.parse_args(made["script"], "-", made["command"].split()[3:])  # after "python -m repro.<script>"
-    seeds = _lib.seeds_of(args, _lib.load_table(made["profile"], Path(made["config_file"]).stem))
+    args = options.parse_args(made["script"], "-", made["command"].split()[3:])  # after "python -m repro.<script>"
+    seeds = options.seeds_of(args, table_config.load_table(made["profile"], Path(made["config_file"]).stem))
     assert made["seeds"] == seeds, f"{manifest.name} holds seeds {made['seeds']}; `{made['command']}` makes {seeds}"
 
 
 @pytest.mark.parametrize("name", ["table1", "table2"])
 def test_tables_1_and_2_have_tgpo_adv_beside_tgpo_reg_in_every_profile(name):
-    for profile in _lib.PROFILES:
-        methods = [row.method for row in _lib.load_table(profile, name).rows]
+    for profile in table_config.PROFILES:
+        methods = [row.method for row in table_config.load_table(profile, name).rows]
         assert methods.index("tgpo_adv") == methods.index("tgpo") + 1, profile
 
 
@@ -168,7 +168,7 @@ def test_lab_guidance_schedules_reach_zero_at_two_thirds_of_training():
     """The lab's TGPO-Reg (lambda_0 0.05) and TGPO-Adv (the authors' 0.02) decay linearly to 0 at two thirds of
     max_steps, as the paper's schedule does; fails when max_steps changes without the decays."""
     for name in ("table1", "table2", "table3", "sweep"):
-        table = _lib.load_table("lab", name)
+        table = table_config.load_table("lab", name)
         steps = table.trainer["max_steps"]
         for row in table.rows:
             if not (row.trained and METHODS[row.method].scheduled):
@@ -181,7 +181,7 @@ def test_lab_guidance_schedules_reach_zero_at_two_thirds_of_training():
 
 
 def test_lab_tables_log_the_mechanism():
-    trainer = _lib.load_table("lab", "table1").trainer
+    trainer = table_config.load_table("lab", "table1").trainer
     assert trainer["log_guidance_share"] is True
     classes = trainer["agreement_token_classes"]
     import re
@@ -193,10 +193,10 @@ def test_lab_tables_log_the_mechanism():
 
 
 def test_outputs_of_other_presets_and_seed_counts_get_their_own_names():
-    table = _lib.load_table("lab", "table1")
+    table = table_config.load_table("lab", "table1")
 
     def stem(profile="lab", preset=None, seeds=None):
-        return _lib.output_stem("table1", Namespace(profile=profile, preset=preset or _lib.DEFAULT_PRESET[profile],
+        return options.output_stem("table1", Namespace(profile=profile, preset=preset or table_config.DEFAULT_PRESET[profile],
                                                     seeds=seeds), table)
 
     assert stem() == stem(seeds=table.seeds) == "table1"
@@ -231,7 +231,7 @@ def test_paper_profile_dry_run_plans_every_row_with_its_preset():
 def test_audit_lists_what_differs_between_the_presets(tmp_path):
     from repro import audit
 
-    assert _lib.cli(audit.main, ["--output-dir", str(tmp_path)]) == 0
+    assert options.cli(audit.main, ["--output-dir", str(tmp_path)]) == 0
     text = (tmp_path / "audit.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert any("GRPO" in r and "scale_rewards" in r and "`none`" in r and "`group`" in r for r in rows)

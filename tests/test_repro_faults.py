@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import _lib, lab_runner, run_cache, table1
+from repro import lab_runner, options, paths, planning, run_cache, table1, table_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("bad input reached the runs")
 
-    monkeypatch.setattr(_lib, "run_plan", refuse)
+    monkeypatch.setattr(planning, "run_plan", refuse)
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def earlier_results(tmp_path):
 
 
 def run_table1(argv, out, capsys):
-    rc = _lib.cli(table1.main, ["--profile", "smoke", *argv, "--output-dir", str(out)])
+    rc = options.cli(table1.main, ["--profile", "smoke", *argv, "--output-dir", str(out)])
     err = capsys.readouterr().err.strip()
     return rc, err
 
@@ -56,6 +56,7 @@ def assert_untouched(out: Path):
     (["--seeds", "-1"], "--seeds: expected a whole number >= 1, got -1"),
     (["--seeds", "two"], "--seeds: expected a whole number >= 1, got 'two'"),
     (["--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
+    (["--seeds", "99999999999"], "--seeds: expected at most 100 seeds (each seed trains every row once), got 99999999999"),
     (["--preset", "fastest"], "--preset: invalid choice"),
     (["--profile", "huge"], "--profile: invalid choice"),
 ])
@@ -80,8 +81,8 @@ def lab_configs(tmp_path, monkeypatch):
     import shutil
 
     configs = tmp_path / "configs"
-    shutil.copytree(_lib.CONFIGS, configs)
-    monkeypatch.setattr(_lib, "CONFIGS", configs)
+    shutil.copytree(paths.CONFIGS, configs)
+    monkeypatch.setattr(table_config, "CONFIGS", configs)
     return configs
 
 
@@ -119,7 +120,7 @@ def test_a_lab_model_that_is_not_built_stops_before_anything_is_archived(earlier
 def test_figures_refuse_the_paper_profile_with_one_line(capsys):
     from repro import figure2
 
-    assert _lib.cli(figure2.main, ["--profile", "paper"]) == 2
+    assert options.cli(figure2.main, ["--profile", "paper"]) == 2
     assert "--profile: invalid choice: 'paper'" in capsys.readouterr().err
 
 
@@ -244,6 +245,6 @@ def test_an_output_dir_that_is_a_file_stops_with_one_line(tmp_path, capsys, monk
 
     target = tmp_path / "results.txt"
     target.write_text("not a folder")
-    assert _lib.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
+    assert options.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file, not a folder" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"

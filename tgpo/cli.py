@@ -23,15 +23,23 @@ def positive_int(text: str) -> int:
 
 
 SUBCOMMANDS = {
-    "train": ("tgpo.train_cli", "Train a student with TGPO or one of its baselines (GRPO, RKL, KDRL, LUFFY)."),
+    "train": ("tgpo.train_cli", "Train a student with TGPO (TGPO-Reg, TGPO-Adv) or a baseline (GRPO, RKL, KDRL, "
+                                "LUFFY) from a YAML run config."),
     "eval": ("tgpo.eval.cli", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
     "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (docs/method.md §2)."),
-    "lab": ("tgpo.lab.cli", "Build the CPU divergence lab: its data and its tiny teacher/student models."),
+    "lab": ("tgpo.lab.cli", "The CPU divergence lab: write its data, build and list its tiny teacher/student models."),
 }
+#: What ``tgpo --help`` says (the module docstring is for developers).
+DESCRIPTION = "Teacher-Guided Policy Optimization: train a student under a teacher, and evaluate it as the paper does."
+EPILOG = ("Start on a CPU: tgpo lab data lab_train.jsonl && tgpo train --config examples/lab_tgpo.yaml. "
+          "Run `tgpo COMMAND --help` for a command's options; docs/method.md describes the methods.")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tgpo", description=__doc__.splitlines()[0])
+    from tgpo import __version__
+
+    parser = argparse.ArgumentParser(prog="tgpo", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"tgpo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
     for name, (module, help_text) in SUBCOMMANDS.items():

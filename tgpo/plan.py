@@ -228,6 +228,38 @@ def plan_bf16(trainer: dict) -> bool:
     return bool(trainer.get("bf16", True))
 
 
+def this_machine(trainer: dict) -> dict:
+    """The device and precision ``tgpo train`` would use on *this* machine: CUDA GPUs in bf16 unless the trainer says
+    otherwise; without CUDA (or with ``use_cpu``) the CPU in fp32, as :data:`tgpo.run_config.CPU_DEFAULTS` sets."""
+    import torch
+
+    if torch.cuda.is_available() and not trainer.get("use_cpu"):
+        n = torch.cuda.device_count()
+        return {"device": f"{n} CUDA GPU(s) ({torch.cuda.get_device_name(0)})",
+                "precision": "bf16" if plan_bf16(trainer) else "fp32"}
+    why = "use_cpu is set" if trainer.get("use_cpu") else "no CUDA device"
+    return {"device": f"CPU ({why}; {torch.get_num_threads()} torch threads)",
+            "precision": "bf16" if trainer.get("bf16") is True else "fp32"}
+
+
+#: pip packages of transformers' reporting integrations whose name differs from the ``report_to`` name.
+REPORT_PACKAGES = {"comet_ml": "comet-ml", "azure_ml": "azureml-core", "flyte": "flytekit", "kubeflow": "kubeflow",
+                   "neptune": "neptune"}
+
+
+def missing_report_backends(report_to) -> dict[str, str]:
+    """``{report_to backend: pip package}`` for each backend the trainer would report to that is not importable here
+    (transformers' own availability checks); empty for ``none``/``all``."""
+    from transformers.integrations.integration_utils import get_available_reporting_integrations
+
+    wanted = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    wanted = [w for w in wanted if w not in ("none", "all")]
+    if not wanted:
+        return {}
+    available = set(get_available_reporting_integrations())
+    return {w: REPORT_PACKAGES.get(w, w) for w in wanted if w not in available}
+
+
 def _fmt_params(n: float | None) -> str:
     if n is None:
         return "?"
@@ -254,7 +286,7 @@ def build_plan(run) -> dict:
     """The resolved plan of a :class:`tgpo.run_config.RunConfig` (see the module docstring). Loads no weights."""
     from .config import TGPOConfig
     from .objectives import METHODS
-    from .run_config import ConfigError
+    from .run_config import ConfigError, check_trainer_fields
 
     trainer = dict(run.trainer)
     config_path = run.source
@@ -269,6 +301,7 @@ def build_plan(run) -> dict:
     batch = batch_arithmetic(trainer, processes)
     # Field validation by TGPOConfig itself, on a CPU-safe copy (bf16 and vLLM are for the GPU run).
     probe = {**trainer, "use_cpu": True, "bf16": False, "fp16": False, "use_vllm": False}
+    check_trainer_fields(trainer)
     try:
         args = TGPOConfig(**probe)
     except (TypeError, ValueError) as err:
@@ -292,6 +325,10 @@ def build_plan(run) -> dict:
 
     # Context length: prompt + response must fit the student's positions (the authors used 16k variants; docs/method.md §3).
     warnings: list[str] = []
+    missing = missing_report_backends(trainer.get("report_to"))
+    if missing:
+        warnings.append("report_to " + ", ".join(f"{b} needs the package `{pkg}` (pip install {pkg})"
+                                                 for b, pkg in missing.items()) + ": the run would stop at its start")
     if overridden:
         warnings.append(f"{accel_path} says num_processes={accel['num_processes']}; launch.num_processes={processes} "
                         "wins (the launch recipes pass --num_processes to accelerate launch)")
@@ -360,7 +397,8 @@ def build_plan(run) -> dict:
                        "mixed_precision": (accel or {}).get("mixed_precision")} if accel else None,
         "vllm": {"use_vllm": use_vllm, "mode": vllm_mode, "tensor_parallel_size": tp,
                  "gpu_memory_utilization": trainer.get("vllm_gpu_memory_utilization")},
-        "precision": "bf16" if plan_bf16(trainer) else "fp32",
+        "precision": "bf16" if plan_bf16(trainer) else "fp32", "here": this_machine(trainer),
+        "launch_planned": bool(launch),
         "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
         "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
                                                  "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
@@ -435,18 +473,21 @@ def render_plan(plan: dict) -> str:
         out.append(f"  teacher pass: served by vLLM at {plan['teacher_server_url']}"
                    + (f" ({ts})" if ts else "") + "; teacher_model names its tokenizer only")
     elif plan["teacher"] is not None:
-        out.append(f"  teacher pass: local, colocated on every training GPU, chunk {plan['hyper'].get('teacher_chunk_size')} rows")
+        out.append(f"  teacher pass: local, beside the student in every training process, chunk {plan['hyper'].get('teacher_chunk_size')} rows")
     tok = plan["tokenizers"]
     out.append(f"tokenizers: {tok['verdict']}")
     out += [f"  - {n}" for n in tok.get("notes", [])]
     out.append("devices:")
-    out.append(f"  {plan['machines']} machine(s) x {plan['gpus_per_node']} GPUs, {plan['processes']} training processes"
-               + (f", accelerate {plan['accelerate']['distributed_type']} ({plan['accelerate']['path']})"
-                  if plan["accelerate"] else ", no accelerate config"))
+    here = plan["here"]
+    out.append(f"  this machine: {here['device']}; `tgpo train` here computes in {here['precision']}")
+    if plan["launch_planned"]:
+        out.append(f"  launch plan (the config's launch:): {plan['machines']} machine(s) x {plan['gpus_per_node']} "
+                   f"GPUs, {plan['processes']} training processes"
+                   + (f", accelerate {plan['accelerate']['distributed_type']} ({plan['accelerate']['path']})"
+                      if plan["accelerate"] else ", no accelerate config") + f", precision {plan['precision']}")
     v = plan["vllm"]
     out.append("  rollouts: " + (f"vLLM {v['mode']}, tensor parallel {v['tensor_parallel_size']}, gpu_memory_utilization "
-                                  f"{v['gpu_memory_utilization']}" if v["use_vllm"] else "transformers generate")
-               + f"; precision {plan['precision']}")
+                                  f"{v['gpu_memory_utilization']}" if v["use_vllm"] else "transformers generate"))
     b = plan["batch"]
     out.append("batch arithmetic (TRL 1.16 terms):")
     out.append(f"  per_device_train_batch_size {b['per_device_train_batch_size']} x processes {b['processes']} x "

@@ -53,6 +53,37 @@ class ConfigError(ValueError):
     """The YAML config (or an override) is unusable; the message names the file and the key."""
 
 
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'limit'?"`` for the closest of ``choices`` (difflib), else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_keys(found, known, what: str) -> str:
+    """One line naming each key of ``found`` not in ``known``, with the closest known one (``""`` if none)."""
+    unknown = sorted(set(found) - set(known), key=str)
+    return "; ".join(f"unknown {what} {key!r}{did_you_mean(key, known)}" for key in unknown)
+
+
+def trainer_fields() -> set[str]:
+    """The fields a ``trainer:`` section may set (``TGPOConfig``'s, TRL's included)."""
+    import dataclasses
+
+    from .config import TGPOConfig
+
+    return {f.name for f in dataclasses.fields(TGPOConfig) if f.init}
+
+
+def check_trainer_fields(trainer: dict, where: str = "config 'trainer' section") -> None:
+    """Refuse a ``trainer`` field that ``TGPOConfig`` does not have, naming it and the closest field (a typo would
+    otherwise be Python's "unexpected keyword argument")."""
+    problem = unknown_keys(trainer, trainer_fields(), "field")
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
 # ---------------------------------------------------------------------------------------------- files
 def _register_resolvers() -> None:
     """``${lab_model:NAME}``: the folder of a stored lab model (configs must not hard-code where the package is)."""
@@ -205,15 +236,25 @@ def resolve(
     where = f"config file {source}" if source else "config"
     unknown = set(cfg) - TOP_LEVEL
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)}; expected {sorted(TOP_LEVEL)}")
+        flat = sorted(k for k in unknown if k in trainer_fields())
+        if flat:  # a TRL-style flat YAML: say where its trainer fields go
+            raise ConfigError(f"{where}: {flat} are trainer fields: put them under 'trainer:' (top-level keys: "
+                              f"{sorted(TOP_LEVEL)}; see the tgpo.run_config docstring)")
+        raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)} "
+                          f"({unknown_keys(unknown, TOP_LEVEL, 'key')}); expected {sorted(TOP_LEVEL)}")
     if "model" not in cfg:
         raise ConfigError(f"{where}: 'model' (the student) is required")
     dataset = cfg.get("dataset") or {}
-    if not isinstance(dataset, dict) or set(dataset) - DATASET_KEYS:
+    if not isinstance(dataset, dict):
         raise ConfigError(f"{where}: 'dataset' must be a mapping with keys among {sorted(DATASET_KEYS)}")
+    if set(dataset) - DATASET_KEYS:
+        raise ConfigError(f"{where}: 'dataset': {unknown_keys(dataset, DATASET_KEYS, 'key')} "
+                          f"(keys: {sorted(DATASET_KEYS)})")
     launch = cfg.get("launch") or {}
-    if not isinstance(launch, dict) or set(launch) - LAUNCH_KEYS:
+    if not isinstance(launch, dict):
         raise ConfigError(f"{where}: 'launch' must be a mapping with keys among {sorted(LAUNCH_KEYS)}")
+    if set(launch) - LAUNCH_KEYS:
+        raise ConfigError(f"{where}: 'launch': {unknown_keys(launch, LAUNCH_KEYS, 'key')} (keys: {sorted(LAUNCH_KEYS)})")
     file_trainer = cfg.get("trainer") or {}
     if not isinstance(file_trainer, dict):
         raise ConfigError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
@@ -221,7 +262,8 @@ def resolve(
     cli.update(set_trainer or {})
     run_method = str(cli.get("method") or file_trainer.get("method") or "tgpo").lower()
     if run_method not in METHODS:
-        raise ConfigError(f"{where}: trainer.method={run_method!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"{where}: trainer.method={run_method!r}{did_you_mean(run_method, METHODS)} "
+                          f"(expected one of {', '.join(METHODS)})")
     preset = preset or cfg.get("preset")
     trainer = {**CLI_DEFAULTS, **file_trainer, **preset_settings(preset, run_method), **cli, "method": run_method}
     trainer["trust_remote_code"] = bool(cfg.get("trust_remote_code", False))
@@ -266,6 +308,7 @@ def build_args(run: RunConfig):
     from .config import TGPOConfig
 
     kwargs = dict(run.trainer)
+    check_trainer_fields(kwargs)
     if not torch.cuda.is_available():
         for key, value in CPU_DEFAULTS.items():
             kwargs.setdefault(key, value)

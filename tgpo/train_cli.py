@@ -25,12 +25,29 @@ from .run_config import ConfigError
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+def method_name(text: str) -> str:
+    """An ``argparse`` type: a registered method. The registry (and torch with it) is imported only when the option
+    is given, so that ``tgpo train --help`` stays fast."""
+    import argparse
+
+    from .objectives import METHODS
+    from .run_config import did_you_mean
+
+    name = text.lower()
+    if name not in METHODS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r}{did_you_mean(name, METHODS)} "
+                                         f"(choose from {', '.join(METHODS)})")
+    return name
+
+
 def add_arguments(parser) -> None:
     from .cli import positive_int
-    from .objectives import METHODS
 
-    parser.add_argument("--config", required=True, help="YAML file (schema: `tgpo.run_config` docstring)")
-    parser.add_argument("--method", choices=list(METHODS), help="override trainer.method")
+    parser.add_argument("--config", required=True, help="YAML run config (schema: the tgpo.run_config docstring; "
+                                                        "examples: examples/lab_tgpo.yaml)")
+    parser.add_argument("--method", type=method_name, metavar="METHOD",
+                        help="override trainer.method: tgpo (TGPO-Reg), tgpo_adv, grpo, rkl, kdrl, luffy, ... "
+                             "(the registry tgpo.objectives.METHODS; docs/method.md)")
     parser.add_argument("--preset", help="settings preset: controlled, authors_final or authors_early "
                                          "(normalisation and aggregation per method; see docs/method.md §3)")
     parser.add_argument("--max-steps", type=positive_int, help="override trainer.max_steps (>= 1)")
@@ -39,7 +56,8 @@ def add_arguments(parser) -> None:
     mode.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in output_dir")
     mode.add_argument("--overwrite", action="store_true",
                       help="move an earlier run in output_dir aside (to <dir>.previous-<time>) and start afresh")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a dotted key of the YAML, e.g. trainer.learning_rate=1e-5 (repeatable)")
     parser.add_argument("--prepared", action="store_true",
                         help="train the folders made by repro/launch/prepare_models.sh (the config's launch.prepared)")
     parser.add_argument("--dry-run", action="store_true",
@@ -126,6 +144,17 @@ def _refuse_output_over_inputs(output_dir, config) -> None:
         raise ConfigError(message)
 
 
+def check_report_backends(report_to) -> None:
+    """Stop before any model loads when a ``report_to`` backend is not installed (transformers would raise at the
+    trainer's start), naming the package to install."""
+    from .plan import missing_report_backends
+
+    missing = missing_report_backends(report_to)
+    if missing:
+        raise ConfigError("trainer.report_to: " + ", ".join(f"{b} is not installed (pip install {pkg})"
+                                                            for b, pkg in missing.items()))
+
+
 def _dry_run(args) -> int:
     from .plan import PlanError, build_plan, render_plan
     from .run_config import load_run_config
@@ -154,6 +183,7 @@ def run(args) -> int:
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
         _refuse_output_over_inputs(targs.output_dir, config)
+        check_report_backends(targs.report_to)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         trainer = build_trainer(config, targs)
     except (ConfigError, DataError, FileNotFoundError, VocabularyMismatchError) as err:

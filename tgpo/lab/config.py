@@ -183,9 +183,12 @@ def get_model_config(name: str) -> LabModelConfig:
     if name in MODELS:
         return MODELS[name]
     m = _TEACHER_RE.match(name)
-    if m:
+    if m and 0.0 <= float(m.group(1)) <= 1.0:
         return teacher_config(float(m.group(1)), name=name)
-    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)} or teacher_t<share>")
+    if m:
+        raise KeyError(f"unknown lab model {name!r}: teacher_t<share> takes a share of T-style steps in [0, 1], "
+                       f"e.g. teacher_t0.3")
+    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)} or teacher_t<share> (share in [0, 1])")
 
 
 #: Pre-training fields omitted from the hash at their neutral value (added later; keeps older hashes valid).

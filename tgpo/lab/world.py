@@ -29,9 +29,11 @@ dev_k<k>    k-operand one-digit sums for early stopping                    never
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from tgpo.lab.config import WORLD, WorldConfig
 from tgpo.lab.tokenizer import BOXED
@@ -199,6 +201,21 @@ def as_dataset(name: str, n: int | None = None, seed: int | None = None, world: 
 def rl_dataset(n: int = 1024, seed: int = 0):
     """The RL stage's training prompts (k=4, never held out)."""
     return as_dataset("rl_train", n=n, seed=seed)
+
+
+#: The columns ``tgpo train`` reads from a lab JSONL (tgpo.data): the prompt, the gold answer, a teacher trace (LUFFY).
+TRAIN_COLUMNS = ("prompt", "answer", "teacher_completion")
+
+
+def write_jsonl(path, name: str = "rl_train", n: int | None = None, seed: int | None = None,
+                world: WorldConfig = WORLD) -> int:
+    """Write split ``name``'s rows (:func:`make_split`) as JSONL with :data:`TRAIN_COLUMNS`, the file a run
+    config's ``dataset.path`` reads; returns the number of rows."""
+    rows = make_split(name, n=n, seed=seed, world=world)
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps({k: row[k] for k in TRAIN_COLUMNS}) + "\n")
+    return len(rows)
 
 
 # --------------------------------------------------------------------------- grading

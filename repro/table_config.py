@@ -1,0 +1,225 @@
+"""Table configs: one schema for every profile, loaded and checked.
+
+**Table configs** (``repro/configs/<profile>/<name>.yaml``; paper: ``repro/configs/paper/tables/<name>.yaml``) have
+one schema in every profile, read with :func:`tgpo.run_config.read_yaml` (``base:``/``inherit:`` files merged
+underneath; mappings merge key by key, lists — such as ``rows`` — are replaced)::
+
+    title: Table 1                       # heading of the written table
+    student: student                     # lab model name (tgpo.lab) | paper: Hub id of the base student
+    teacher: teacher_cross               # lab: the rows' teacher unless a row names its own
+    seeds: 3                             # default number of seeds (0..N-1); --seeds N overrides
+    rows:                                # display order; a bare name stands for {method: NAME}
+      - base                             # the untrained student (evaluated, not trained)
+      - grpo
+      - method: tgpo_adv                 # "base" or a name in tgpo.objectives.METHODS
+        label: TGPO-Adv                  # optional; default: the method's label (+ " (<variant>)")
+        variant: in-family               # optional: tells rows of one method apart (Table 3's teachers)
+        teacher: teacher_in              # lab, optional: this row's teacher
+        student: student_small           # lab, optional: this row's student
+        train_size: 3840                 # lab, optional: this row's number of RL prompts
+        trainer: {guidance_weight: 0.02} # lab, optional: TGPOConfig fields over the table's `trainer`
+        config: ../7b_cross_tgpo_adv.yaml   # paper, required for a trained row: its training config (relative
+                                            # to this file; `tgpo train` resolves it, --preset on top)
+    columns: {task: label}               # lm-eval task -> column label, in order
+    averages: {label: [column, ...]}     # unweighted means of columns, per seed
+    eval: {tasks: tgpo_lab, limit: null, batch_size: 100}    # paper: {tasks, backend, model_args}
+    train_size: 1600                     # lab: RL prompts per run (tgpo.lab.rl_dataset(n, data_seed))
+    data_seed: 0                         # lab
+    trainer: {...}                       # lab: TGPOConfig fields shared by every row
+    reported_models: [...]               # paper: models of the reported-numbers section
+
+A script may read more keys of its own (the sweep's ``knob``). The settings preset (``--preset``) applies on top of
+every trained row's trainer settings (:func:`tgpo.run_config.resolve`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro.paths import CONFIGS
+
+PROFILES = ("lab", "smoke", "paper")
+LAB_PROFILES = ("lab", "smoke")
+#: The preset a profile's outputs are written under without a suffix (the lab compares methods under one
+#: normalisation; the paper profile runs what the authors ran).
+DEFAULT_PRESET = {"lab": "controlled", "smoke": "controlled", "paper": "authors_final"}
+BASE = "base"
+BASE_LABEL = "Base student"
+#: The row every other row is compared with (paired differences).
+REFERENCE_METHOD = "grpo"
+ROW_KEYS = {"method", "label", "variant", "teacher", "student", "train_size", "trainer", "config"}
+
+
+class UsageError(Exception):
+    """Bad input (arguments, configs, missing models): one line, exit code 2."""
+
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table (see the module docstring)."""
+
+    key: str
+    method: str
+    label: str
+    variant: str | None = None
+    teacher: str | None = None
+    student: str | None = None
+    train_size: int | None = None
+    trainer: dict = field(default_factory=dict, hash=False)
+    config: Path | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.method != BASE
+
+
+@dataclass
+class Table:
+    """A table config, loaded and checked."""
+
+    name: str
+    profile: str
+    path: Path
+    data: dict  # the whole merged config (for the manifest and a script's own keys)
+    rows: list[Row]
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @property
+    def student(self) -> str:
+        return self.data["student"]
+
+    @property
+    def teacher(self) -> str | None:
+        return self.data.get("teacher")
+
+    @property
+    def seeds(self) -> int:
+        return self.data["seeds"]
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.data["columns"]
+
+    @property
+    def averages(self) -> dict[str, list[str]]:
+        return self.data.get("averages") or {}
+
+    @property
+    def eval(self) -> dict:
+        return self.data.get("eval") or {}
+
+    @property
+    def trainer(self) -> dict:
+        return self.data.get("trainer") or {}
+
+    @property
+    def labels(self) -> list[str]:
+        return [row.label for row in self.rows]
+
+    def select(self, methods: Iterable[str] | None = None) -> list[Row]:
+        """The rows of the given methods (all rows without), in table order."""
+        wanted = None if methods is None else set(methods)
+        return [row for row in self.rows if wanted is None or row.method in wanted]
+
+
+def table_path(profile: str, name: str) -> Path:
+    return CONFIGS / profile / ("tables" if profile == "paper" else "") / f"{name}.yaml"
+
+
+def load_table(profile: str, name: str, path: Path | None = None) -> Table:
+    """``repro/configs/<profile>/<name>.yaml`` (paper: ``.../paper/tables/<name>.yaml``), checked; bad input raises
+    :class:`UsageError` naming the file."""
+    from tgpo.run_config import read_yaml
+
+    path = Path(path or table_path(profile, name))
+    if not path.exists():
+        raise UsageError(f"no {profile} config for {name}: {path} does not exist")
+    data = read_yaml(path)
+    where = f"config {path}"
+    for key in ("student", "rows", "columns", "seeds"):
+        if key not in data:
+            raise UsageError(f"{where}: '{key}' is required")
+    if not isinstance(data["seeds"], int) or isinstance(data["seeds"], bool) or data["seeds"] < 1:
+        raise UsageError(f"{where}: seeds={data['seeds']!r}; expected a whole number >= 1")
+    if not isinstance(data["rows"], list) or not data["rows"]:
+        raise UsageError(f"{where}: 'rows' must be a non-empty list")
+    labels = set(data["columns"].values())
+    for avg, members in (data.get("averages") or {}).items():
+        unknown = [m for m in members if m not in labels]
+        if unknown:
+            raise UsageError(f"{where}: average {avg!r} names unknown columns {unknown}")
+    rows = [parse_row(spec, path, profile) for spec in data["rows"]]
+    for attr in ("key", "label"):
+        values = [getattr(r, attr) for r in rows]
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise UsageError(f"{where}: rows with the same {attr}: {twice} (give them a `variant` or a `label`)")
+    return Table(name=name, profile=profile, path=path, data=data, rows=rows)
+
+
+def parse_row(spec, path: Path, profile: str) -> Row:
+    """One entry of ``rows`` (a method name or a mapping, see the module docstring)."""
+    from tgpo.objectives import METHODS
+
+    spec = {"method": spec} if isinstance(spec, str) else spec
+    where = f"config {path}: row {spec!r}"
+    if not isinstance(spec, dict) or "method" not in spec:
+        raise UsageError(f"{where}: expected a method name or a mapping with 'method'")
+    unknown = set(spec) - ROW_KEYS
+    if unknown:
+        raise UsageError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(ROW_KEYS)}")
+    method = str(spec["method"])
+    if method != BASE and method not in METHODS:
+        raise UsageError(f"{where}: method {method!r}; expected base or one of {', '.join(METHODS)}")
+    variant = None if spec.get("variant") is None else str(spec["variant"])
+    label = spec.get("label") or (BASE_LABEL if method == BASE else METHODS[method].label)
+    if variant is not None and not spec.get("label"):
+        label = f"{label} ({variant})"
+    trainer = spec.get("trainer") or {}
+    if not isinstance(trainer, dict):
+        raise UsageError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
+    config = spec.get("config")
+    if profile == "paper":
+        if trainer or any(spec.get(k) is not None for k in ("teacher", "student", "train_size")):
+            raise UsageError(f"{where}: a paper row names its training config (`config`), not lab settings")
+        if method != BASE and not config:
+            raise UsageError(f"{where}: a trained paper row needs `config` (its training config file)")
+    elif config:
+        raise UsageError(f"{where}: a lab row takes `trainer` overrides, not a training config file")
+    if config:
+        config = (path.parent / str(config)).resolve()
+        if not config.exists():
+            raise UsageError(f"{where}: training config {config} does not exist")
+    return Row(key=method if variant is None else f"{method}@{variant}", method=method, label=str(label),
+               variant=variant, teacher=spec.get("teacher"), student=spec.get("student"),
+               train_size=spec.get("train_size"), trainer=dict(trainer), config=config)
+
+
+
+def reported_for(name: str) -> tuple[list[str], list[str] | None]:
+    """The benchmarks and models of the paper's reported numbers for table ``name`` (from its paper config)."""
+    paper = load_table("paper", name)
+    return [t.removeprefix("tgpo_") for t in paper.columns], paper.get("reported_models")
+
+
+def reference_label(table: Table) -> str | None:
+    """The label of the row paired differences are taken from: the row of the config's ``reference_variant`` where it
+    names one (Figure 5: the paper's schedule), else the GRPO row; None when the table has none."""
+    wanted = table.get("reference_variant")
+    if wanted is None:
+        rows = [row for row in table.rows if row.method == REFERENCE_METHOD and row.variant is None]
+    else:
+        rows = [row for row in table.rows if row.variant == wanted]
+        if not rows:
+            raise UsageError(f"{table.path}: reference_variant {wanted!r} names none of the rows' variants "
+                             f"{[row.variant for row in table.rows]}")
+    return rows[0].label if rows else None
+
