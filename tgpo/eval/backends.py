@@ -134,15 +134,27 @@ class _Resumable:
         self.cached += len(requests) - len(todo)
         if self.cached:
             log.info("%d of %d answers from the cache; generating %d", self.cached, len(requests), len(todo))
-        todo.sort(key=lambda i: -len(str(requests[i].args[0])))  # long prompts together, as lm-eval batches them
-        for start in range(0, len(todo), self.resume_chunk):
-            chunk = todo[start : start + self.resume_chunk]
+        for chunk in self._chunks(requests, todo):
             outs = super().generate_until([requests[i] for i in chunk], disable_tqdm=True)
             self.cache.put_many([(keys[i], out) for i, out in zip(chunk, outs)])
             self.sent += len(chunk)
             for i, out in zip(chunk, outs):
                 answers[i] = out
         return answers
+
+    def _chunks(self, requests, todo: list[int]) -> list[list[int]]:
+        """``todo`` in chunks of ``resume_chunk`` (a multiple of the batch size), each of one generation setting, in
+        the order lm-eval sorts a call's requests (longest prompt first, then the text; stable). lm-eval re-sorts
+        each chunk the same way, so the batches are those of one call over everything: the answers do not depend
+        on the chunking (padding differs with the batch)."""
+        groups: dict[str, list[int]] = {}
+        for i in todo:
+            groups.setdefault(json.dumps(requests[i].args[1], sort_keys=True, default=str), []).append(i)
+        chunks = []
+        for members in groups.values():
+            members.sort(key=lambda i: (-len(self.tok_encode(requests[i].args[0])), requests[i].args[0]))
+            chunks += [members[k : k + self.resume_chunk] for k in range(0, len(members), self.resume_chunk)]
+        return chunks
 
 
 #: generation_config fields that do not change what is generated.
