@@ -291,3 +291,22 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     assert rc == 0
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+
+
+@pytest.mark.slow
+def test_hf_hub_log_args_go_through_lm_evals_evaluation_tracker(tmp_path):
+    """--hf_hub_log_args builds lm-eval's EvaluationTracker: with pushing off it saves lm-eval's own results and
+    samples files under <output-dir>/lm_eval (the Hub is not reachable here)."""
+    from stand_in_server import StandInServer, lookup_from_rows
+
+    import tgpo.tasks.utils as tu
+    from tgpo.eval import evaluate
+
+    os.environ["TGPO_BENCHMARK_DIR"] = str(FIXTURES)
+    lookup = lookup_from_rows({b: tu.benchmark_rows(b, FIXTURES) for b in tu.BENCHMARKS}, tu.CHOICE_BENCHMARKS)
+    with StandInServer(lookup) as srv:
+        result = evaluate("stand-in", "tgpo_math500", backend="api", base_url=srv.base_url, limit=2, retry_wait=0,
+                          output_dir=tmp_path / "out", hf_hub_log_args="push_results_to_hub=False")
+    assert result.status == 0
+    saved = sorted(p.name for p in (tmp_path / "out" / "lm_eval").rglob("*.json*"))
+    assert any(n.startswith("results_") for n in saved) and any(n.startswith("samples_tgpo_math500") for n in saved)

@@ -325,7 +325,7 @@ def manifest_of(run: Mapping[str, Any], found: Sequence[tuple[str, bool]]) -> di
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(s).items() if k != "command"}
     return {
         "command": "tgpo eval",
-        "argv": list(s.command) if s.command is not None else None,
+        "argv": list(s.command) if s.command is not None else ["tgpo.eval.evaluate (Python)"],
         "args": settings,  # every setting of the run (EvalSettings fields)
         "backend": s.backend,
         "lm_eval_model": type(lm).__name__,

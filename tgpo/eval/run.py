@@ -309,13 +309,17 @@ def _loggers(s: EvalSettings, out_dir: Path) -> dict[str, Any]:
 
 
 def _log(loggers: Mapping[str, Any], results: Mapping[str, Any]) -> None:
+    """Hand the results to lm-eval's loggers. A logger that fails is one line: the eval's own files are written."""
     samples = results.get("samples") or {}
     if "wandb" in loggers:
         wandb = loggers["wandb"]
-        wandb.post_init(dict(results))
-        wandb.log_eval_result()
-        wandb.log_eval_samples(samples)
-        wandb.run.finish()
+        try:
+            wandb.post_init(dict(results))
+            wandb.log_eval_result()
+            wandb.log_eval_samples(samples)
+            wandb.run.finish()
+        except Exception as e:  # noqa: BLE001 - as lm-eval's own CLI: logging never loses the results
+            print(f"tgpo eval: logging to W&B failed ({type(e).__name__}: {e})", file=sys.stderr)
     if "tracker" in loggers:
         tracker = loggers["tracker"]
         tracker.save_results_aggregated(results=dict(results), samples=samples)
