@@ -207,6 +207,7 @@ class GuardedHFLM(_Resumable, HFLM):
 def guarded_vllm_class():
     """lm-eval's ``vllm`` model with the context guard, the resumable cache, and every ``SamplingParams`` field set
     (imported on demand: vLLM is a GPU-only extra)."""
+    from lm_eval.models.utils import handle_stop_sequences
     from lm_eval.models.vllm_causallms import VLLM
 
     from tgpo.eval.protocol import effective_settings, vllm_sampling_kwargs
@@ -218,7 +219,8 @@ def guarded_vllm_class():
         def modify_gen_kwargs(gen_kwargs, eos=None, default_max_gen_toks: int = 256):
             # lm-eval's version passes on only what the task names; vLLM would default the rest from the checkpoint
             params = vllm_sampling_kwargs(effective_settings({"max_gen_toks": default_max_gen_toks}, gen_kwargs))
-            return params, params.pop("stop"), params.pop("max_tokens")
+            until = handle_stop_sequences(params.pop("stop"), eos=eos[0] if isinstance(eos, list) else eos)
+            return params, until, params.pop("max_tokens")
 
     return GuardedVLLM
 
