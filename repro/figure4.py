@@ -18,7 +18,6 @@ from repro.session import archive
 
 NAME = "figure4"
 FIGURES = {"figure4": "table1", "figure6": "table2"}  # figure -> the table whose runs it plots
-METHODS = ["tgpo", "tgpo_adv", "rkl", "kdrl", "luffy", "grpo"]
 SUFFIXES = (".png", "_runs.json", "_manifest.json")
 PANELS = ["reward", "completions/mean_length", "grad_norm", "guidance/grad_share",
           ["teacher/argmax_agreement/content", "teacher/argmax_agreement/style"]]
@@ -28,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
     tables = {figure: table_config.load_table(args.profile, name) for figure, name in FIGURES.items()}
     stems = {figure: options.output_stem(figure, args, table) for figure, table in tables.items()}
-    plans = {figure: planning.plan_runs(table, args, rows=table.select(METHODS)) for figure, table in tables.items()}
+    plans = {figure: planning.plan_runs(table, args, rows=table.select(curve_methods()))
+             for figure, table in tables.items()}
     if args.dry_run:
         return max(planning.print_plan(plan) for plan in plans.values())
     for plan in plans.values():
@@ -48,10 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def curve_methods() -> list[str]:
+    """The methods whose training curves the figures plot, in the registry's order (the legend's): every registered
+    method with ``curves`` set (``tgpo.objectives.Method``; the authors' KDRL variant has none)."""
+    from tgpo.objectives import METHODS
+
+    return [name for name, spec in METHODS.items() if spec.curves]
+
+
 def plan_rows(plan: planning.Plan) -> list[table_config.Row]:
-    """The plan's rows in the order of :data:`METHODS` (the legend's order)."""
-    rows = plan.table.select(METHODS)
-    return sorted(rows, key=lambda row: METHODS.index(row.method))
+    """The plan's rows in the order of :func:`curve_methods` (the legend's order)."""
+    order = curve_methods()
+    rows = plan.table.select(order)
+    return sorted(rows, key=lambda row: order.index(row.method))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_hf_generation_config_changes_nothing(tmp_path, capsys):
     assert manifest["checkpoint_generation_config_ignored"].items() >= HOSTILE.items()
     settings = manifest["generation"]["tgpo_lab_id"]
     assert None not in settings.values() and settings["max_gen_toks"] == 128 and settings["top_k"] == 0
-    assert set(manifest["grader_versions"]) == {"math-verify", "latex2sympy2_extended"}
+    assert {"math-verify", "latex2sympy2_extended"} <= set(manifest["grader_versions"])
     assert json.loads((hostile.output_dir / "manifest.json").read_text())["generation"] == manifest["generation"]
     assert {p.name for p in hostile.paths} >= {"summary.csv", "summary.md", "manifest.json"}
 

@@ -319,6 +319,7 @@ def write_outputs(out_dir: Path, results: Mapping[str, Any], rows: Sequence[Mapp
 def manifest_of(run: Mapping[str, Any], found: Sequence[tuple[str, bool]]) -> dict[str, Any]:
     """``manifest.json``: the command, the settings, every task's effective generation settings, the deviations from
     the protocol, the requests (sent, cached, missing, what the server answered as), versions (the grader's too)."""
+    from tgpo.grading import grader_versions
     from tgpo.provenance import git_sha, package_versions
 
     s, lm = run["settings"], run["lm"]
@@ -344,8 +345,7 @@ def manifest_of(run: Mapping[str, Any], found: Sequence[tuple[str, bool]]) -> di
                      "server_echoed": dict(getattr(lm, "echoed", {}) or {})},
         "git_sha": git_sha(),
         "versions": package_versions(),
-        "grader_versions": {k: v for k, v in package_versions(("math-verify", "latex2sympy2_extended")).items()
-                            if k != "python"},
+        "grader_versions": grader_versions(),
         "started": run["started"].isoformat(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(),
     }

@@ -241,9 +241,9 @@ def run(s: EvalSettings) -> EvalResult:
 
     from lm_eval import simple_evaluate
 
-    from tgpo import scoring
+    from tgpo import grading
 
-    scoring.warmup()
+    grading.warmup()
     lm = build_model(s, out_dir, model_args)
     cache = getattr(lm, "cache", None)
     started = _dt.datetime.now(_dt.timezone.utc)
