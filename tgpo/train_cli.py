@@ -139,7 +139,7 @@ def _refuse_output_over_inputs(output_dir, config) -> None:
     from .outputs import overlapping_input
 
     message = overlapping_input(output_dir, {"student": config.model, "teacher": config.teacher_model,
-                                             "dataset": (config.dataset or {}).get("path")})
+                                             "dataset": getattr(config.dataset, "path", None)})
     if message:
         raise ConfigError(message)
 
