@@ -31,8 +31,8 @@ from tgpo.resources import SYSTEM_PROMPT
 @dataclasses.dataclass
 class EvalResult:
     """What :func:`evaluate` returns. ``scores``: a pandas DataFrame, one row per task and group (the columns of
-    ``summary.csv``); ``status``: 0 complete, 1 incomplete (rerun into ``output_dir`` to fill the gaps), 130
-    interrupted; ``paths``: the files written; ``manifest``: ``manifest.json`` as a dict."""
+    ``summary.csv``); ``status``: 0 complete, 1 incomplete (rerun into ``output_dir`` to fill the gaps; an
+    interruption raises :class:`EvalInterrupted` instead); ``paths``: the files written; ``manifest``: ``manifest.json`` as a dict."""
 
     scores: Any
     output_dir: Path
