@@ -133,6 +133,17 @@ def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) ->
     return checkpoint
 
 
+def _refuse_output_over_inputs(output_dir, config) -> None:
+    """An output folder that is, or contains, the student, teacher or data is refused before ``--overwrite``
+    moves anything (it would move the model it is about to load)."""
+    from .outputs import overlapping_input
+
+    message = overlapping_input(output_dir, {"student": config.model, "teacher": config.teacher_model,
+                                             "dataset": getattr(config.dataset, "path", None)})
+    if message:
+        raise ConfigError(message)
+
+
 def check_report_backends(report_to) -> None:
     """Stop before any model loads when a ``report_to`` backend is not installed (transformers would raise at the
     trainer's start), naming the package to install."""
@@ -171,6 +182,7 @@ def run(args) -> int:
         config = load_run_config(args.config, args.set, method=args.method, max_steps=args.max_steps,
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
+        _refuse_output_over_inputs(targs.output_dir, config)
         check_report_backends(targs.report_to)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         trainer = build_trainer(config, targs)
