@@ -5,8 +5,9 @@ the script reads the records of its plan from the committed files instead of run
 ``<stem>_runs.json``, else the runs of the table it plots at the same preset and seeds (Figure 4 plots Table 1's runs,
 so ``figure4 --seeds 6`` reads ``table1_6seeds_runs.json``). Only figures are written. The manifest says how the
 figure was made: an existing manifest of the same runs gets a ``redrawn`` entry (command, commit, time, the records
-file and its sha256); a figure without one gets a new manifest whose ``rows`` describe the runs and whose
-``redrawn`` entry names the records file it was drawn from.
+file and its sha256); a figure without one gets a new manifest: a copy of the records' own manifest (how the runs
+were made: commit, versions, machine, config; ``runs_made_by`` names it) with the figure's rows, its command and the
+``redrawn`` entry.
 """
 
 from __future__ import annotations
@@ -61,14 +62,21 @@ def redrawn_entry(script: str, source: Path, figures: list[str]) -> dict:
 
 
 def note(manifest: Manifest, out_dir: Path, stem: str, records: list[dict], source: Path, figures: list[str]) -> Path:
-    """Record the redraw in ``<stem>_manifest.json`` (see the module docstring)."""
+    """Record the redraw in ``<stem>_manifest.json`` (see the module docstring). A new manifest copies how the runs
+    were made (commit, versions, machine, config) from the records' own manifest, and lists only the figure's rows."""
+    from repro.manifest import cache_summary, row_provenance
+
     target = out_dir / f"{stem}_manifest.json"
     entry = redrawn_entry(manifest.script, source, figures)
-    if target.exists():
-        made = json.loads(target.read_text(encoding="utf-8"))
-        if made.get("seeds") == manifest.seeds:
-            made["redrawn"] = entry
-            target.write_text(json.dumps(made, indent=2, default=str) + "\n")
-            return target
-    manifest.extra = {**manifest.extra, "redrawn": entry}
-    return manifest.write(out_dir, stem, records)
+    made = json.loads(target.read_text(encoding="utf-8")) if target.exists() else None
+    if made is None or made.get("seeds") != manifest.seeds:
+        runs_manifest = Path(str(source).removesuffix("_runs.json") + "_manifest.json")
+        if not runs_manifest.exists():
+            manifest.extra = {**manifest.extra, "redrawn": entry}
+            return manifest.write(out_dir, stem, records)
+        made = json.loads(runs_manifest.read_text(encoding="utf-8"))
+        made.update(script=manifest.script, command=entry["command"], rows=row_provenance(records),
+                    cache=cache_summary(records), runs_made_by=_relative(runs_manifest))
+    made["redrawn"] = entry
+    target.write_text(json.dumps(made, indent=2, default=str) + "\n")
+    return target
