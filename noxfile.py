@@ -96,7 +96,12 @@ def bench(session: nox.Session) -> None:
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("python", "repro/bench.py", *session.posargs)
     if os.environ.get("TGPO_BENCHMARK_DIR"):
-        session.run("python", "repro/bench_scorer.py")
+        session.run("python", "-m", "bench.grader")
     else:
-        session.warn("TGPO_BENCHMARK_DIR is not set: the grader's throughput and oat agreement (repro/bench_scorer.py) "
+        session.warn("TGPO_BENCHMARK_DIR is not set: the grader's throughput and oat agreement (python -m bench.grader) "
                      "were not measured")
+    if os.environ.get("TGPO_MV060_PYTHON"):  # an interpreter with math-verify 0.6.0 (bench/mathverify_compat.py)
+        session.run("python", "-m", "bench.mathverify_compat")
+    else:
+        session.warn("TGPO_MV060_PYTHON is not set: the authors' grade was not compared with math-verify 0.6.0 "
+                     "(python -m bench.mathverify_compat)")

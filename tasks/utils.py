@@ -18,7 +18,8 @@ Data source, per benchmark:
 Metrics (docs/method.md §4), each the mean over problems: ``pass@1`` and ``pass@k`` with the strict grade
 (primary), ``pass@1_authors`` and ``pass@k_authors`` with the authors' rule, and ``disagreement``, the share of
 samples the two grades judge differently. The ``none`` filter grades every sample of a task in one parallel
-batch (``tgpo.scoring.grade_batch``); ``process_results`` then only looks the verdicts up.
+batch (``tgpo.grading.grade_batch``); ``process_results`` then grades its problem's samples again, which the
+grader's verdict cache answers without recomputing (no state of its own is kept here).
 
 Reuse in other task folders (verified for a sub-folder such as ``tasks/lab``). lm-eval resolves
 ``!function utils.x`` next to the YAML that contains it (``../`` is not supported), so a sub-folder keeps a
@@ -143,7 +144,7 @@ def _answer_text(value: Any) -> str:
         value = ", ".join(str(v) for v in value)
     text = str(value).strip()
     if "\\boxed" in text:  # some sets ship a solution whose last box is the answer
-        from tgpo.scoring import extract_last_boxed
+        from tgpo.grading import extract_last_boxed
 
         text = extract_last_boxed(text) or text
     return text
@@ -263,10 +264,6 @@ def load_jsonl(
 # Grading filter and metrics
 # ------------------------------------------------------------------------------------------------------
 
-#: Verdicts computed by :func:`grade_all` for the task being scored: (kind, gold, think, response) -> Verdicts.
-_GRADED: dict[tuple, Any] = {}
-
-
 def _responses(results: Sequence[Any]) -> list[str]:
     out: list[str] = []
     for r in results:
@@ -281,21 +278,23 @@ def _grading_key(doc: dict[str, Any], response: str) -> tuple:
     return (doc.get("kind", "math"), str(doc["answer"]), bool(doc.get("prompt_ends_in_think")), response)
 
 
-def _grade(keys: list[tuple]) -> None:
-    """Both grades of every key not graded yet, in one parallel batch per (kind, think)."""
-    from tgpo.scoring import grade_batch
+def _grade(keys: list[tuple]) -> list:
+    """Both grades (``tgpo.grading.Verdicts``) of every key, in one parallel batch per (kind, think)."""
+    from tgpo.grading import grade_batch
 
-    todo = [k for k in dict.fromkeys(keys) if k not in _GRADED]
-    for kind, think in {(k[0], k[2]) for k in todo}:
+    verdicts: dict[tuple, Any] = {}
+    todo = list(dict.fromkeys(keys))
+    for kind, think in dict.fromkeys((k[0], k[2]) for k in todo):
         group = [k for k in todo if k[0] == kind and k[2] == think]
-        verdicts = grade_batch([k[3] for k in group], [k[1] for k in group], kind=kind, prompt_ends_in_think=think)
-        _GRADED.update(zip(group, verdicts))
+        graded = grade_batch([k[3] for k in group], [k[1] for k in group], kind=kind, prompt_ends_in_think=think)
+        verdicts.update(zip(group, graded))
+    return [verdicts[k] for k in keys]
 
 
 def grade_all(resps, docs):
     """Filter (``function: custom``): keeps every repeat, so ``process_results`` sees all k samples, and
-    grades all samples of the task at once, in parallel, before lm-eval scores them one problem at a time."""
-    _GRADED.clear()
+    grades all samples of the task at once, in parallel, before lm-eval scores them one problem at a time (the
+    verdicts wait in the grader's cache)."""
     _grade([_grading_key(doc, r) for doc, rs in zip(docs, resps) for r in _responses(rs)])
     return resps
 
@@ -330,7 +329,5 @@ METRICS = ("pass@1", "pass@k", "pass@1_authors", "pass@k_authors", "disagreement
 
 def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, float]:
     """lm-eval ``process_results``: both grades of all repeats of ``doc`` against ``doc["answer"]``."""
-    keys = [_grading_key(doc, r) for r in _responses(results)]
-    _grade(keys)  # already done by grade_all when the task uses it
-    verdicts = [_GRADED[k] for k in keys]
+    verdicts = _grade([_grading_key(doc, r) for r in _responses(results)])  # cached by grade_all's batch
     return score_verdicts([v.strict for v in verdicts], [v.authors for v in verdicts])

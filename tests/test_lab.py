@@ -114,7 +114,7 @@ def test_solutions_evaluate_to_answer(name):
 
 
 def test_solutions_accepted_by_project_scorer():
-    scoring = pytest.importorskip("tgpo.scoring")
+    scoring = pytest.importorskip("tgpo.grading")
     for name in W.EVAL_SPLITS:
         for r in W.make_split(name, n=10):
             assert scoring.math_correct(r["solution"], r["answer"])

@@ -431,7 +431,7 @@ def test_tgpo_adv_with_zero_weight_is_grpo_and_the_registry_knows_every_method()
                        entropy=torch.zeros_like(logp), guided_logp=gather_logp(logits, yT).detach(), guidance_weight=0.0)
     cfg = obj.LossConfig()
     assert torch.equal(obj.method_loss("tgpo_adv", x, cfg).loss, obj.method_loss("grpo", x, cfg).loss)
-    assert list(obj.METHODS) == ["grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"]
+    assert list(obj.METHODS) == ["grpo", "luffy", "rkl", "kdrl", "kdrl_authors", "tgpo", "tgpo_adv"]
     with pytest.raises(ValueError, match="already registered"):
         obj.register("grpo", obj.grpo, label="again")
     with pytest.raises(ValueError, match="unknown method 'nope'"):

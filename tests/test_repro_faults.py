@@ -233,7 +233,7 @@ def test_job_processes_get_the_job_environment_and_the_caller_keeps_its_own(tmp_
 
 def test_the_hashed_sources_cover_the_package_the_lab_tasks_and_the_runner():
     names = run_cache.source_files()
-    for name in ("tgpo/trainer.py", "tgpo/objectives.py", "tgpo/scoring.py", "tgpo/lab/world.py",
+    for name in ("tgpo/trainer.py", "tgpo/objectives.py", "tgpo/grading/verdicts.py", "tgpo/lab/world.py",
                  "tgpo/resources/presets.yaml", "repro/lab_runner.py"):
         assert name in names, name
     assert any(n.endswith("lab/utils.py") for n in names) and any(n.endswith("lab/tgpo_lab_id.yaml") for n in names)

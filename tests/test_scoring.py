@@ -1,6 +1,6 @@
-"""tgpo.scoring: the one grader for reward and evaluation, strict and the authors' rule (docs/method.md §4).
+"""tgpo.grading: the one grader for reward and evaluation, strict and the authors' rule (docs/method.md §4).
 
-Speed is measured by repro/bench_scorer.py, not asserted here (a shared machine makes a rate flaky)."""
+Speed is measured by `python -m bench.grader`, not asserted here (a shared machine makes a rate flaky)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tgpo.scoring import (
+from tgpo.grading import (
     SMALL_GOLD_REL_TOL,
     Verdicts,
+    authors_reward_v3_batch,
     choice_correct,
     extract_choice,
     extract_last_boxed,
@@ -308,3 +309,79 @@ def test_adversarial_bounded_authors(completion):
     t = time.monotonic()
     assert math_correct(completion, "1", protocol="authors") is False
     assert time.monotonic() - t < 5.0
+
+
+def test_deprecated_paths_and_names_still_answer():
+    """tgpo.scoring, tgpo.oat_grader.boxed_reward and tgpo.rewards.boxed_reward stay for one release, warning."""
+    import importlib
+    import sys
+
+    from tgpo import rewards
+    from tgpo.grading.oat import oat_boxed_correct
+
+    sys.modules.pop("tgpo.scoring", None)
+    with pytest.warns(DeprecationWarning):
+        scoring = importlib.import_module("tgpo.scoring")
+    assert scoring.math_correct is math_correct and scoring.grade_batch is grade_batch
+    from tgpo import oat_grader
+
+    with pytest.warns(DeprecationWarning):
+        assert oat_grader.boxed_reward(r"so \boxed{\frac{1}{2}}", "0.5") is oat_boxed_correct(r"\boxed{0.5}", "1/2")
+    with pytest.warns(DeprecationWarning):
+        assert rewards.boxed_reward([r"\boxed{3}", r"\boxed{4}"], answer=["3", "3"]) == [1.0, 0.0]
+    assert rewards.REWARD_FUNCTIONS["boxed"] is rewards.strict_boxed_reward
+
+
+# ------------------------------------------------------------------------------------------------------
+# The authors' grade reproduces math-verify 0.6.0 (their pin); the strict grade keeps the installed library
+# ------------------------------------------------------------------------------------------------------
+
+MV060 = [
+    # (text after </think>, gold, 0.6.0's verdict, why)
+    (r"first \boxed{3} then \boxed{5}", "5", True, "several boxes: 0.6.0 takes the last (0.9: {3, 5})"),
+    (r"\boxed{3} \boxed{5}", "5", True, "boxes close together: still the last"),
+    (r"\boxed{5}, \boxed{5}", "5", True, "a repeated box joined by a comma"),
+    (r"\boxed{0}, \boxed{720}", "720", True, "0,720 is 720 with a thousands comma (0.9: 0.720)"),
+    (r"\boxed{3} and \boxed{5}", "3, 5", True, "boxes joined by 'and' are one answer"),
+    (r"\boxed{10\%}", "10", False, "10% is 1/10, not 10 (0.9 accepts)"),
+    (r"\boxed{25}", r"25\%", False, "25 is not 25% (0.9 accepts)"),
+    (r"\boxed{25\%}", r"25\%", True, "25% is 25%"),
+    (r"\boxed{\frac{k-1}{l}}", r"\frac{K-1}{L}", False, "letter case kept (0.9 lowercases)"),
+    (r"\boxed{\text{evelyn}}", r"\text{Evelyn}", False, "names compared with case (0.9 without)"),
+    (r"\boxed{\text{0}}", "0", True, "the text of the answer equals the gold's"),
+]
+
+
+@pytest.mark.parametrize("answer,gold,expected,why", MV060, ids=[c[3] for c in MV060])
+def test_authors_grade_reproduces_math_verify_060(answer, gold, expected, why):
+    """The authors' Math-Verify half as math-verify 0.6.0 decides (measured against the real 0.6.0 by
+    ``python -m bench.mathverify_compat``): the ``authors_v3`` reward, which has no oat half, shows it."""
+    assert authors_reward_v3_batch([f"reasoning</think> {answer}"], gold) == [expected], why
+
+
+def test_the_strict_grade_keeps_the_installed_math_verify():
+    """The compatibility layer acts only inside the authors' grade: the strict grade in the same workers still
+    reads a percentage as its number and the last box as the answer."""
+    authors_reward_v3_batch([r"r</think> \boxed{10\%}", r"r</think> first \boxed{3} then \boxed{5}"], ["10", "5"])
+    assert math_correct_batch([r"\boxed{10\%}", r"first \boxed{3} then \boxed{5}", r"\boxed{\frac{k-1}{l}}"],
+                              ["10", "5", r"\frac{K-1}{L}"]) == [True, True, True]
+
+
+def test_last_box_as_060_reads_it():
+    from tgpo.grading.mv_compat import last_boxed_060
+
+    assert last_boxed_060(r"first \boxed{3} then \boxed{5}") == "5"
+    assert last_boxed_060(r"\boxed{1}, \boxed{2} or \boxed{3}") == "1,2,3"
+    assert last_boxed_060(r"\boxed{1} \fbox{2}") == "2"
+    assert last_boxed_060(r"so \boxed{3} and \boxed{4") == "{4"  # an unclosed last box: the rest of the text
+    assert last_boxed_060("no box") == "no box"
+
+
+def test_grader_versions_name_both_grades():
+    import importlib.metadata as md
+
+    from tgpo.grading import grader_versions
+
+    v = grader_versions()
+    assert v["math-verify"] == md.version("math-verify") and v["authors_math_verify"] == "0.6.0"
+    assert {"latex2sympy2_extended", "sympy"} <= set(v)

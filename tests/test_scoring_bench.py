@@ -1,22 +1,19 @@
-"""repro/bench_scorer.py runs end to end (quick sets, fixture benchmarks, no oat-llm wheel) and writes its files."""
+"""bench/grader.py (``python -m bench.grader``) runs end to end (quick sets, fixture benchmarks, no oat-llm wheel) and writes its files."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_scorer", ROOT / "repro" / "bench_scorer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bench import grader
+
+    return grader
 
 
 def test_generated_pairs_hold_right_and_wrong_answers():
@@ -40,3 +37,37 @@ def test_bench_writes_its_figures(tmp_path):
     slowest = next(float(r["value"]) for r in rows if r["section"] == "adversarial")
     assert slowest < 5.0
     assert "Throughput" in (tmp_path / "scorer.md").read_text()
+
+
+def test_compat_cases_cover_every_gold_form_and_template():
+    from bench import mathverify_compat as mc
+
+    cases = mc.generate(1000)
+    assert len(cases) == 1000 and cases == mc.generate(1000)  # deterministic
+    assert {c["category"] for c in cases} == {g[0] for g in mc.GOLDS}
+    assert {c["template"] for c in cases} == {t[0] for t in mc.TEMPLATES}
+    assert {c["right"] for c in cases} == {True, False} and {c["think"] for c in cases} == {True, False}
+    assert any(r"first \boxed" in c["response"] and "then" in c["response"] for c in cases)
+
+
+def test_compat_report_lists_every_disagreement(tmp_path):
+    from bench import mathverify_compat as mc
+
+    cases = mc.generate(4)
+    ours = [{k: True for k in mc.KINDS} for _ in cases]
+    ref = [dict(v) for v in ours]
+    ref[2]["mv"] = False
+    agree = mc.write_outputs(tmp_path, cases, ours, ref, {"math-verify": "0.6.0"})
+    assert agree["mv"] == 0.75 and agree["authors"] == 1.0
+    md = (tmp_path / "mathverify_compat.md").read_text()
+    assert "75.00% agreement (NOT met" in md and f"- case {cases[2]['id']} " in md and "mv: 0.6.0 False, ours True" in md
+    rows = list(csv.DictReader((tmp_path / "mathverify_compat.csv").open()))
+    assert len(rows) == 4 and rows[2]["mv_060"] == "0" and rows[2]["mv_ours"] == "1"
+
+
+def test_compat_bench_needs_a_reference_interpreter(capsys, monkeypatch):
+    from bench import mathverify_compat as mc
+
+    monkeypatch.delenv("TGPO_MV060_PYTHON", raising=False)
+    assert mc.main(["--reference-python", "/no/such/python"]) == 2
+    assert "math-verify 0.6.0" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 
 import tgpo.tasks.utils as U
 from tgpo.evaluate import tasks_dir
-from tgpo.scoring import grade_batch, math_correct_batch, warmup
+from tgpo.grading import grade_batch, math_correct_batch, warmup
 from tgpo.tasks import BenchmarkDataError
 
 TASKS = tasks_dir()

@@ -371,7 +371,7 @@ def test_bad_inputs_give_clear_errors(tiny_pair, tmp_path):
 
 
 def test_default_reward_is_math_correct_against_answer():
-    from tgpo.rewards import boxed_reward
+    from tgpo.rewards import strict_boxed_reward as boxed_reward
 
     got = boxed_reward([[{"role": "assistant", "content": "so \\boxed{7}"}], "\\boxed{8}"], answer=["7", "7"])
     assert got == [1.0, 0.0]

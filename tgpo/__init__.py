@@ -1,7 +1,7 @@
 """tgpo: Teacher-Guided Policy Optimization on TRL, with the paper's evaluation protocol.
 
 Heavy parts (TRL, lm-eval) are imported lazily so that ``tgpo.objectives`` and
-``tgpo.scoring`` stay cheap to import.
+``tgpo.grading`` stay cheap to import.
 """
 
 __version__ = "0.1.0"

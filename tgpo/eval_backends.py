@@ -10,7 +10,8 @@
   k times). Failures are retried with exponential backoff; a sample that still has no usable answer is
   counted per task (``missing``), the others are kept, and a rerun sends only what is missing (a run that
   ended complete leaves its cache to be archived, not reused). A refusal
-  (HTTP 4xx other than 408/429) stops the run with the server's own message.
+  (an HTTP 4xx status not in ``RETRY_STATUSES``, which are retried) stops the run with the
+  server's own message.
 """
 
 from __future__ import annotations

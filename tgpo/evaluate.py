@@ -393,9 +393,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from lm_eval import simple_evaluate
 
-    from tgpo import scoring
+    from tgpo import grading
 
-    scoring.warmup()
+    grading.warmup()
     lm = build_model(args, out_dir, extra)
     cache = getattr(lm, "cache", None)
     started = _dt.datetime.now(_dt.timezone.utc)

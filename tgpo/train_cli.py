@@ -30,11 +30,11 @@ def method_name(text: str) -> str:
     is given, so that ``tgpo train --help`` stays fast."""
     import argparse
 
-    from .objectives import METHODS
+    from .objectives import METHODS, method_choices
     from .run_config import did_you_mean
 
     name = text.lower()
-    if name not in METHODS:
+    if name not in method_choices():  # registered names and deprecated aliases (resolved with a warning)
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r}{did_you_mean(name, METHODS)} "
                                          f"(choose from {', '.join(METHODS)})")
     return name
@@ -82,10 +82,10 @@ def build_trainer(run, args=None):
     from .objectives import METHODS
 
     dataset = load_train_dataset(
-        run.dataset.get("path"),
+        run.dataset.path,
         tokenizer,
-        split=run.dataset.get("split", "train"),
-        limit=run.dataset.get("limit"),
+        split=run.dataset.split,
+        limit=run.dataset.limit,
         system_prompt=run.system_prompt,
         need_teacher=METHODS[args.method].off_policy_traces,
         max_positions=student_context_length(run.model),

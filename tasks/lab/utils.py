@@ -24,7 +24,7 @@ def load_ood(**kwargs):
 
 
 def process_results(doc: dict, results: list[str]) -> dict:
-    """pass@1 of the (greedy) completion, graded by ``tgpo.scoring.math_correct`` against ``doc["answer"]``."""
+    """pass@1 of the (greedy) completion, graded by ``tgpo.grading.math_correct`` against ``doc["answer"]``."""
     from tgpo.lab.world import is_correct
 
     return {"pass@1": float(is_correct(results[0], doc["answer"]))}

@@ -9,7 +9,7 @@ For the RL stage::
     teacher = model_path(TEACHER_CROSS)
     train = rl_dataset(n=1024, seed=0)      # datasets.Dataset with a "prompt" and an "answer" column
     # evaluate: tgpo eval --tasks tgpo_lab ...  (EVAL_GROUP / EVAL_TASKS; YAML in TASKS_DIR / "lab")
-    # reward:   tgpo.scoring.math_correct(completion, row["answer"])
+    # reward:   tgpo.grading.math_correct(completion, row["answer"])
 
 Heavy imports (torch, transformers, datasets) happen lazily.
 """

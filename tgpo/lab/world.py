@@ -220,7 +220,7 @@ def write_jsonl(path, name: str = "rl_train", n: int | None = None, seed: int | 
 
 # --------------------------------------------------------------------------- grading
 def is_correct(completion: str, answer: str) -> bool:
-    """The project's one grader, ``tgpo.scoring.math_correct`` (the lab's reward and metric, like the paper's)."""
-    from tgpo.scoring import math_correct
+    """The project's one grader, ``tgpo.grading.math_correct`` (the lab's reward and metric, like the paper's)."""
+    from tgpo.grading import math_correct
 
     return bool(math_correct(completion, answer))

@@ -1,8 +1,8 @@
-"""Scorer bench: ``python repro/bench_scorer.py`` (``nox -s bench`` runs it after ``repro/bench.py``).
+"""Grader bench: ``python -m bench.grader`` (``nox -s bench`` runs it after ``repro/bench.py``).
 
 Writes ``results/bench/scorer.csv`` (every figure) and ``results/bench/scorer.md`` (a short section):
 
-1. **Agreement with oat-llm.** ``tgpo.oat_grader.boxed_reward`` against oat-llm's own
+1. **Agreement with oat-llm.** ``tgpo.grading.oat.oat_boxed_correct`` against oat-llm's own
    ``boxed_reward_fn(response, gold, fast=False)`` on (completion, gold) pairs generated at run time from the
    benchmark files in ``TGPO_BENCHMARK_DIR``: every gold boxed as is and rewritten (fractions, decimals,
    ``\\text``/units/percent, spacing, assignments), wrong answers (another problem's gold, a changed digit, a
@@ -12,7 +12,7 @@ Writes ``results/bench/scorer.csv`` (every figure) and ``results/bench/scorer.md
    ``pip download oat-llm==0.2.4``. Nothing of oat is committed.
 2. **Disagreement of the two grades** (strict vs the authors' rule) per benchmark on the same pairs.
 3. **Throughput**: 1,000 realistic completions (about 4k characters, think block, half LaTeX answers, half
-   right), both grades, through ``tgpo.scoring.grade_batch`` on all workers. Goal >= 300 completions/s on 2 cores.
+   right), both grades, through ``tgpo.grading.grade_batch`` on all workers. Goal >= 300 completions/s on 2 cores.
 4. **Adversarial bounds**: the slowest single verdict (both protocols) on inputs built to stall a grader.
    Goal < 5 s. And ``choice_correct`` on 8,000 and 16,000 unclosed boxes (linear: about twice the time).
 
@@ -62,7 +62,7 @@ def read_benchmarks(data_dir: Path) -> dict[str, list[dict]]:
     for name in MATH + CHOICE:
         path = data_dir / f"{name}.jsonl"
         if not path.is_file():
-            print(f"[bench_scorer] {path} not found: {name} left out")
+            print(f"[bench.grader] {path} not found: {name} left out")
             continue
         rows[name] = [normalise_choice_row(r) if name in CHOICE else r for r in read_jsonl(path)]
     return rows
@@ -218,7 +218,7 @@ def load_oat_reference(path: Path | None):
         done = subprocess.run(cmd, capture_output=True, text=True)
         wheels = sorted(tmp.glob("oat_llm-*.whl"))
         if done.returncode or not wheels:
-            print(f"[bench_scorer] agreement not measured: could not fetch oat-llm's wheel "
+            print(f"[bench.grader] agreement not measured: could not fetch oat-llm's wheel "
                   f"({done.stderr.strip()[-200:]}); pass --oat-grader")
             return None
         path = wheels[0]
@@ -259,13 +259,13 @@ def _bounded(fn, seconds: int = 10):
 def measure_agreement(pairs, reference) -> dict:
     import logging
 
-    from tgpo.oat_grader import boxed_reward
+    from tgpo.grading.oat import oat_boxed_correct
 
     logging.disable(logging.WARNING)  # Math-Verify and pylatexenc warn on every call
     same, differ, skipped = 0, [], 0
     for bench, completion, gold in pairs:
         ref = _bounded(lambda c=completion, g=gold: reference(c, g, fast=False)[1] == 1.0)
-        ours = _bounded(lambda c=completion, g=gold: boxed_reward(c, g))
+        ours = _bounded(lambda c=completion, g=gold: oat_boxed_correct(c, g))
         if ref is None or ours is None:
             skipped += 1
             continue
@@ -279,7 +279,7 @@ def measure_agreement(pairs, reference) -> dict:
 
 
 def measure_disagreement(pairs) -> dict[str, dict]:
-    from tgpo.scoring import grade_batch
+    from tgpo.grading import grade_batch
 
     by_bench = defaultdict(list)
     for bench, completion, gold in pairs:
@@ -302,11 +302,11 @@ def measure_disagreement(pairs) -> dict[str, dict]:
 
 def _worker_cpu_seconds() -> float | None:
     """CPU seconds used so far by the grader's worker processes (Linux /proc; ``None`` elsewhere)."""
-    from tgpo import verdict_pool
+    from tgpo.grading import pool
 
     try:
         total = 0.0
-        for worker in list(verdict_pool._POOL._idle):  # the bench reads the pool's bookkeeping; nothing else does
+        for worker in list(pool._POOL._idle):  # the bench reads the pool's bookkeeping; nothing else does
             fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
@@ -317,7 +317,7 @@ def _worker_cpu_seconds() -> float | None:
 def measure_throughput(completions) -> dict:
     """Completions per second through ``grade_batch`` (both grades), after the workers have started: wall clock
     (what this machine gave, load included) and the CPU cost, which gives the rate of dedicated cores."""
-    from tgpo.scoring import grade_batch, warmup
+    from tgpo.grading import grade_batch, warmup
 
     warmup()
     cpu0, own0, t = _worker_cpu_seconds(), time.process_time(), time.perf_counter()
@@ -333,7 +333,7 @@ def measure_throughput(completions) -> dict:
 
 
 def measure_adversarial(cases) -> list[dict]:
-    from tgpo.scoring import choice_correct, math_correct
+    from tgpo.grading import choice_correct, math_correct
 
     out = []
     for name, completion, gold, kind in cases:
@@ -346,7 +346,7 @@ def measure_adversarial(cases) -> list[dict]:
 
 
 def measure_choice_scaling() -> dict:
-    from tgpo.scoring import choice_correct
+    from tgpo.grading import choice_correct
 
     times = {}
     for n in (8000, 16000):
@@ -388,7 +388,7 @@ def write_outputs(out: Path, agreement, disagreement, throughput, adversarial, s
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["section", "name", "value", "unit", "n", "note"])
         w.writerows(rows)
-    md = ["## Scorer (`python repro/bench_scorer.py`)", "",
+    md = ["## Scorer (`python -m bench.grader`)", "",
           f"{info['machine']}; load average at start {info['load']}. Figures in `scorer.csv`.", ""]
     if agreement is not None:
         ok = "met" if agreement["agree"] >= AGREEMENT_GOAL else "NOT met"
@@ -433,19 +433,19 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sets (a smoke run)")
     args = parser.parse_args(argv)
     if not args.benchmark_dir or not Path(args.benchmark_dir).is_dir():
-        print("bench_scorer: set TGPO_BENCHMARK_DIR (or --benchmark-dir) to the benchmark files", file=sys.stderr)
+        print("bench.grader: set TGPO_BENCHMARK_DIR (or --benchmark-dir) to the benchmark files", file=sys.stderr)
         return 2
     rows = read_benchmarks(Path(args.benchmark_dir))
     info = {"cpus": os.cpu_count(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
             "load": ", ".join(f"{x:.2f}" for x in os.getloadavg())}
     per_bench = 40 if args.quick else 400
     pairs = agreement_pairs(rows, per_bench)
-    print(f"[bench_scorer] {len(pairs)} pairs from {len(rows)} benchmarks ({dict(Counter(b for b, _, _ in pairs))})")
+    print(f"[bench.grader] {len(pairs)} pairs from {len(rows)} benchmarks ({dict(Counter(b for b, _, _ in pairs))})")
     agreement = None
     reference = None if args.no_agreement else load_oat_reference(args.oat_grader)
     if reference is not None:
         agreement = measure_agreement(pairs, reference)
-        print(f"[bench_scorer] agreement with oat-llm: {agreement['agree']:.4f} on {agreement['n']} pairs")
+        print(f"[bench.grader] agreement with oat-llm: {agreement['agree']:.4f} on {agreement['n']} pairs")
     disagreement = measure_disagreement(pairs)
     n = 200 if args.quick else 1000
     throughput = {
@@ -453,7 +453,7 @@ def main(argv=None) -> int:
         "1 sample per problem (no repeats)": measure_throughput(realistic_completions(rows, n, per_problem=1, seed=12)),
     }
     for label, tp in throughput.items():
-        print(f"[bench_scorer] throughput, {label}: {tp['per_s']:.0f} completions/s wall, "
+        print(f"[bench.grader] throughput, {label}: {tp['per_s']:.0f} completions/s wall, "
               f"{tp['per_s_2_cores'] or float('nan'):.0f} on 2 dedicated cores (both grades)")
     cases = adversarial_cases()[:3] if args.quick else adversarial_cases()
     adversarial = measure_adversarial(cases)
