@@ -235,6 +235,17 @@ def check_models(run, needs_teacher: bool | None = None) -> None:
         check_model_folder(run.teacher_model, "teacher model", run.trust_remote_code)
 
 
+def _refuse_output_over_inputs(output_dir, config) -> None:
+    """An output folder that is, or contains, the student, teacher or data is refused before ``--overwrite``
+    moves anything (it would move the model it is about to load)."""
+    from .outputs import overlapping_input
+
+    message = overlapping_input(output_dir, {"student": config.model, "teacher": config.teacher_model,
+                                             "dataset": getattr(config.dataset, "path", None)})
+    if message:
+        raise ConfigError(message)
+
+
 def check_report_backends(report_to) -> None:
     """Stop before any model loads when a ``report_to`` backend is not installed (transformers would raise at the
     trainer's start), naming the package to install."""
@@ -279,6 +290,7 @@ def run(args) -> int:
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
         check_models(config, targs.needs_teacher)
+        _refuse_output_over_inputs(targs.output_dir, config)
         check_report_backends(targs.report_to)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         record = run_record(config, targs)
