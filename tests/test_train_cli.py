@@ -157,6 +157,8 @@ def test_resume_refuses_a_changed_method_preset_or_schedule_naming_the_key(tiny_
     line = _error_line(capsys)
     assert key in line and "--allow-changes" in line
     assert not (run / "checkpoint-3").exists() and (run / "tgpo_run.yaml").read_text() == before
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "3", *change, "--dry-run"]) == 2
+    assert _error_line(capsys) == line  # the plan says so too, without loading a model
 
 
 def test_resume_with_allow_changes_uses_and_records_the_new_learning_rate(tiny_pair, tmp_path):

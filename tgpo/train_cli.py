@@ -257,6 +257,18 @@ def check_report_backends(report_to) -> None:
                                                             for b, pkg in missing.items()))
 
 
+def _check_resume_plan(run, allow_changes: bool) -> None:
+    """``--resume --dry-run``: the checks of :func:`check_resume` against the newest complete checkpoint, if any."""
+    from .checkpoints import newest_complete
+    from .provenance import run_record
+    from .run_config import build_args
+
+    args = build_args(run)
+    checkpoint, _ = newest_complete(args.output_dir)
+    if checkpoint is not None:
+        check_resume(args.output_dir, checkpoint, run_record(run, args), allow_changes)
+
+
 def _dry_run(args) -> int:
     from .plan import PlanError, build_plan, render_plan
     from .run_config import load_run_config
@@ -266,6 +278,8 @@ def _dry_run(args) -> int:
         run = load_run_config(args.config, args.set, method=args.method, max_steps=args.max_steps,
                               output_dir=args.output_dir, preset=args.preset, prepared=args.prepared, check_paths=False)
         check_models(run)
+        if args.resume:
+            _check_resume_plan(run, args.allow_changes)
         print(render_plan(build_plan(run)))
     except (ConfigError, PlanError, VocabularyMismatchError, FileNotFoundError) as err:
         print(f"tgpo train: error: {err}", file=sys.stderr)
