@@ -315,6 +315,9 @@ def test_job_processes_get_the_job_environment_and_the_caller_keeps_its_own(tmp_
     lab_runner._run_pool(jobs, 2, "t", done, keys, cache)
     assert [done[keys[name]]["env"] for name in ("a", "b")] == [lab_runner.JOB_ENV] * 2
     assert lab_runner.JOB_ENV["OMP_NUM_THREADS"] == "1" and "MALLOC_MMAP_THRESHOLD_" in lab_runner.JOB_ENV
+    # torch's, MKL's and oneDNN's kernels pinned to one instruction set, so another x86-64 machine makes the same runs
+    assert (lab_runner.JOB_ENV["ATEN_CPU_CAPABILITY"], lab_runner.JOB_ENV["MKL_CBWR"],
+            lab_runner.JOB_ENV["ONEDNN_MAX_CPU_ISA"]) == ("avx2", "AVX2", "AVX2")
     assert os.environ["OMP_NUM_THREADS"] == "7" and "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
