@@ -310,8 +310,8 @@ def _worker_cpu_seconds() -> float | None:
 
     try:
         total = 0.0
-        for worker in list(pool._POOL._idle):  # the bench reads the pool's bookkeeping; nothing else does
-            fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        for pid in pool._POOL.pids():  # the bench reads the pool's bookkeeping; nothing else does
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
     except (OSError, ValueError, AttributeError):
