@@ -138,15 +138,12 @@ def _curves(log_history: list[dict]) -> list[dict]:
 
 
 def _evaluate(model: str, job: LabJob, out_dir: Path) -> tuple[dict, dict]:
-    """``tgpo eval`` on the lab tasks; ``(scores, per-problem values)`` from its folder."""
-    from tgpo.cli import main as tgpo_main
+    """:func:`tgpo.eval.evaluate` on the lab tasks; ``(scores, per-problem values)`` from its folder."""
+    from tgpo.eval import evaluate
 
-    argv = ["eval", "--model", model, "--backend", "hf", "--tasks", job.eval_tasks, "--no-chat-template",
-            "--device", "cpu", "--batch-size", str(job.eval_batch_size), "--output-dir", str(out_dir),
-            "--seed", str(job.seed)]
-    if job.eval_limit:
-        argv += ["--limit", str(job.eval_limit)]
-    if tgpo_main(argv) != 0:
+    result = evaluate(model, job.eval_tasks, backend="hf", chat_template=False, device="cpu",
+                      batch_size=job.eval_batch_size, output_dir=out_dir, seed=job.seed, limit=job.eval_limit or None)
+    if result.status != 0:
         raise RuntimeError(f"tgpo eval failed for {model}")
     return read_eval_dir(out_dir)
 

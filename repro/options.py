@@ -54,6 +54,10 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
                              "is cached")
     parser.add_argument("--cache-after", help=argparse.SUPPRESS)  # reproduce_all --no-cache: share this invocation's runs
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit without training")
+    parser.add_argument("--redraw", action="store_true",
+                        help="draw this script's figures from the committed run records (<name>_runs.json, or the "
+                             "plotted table's runs of these seeds) without training; writes only figures and notes "
+                             "the redraw in the manifest")
     args = parser.parse_args(argv)
     args.preset = args.preset or DEFAULT_PRESET[args.profile]
     return args

@@ -66,7 +66,7 @@ def check_ready(plan: Plan) -> None:
     """Stop (one line) before anything is archived when a plan cannot run here: lab models not built, bad trainer
     settings; the paper profile without GPUs."""
     if plan.lab:
-        from tgpo.config import TGPOConfig
+        from tgpo.run_config import ConfigError, make_args
 
         for job in plan.jobs:
             for name in {job.student, *([job.teacher] if job.reads_teacher and job.teacher else [])}:
@@ -85,9 +85,9 @@ def check_ready(plan: Plan) -> None:
             try:
                 with warnings.catch_warnings():  # library deprecation notes are not this check's business
                     warnings.simplefilter("ignore")
-                    TGPOConfig(**{**trainer, "output_dir": str(runs_dir() / "check"), "use_cpu": True, "bf16": False})
-            except (TypeError, ValueError) as err:
-                raise UsageError(f"row {job.label!r}: {str(err).splitlines()[0]}") from None
+                    make_args({**trainer, "output_dir": str(runs_dir() / "check")}, probe=True, where=f"row {job.label!r}")
+            except ConfigError as err:
+                raise UsageError(str(err).splitlines()[0]) from None
         return
     missing = paper.requirements_missing()
     if missing:

@@ -11,6 +11,7 @@ underneath; mappings merge key by key, lists — such as ``rows`` — are replac
     rows:                                # display order; a bare name stands for {method: NAME}
       - base                             # the untrained student (evaluated, not trained)
       - grpo
+      - all_methods                      # lab: every registered method no other row names (registry order)
       - method: tgpo_adv                 # "base" or a name in tgpo.objectives.METHODS
         label: TGPO-Adv                  # optional; default: the method's label (+ " (<variant>)")
         variant: in-family               # optional: tells rows of one method apart (Table 3's teachers)
@@ -46,6 +47,8 @@ LAB_PROFILES = ("lab", "smoke")
 #: normalisation; the paper profile runs what the authors ran).
 DEFAULT_PRESET = {"lab": "controlled", "smoke": "controlled", "paper": "authors_final"}
 BASE = "base"
+#: A lab table row standing for every registered method that no other row names (:func:`expand_rows`).
+ALL_METHODS = "all_methods"
 BASE_LABEL = "Base student"
 #: The row every other row is compared with (paired differences).
 REFERENCE_METHOD = "grpo"
@@ -156,7 +159,7 @@ def load_table(profile: str, name: str, path: Path | None = None) -> Table:
         unknown = [m for m in members if m not in labels]
         if unknown:
             raise UsageError(f"{where}: average {avg!r} names unknown columns {unknown}")
-    rows = [parse_row(spec, path, profile) for spec in data["rows"]]
+    rows = [parse_row(spec, path, profile) for spec in expand_rows(data["rows"], where, profile)]
     for attr in ("key", "label"):
         values = [getattr(r, attr) for r in rows]
         twice = sorted({v for v in values if values.count(v) > 1})
@@ -165,9 +168,23 @@ def load_table(profile: str, name: str, path: Path | None = None) -> Table:
     return Table(name=name, profile=profile, path=path, data=data, rows=rows)
 
 
+def expand_rows(rows: list, where: str, profile: str) -> list:
+    """``rows`` with the entry :data:`ALL_METHODS` replaced by every registered method (``tgpo.objectives.METHODS``,
+    in its order) that no other row names: a lab table that lists it trains any method as soon as it is registered."""
+    from tgpo.objectives import METHODS, canonical_method
+
+    if ALL_METHODS not in rows:
+        return rows
+    if profile == "paper":
+        raise UsageError(f"{where}: '{ALL_METHODS}' is for lab tables; a paper row names its training config")
+    named = {canonical_method(r if isinstance(r, str) else r.get("method", "")) for r in rows if r != ALL_METHODS}
+    at = rows.index(ALL_METHODS)
+    return [*rows[:at], *(m for m in METHODS if m not in named), *(r for r in rows[at + 1:] if r != ALL_METHODS)]
+
+
 def parse_row(spec, path: Path, profile: str) -> Row:
     """One entry of ``rows`` (a method name or a mapping, see the module docstring)."""
-    from tgpo.objectives import METHODS
+    from tgpo.objectives import METHODS, canonical_method
 
     spec = {"method": spec} if isinstance(spec, str) else spec
     where = f"config {path}: row {spec!r}"
@@ -176,7 +193,7 @@ def parse_row(spec, path: Path, profile: str) -> Row:
     unknown = set(spec) - ROW_KEYS
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(ROW_KEYS)}")
-    method = str(spec["method"])
+    method = str(spec["method"]) if str(spec["method"]) == BASE else canonical_method(spec["method"])
     if method != BASE and method not in METHODS:
         raise UsageError(f"{where}: method {method!r}; expected base or one of {', '.join(METHODS)}")
     variant = None if spec.get("variant") is None else str(spec["variant"])

@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from tgpo.checkpoints import RECORD, newest_complete
 from tgpo.cli import main
-from tgpo.config import RANGES, TGPOConfig
+from tgpo.config import TGPOConfig, field_bounds
 
 ROWS = [{"problem": f"{i}+{i}", "answer": str(2 * i), "teacher_completion": f"\\boxed{{{2 * i}}}"} for i in range(4)]
 
@@ -209,10 +209,10 @@ def test_a_prompt_longer_than_the_context_is_refused_by_row(tiny_pair, tmp_path,
     _one_error_line(capsys, "row 4's prompt has")
 
 
-@pytest.mark.parametrize("name", sorted(RANGES))
+@pytest.mark.parametrize("name", sorted(field_bounds()))
 def test_every_ranged_field_rejects_a_value_below_its_range(name):
-    low, _, inclusive = RANGES[name]
-    bad = (low - 1) if inclusive else low  # just outside the range
+    bounds = field_bounds()[name]
+    bad = (bounds.low - 1) if bounds.low_inclusive else bounds.low  # just outside the range
     with pytest.raises(ValueError, match=rf"TGPOConfig\.{name}={bad!r}: must be"):
         TGPOConfig(output_dir="/tmp/tgpo-range", use_cpu=True, bf16=False, method="tgpo", **{name: bad})
 

@@ -6,18 +6,22 @@ import pytest
 import yaml
 
 from tgpo.cli import main
-from tgpo.objectives import METHODS
+from tgpo.objectives import ADVANTAGE_EPS, METHODS
 from tgpo.plan import PlanError, batch_arithmetic, build_plan
-from tgpo.run_config import ConfigError, load_run_config, presets, read_yaml
+from tgpo.run_config import ConfigError, load_run_config, make_args, presets, read_yaml
 
 PAPER = Path(__file__).resolve().parents[1] / "repro" / "configs" / "paper"
 RUNS = sorted(PAPER.glob("*.yaml"))
 
 
 def test_every_spec_run_has_a_config():
+    from repro import table_config
+
     names = {p.stem for p in RUNS}
-    for size in ("7b", "1.5b"):
-        for method in METHODS:
+    for size, table in (("7b", "table1"), ("1.5b", "table2")):  # the paper's methods: its tables' rows
+        methods = [row.method for row in table_config.load_table("paper", table).rows if row.method != table_config.BASE]
+        assert len(methods) >= 7 and set(methods) <= set(METHODS)
+        for method in methods:
             assert f"{size}_cross_{method}" in names
     for method in ("rkl", "kdrl", "tgpo"):
         assert f"1.5b_infamily_{method}" in names
@@ -47,7 +51,13 @@ def test_paper_config_dry_run(config, capsys):
     assert plan["processes"] == 8 and plan["vllm"]["tensor_parallel_size"] == 2
     h = plan["hyper"]
     assert h["learning_rate"] == 1e-6 and h["temperature"] == 1.0 and h["max_completion_length"] == 8192
-    assert h["epsilon"] == 0.2 and h["entropy_coef"] == 0.001 and h["beta"] == 0.0
+    assert h["entropy_coef"] == 0.001 and h["beta"] == 0.0
+    assert h.get("epsilon", 0.2) == 0.2 and ("epsilon" in h) == ("clip_eps" in METHODS[plan["method"]].reads)
+    # the authors' optimiser (docs/method.md §3): constant lr, AdamW weight decay 0.01, TRL's betas/eps/clipping
+    assert h["lr_scheduler_type"] == "constant" and h["warmup_steps"] == 0 and h["weight_decay"] == 0.01
+    assert (h["adam_beta1"], h["adam_beta2"], h["adam_epsilon"], h["max_grad_norm"]) == (0.9, 0.999, 1e-8, 1.0)
+    assert "lr_scheduler_type constant" in out and "entropy_micro_batches 1" in out
+    assert ("kdrl_beta" in h) == plan["method"].startswith("kdrl")  # the method's own loss fields, from the registry
     if METHODS[plan["method"]].scheduled:
         s = plan["schedule"]
         expected = {"constant": None, "end": 301, "none": 1}.get(config.stem.rsplit("_", 1)[-1], 201)
@@ -84,16 +94,32 @@ def test_inconsistent_batch_config_fails_clearly(capsys):
     config = PAPER / "7b_cross_tgpo.yaml"
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.steps_per_generation=12"]) == 2
     err = capsys.readouterr().err
-    assert "steps_per_generation (12) is not a multiple of gradient_accumulation_steps (8)" in err
+    assert "steps_per_generation (12) must be a multiple of gradient_accumulation_steps (8)" in err
+    assert len(err.strip().splitlines()) == 1
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.per_device_train_batch_size=3",
                  "--set", "trainer.steps_per_generation=null", "--set", "trainer.generation_batch_size=1000"]) == 2
-    assert "generation_batch_size (1000) must be divisible" in capsys.readouterr().err
+    # TRL's own check, on the planned 8 processes: the global batch is 3 x 8 = 24
+    assert "generation_batch_size (1000) must be divisible by the global batch size (24)" in capsys.readouterr().err
     assert main(["train", "--config", str(config), "--dry-run", "--set", "trainer.max_steps=301"]) == 2
     assert "not a multiple of the 2 updates per rollout batch" in capsys.readouterr().err
-    with pytest.raises(PlanError, match="not a whole number of groups"):
-        batch_arithmetic({"per_device_train_batch_size": 3, "num_generations": 8}, 1)
+    with pytest.raises(ConfigError, match=r"generation_batch_size \(3\) must be divisible by num_generations \(8\)"):
+        make_args({"output_dir": "/tmp/tgpo-plan", "per_device_train_batch_size": 3, "num_generations": 8}, probe=True)
     with pytest.raises(PlanError, match="must divide"):
         build_plan(load_run_config(config, ["launch.num_processes=7", "launch.accelerate_config=null"], check_paths=False))
+
+
+def test_the_plan_takes_the_batch_arithmetic_from_trl_on_the_planned_processes():
+    trainer = {"output_dir": "/tmp/tgpo-plan", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+               "num_generations": 8, "max_steps": 6}
+    for processes in (1, 2, 8):
+        args = make_args(trainer, probe=True, processes=processes)
+        batch = batch_arithmetic(args)
+        # TRL: steps_per_generation defaults to gradient_accumulation_steps; the generation batch spans all processes
+        assert batch["processes"] == args.world_size == processes
+        assert batch["generation_batch_size"] == args.generation_batch_size == 4 * processes * 2
+        assert batch["prompts_per_rollout_step"] == processes and batch["rollout_steps"] == 6
+    with pytest.raises(PlanError, match="max_steps \\(5 optimizer updates\\) is not a multiple of the 2 updates"):
+        batch_arithmetic(make_args({**trainer, "steps_per_generation": 4, "max_steps": 5}, probe=True, processes=2))
 
 
 def test_dry_run_on_local_folders_checks_tokenizers(tiny_pair, tmp_path, capsys):
@@ -118,7 +144,7 @@ def test_every_preset_dry_runs_and_says_what_each_method_uses(preset, capsys):
     plan = build_plan(load_run_config(PAPER / "7b_cross_grpo.yaml", preset=preset, check_paths=False))
     expected = {"controlled": ("group", "token mean"), "authors_early": ("group", "token mean"),
                 "authors_final": ("no std", "loss_remove_token_mean")}[preset]
-    assert "std + 1e-6" in plan["preset"]["run"]["advantage"] if expected[0] == "group" else \
+    assert f"std + {ADVANTAGE_EPS:g}" in plan["preset"]["run"]["advantage"] if expected[0] == "group" else \
         "no std" in plan["preset"]["run"]["advantage"]
     assert expected[1] in plan["preset"]["run"]["aggregation"]
 
@@ -136,3 +162,6 @@ def test_presets_change_only_normalisation_and_aggregation():
     assert final["grpo"] == {"scale_rewards": "none", "loss_type": "dr_grpo", "dr_grpo_row_mean": False}
     assert final["tgpo"]["scale_rewards"] == final["tgpo_adv"]["scale_rewards"] == "group"
     assert final["kdrl"] == final["rkl"] == {"scale_rewards": "none", "loss_type": "dapo"}
+    # the final launcher runs LUFFY with loss_remove_token_mean=False: a token mean (GRPO has the padded-length sum)
+    assert final["luffy"] == {"scale_rewards": "none", "loss_type": "dapo"}
+    assert table["authors_early"]["luffy"]["loss_type"] == "dr_grpo"

@@ -222,7 +222,7 @@ def test_paper_profile_without_gpus_stops_with_one_line(tmp_path):
 def test_paper_profile_dry_run_plans_every_row_with_its_preset():
     result = run_script("repro.table1", "--profile", "paper", "--dry-run", "--preset", "controlled")
     assert result.returncode == 0, result.stderr[-2000:]
-    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv"):
+    for method in ("grpo", "luffy", "rkl", "kdrl", "kdrl_authors", "tgpo", "tgpo_adv"):
         assert f"7b_cross_{method}.yaml --preset controlled" in result.stdout
         assert f"runs/paper/7b_cross_{method}-controlled" in result.stdout  # its own folder: not the default run's
     assert result.stdout.count("tgpo eval --model") == 8
@@ -232,13 +232,41 @@ def test_audit_lists_what_differs_between_the_presets(tmp_path):
     from repro import audit
 
     assert options.cli(audit.main, ["--output-dir", str(tmp_path)]) == 0
-    text = (tmp_path / "audit.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    authors_part, presets_part = (tmp_path / "audit.md").read_text().split("# Presets audit")
+    rows = [line for line in presets_part.splitlines() if line.startswith("| ")]
     assert any("GRPO" in r and "scale_rewards" in r and "`none`" in r and "`group`" in r for r in rows)
     assert not any(r.split("|")[1].strip() in ("TGPO-Reg", "TGPO-Adv") for r in rows)  # same in both presets
     rkl = [r for r in rows if r.split("|")[1].strip() == "RKL"]
     assert rkl and all("reads no outcome reward" in r for r in rkl)  # its advantage comes from the teacher alone
     assert not any("reads no outcome reward" in r for r in rows if r.split("|")[1].strip() == "GRPO")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def test_audit_sets_every_authors_final_setting_against_the_authors_launcher():
+    from repro import audit
+
+    frame = audit.authors_frame()
+    assert not frame.status.str.contains("MISMATCH").any()  # every setting matches or states its departure
+    assert frame.status.str.startswith(("match", "departure: ", "no effect: ")).all()
+    assert frame["where"].str.match(r"`[\w./-]+:[\d/]+`").all()  # file:line of the authors' code
+
+    def row(method, setting):
+        found = frame[(frame.setting == setting) & frame.method.str.contains(method, regex=False)]
+        assert len(found) == 1, (method, setting)
+        return found.iloc[0]
+
+    luffy = row("LUFFY", "aggregation")  # their final launcher: loss_remove_token_mean=False, a token mean
+    assert (luffy.authors, luffy.suite, luffy.status) == ("token mean", "token mean", "match")
+    assert "config/tasks.sh:70" in luffy["where"]
+    assert row("GRPO", "aggregation").suite == "token sum / padded length"
+    for setting, value in (("optimizer", "torch AdamW"), ("AdamW weight decay", "0.01"), ("learning rate", "1e-06"), ("gradient clipping", "1.0"),
+                           ("AdamW betas", "(0.9, 0.999)"), ("AdamW epsilon", "1e-08")):
+        assert (row("every method", setting).suite, row("every method", setting).status) == (value, "match")
+    assert row("every method", "lr schedule").suite == "constant, no warmup"
+    assert row("GRPO", "entropy bonus vs PG").status.startswith("departure")
 
 
 @pytest.mark.slow
@@ -260,8 +288,7 @@ def test_every_script_runs_its_smoke_profile(tmp_path):
         assert (out / png).stat().st_size > 10_000, png
     assert "scale_rewards" in (out / "audit.md").read_text()
     rows = pd.read_csv(out / "table1.csv")
-    assert list(rows.row) == ["Base student"] + [METHODS[m].label for m in
-                                                 ("grpo", "luffy", "rkl", "kdrl", "kdrl_reference", "tgpo", "tgpo_adv")]
+    assert list(rows.row) == ["Base student"] + [spec.label for spec in METHODS.values()]  # the registry's order
     assert rows["ID (k=4) mean"].between(0, 100).all() and rows.loc[rows.row == "GRPO", "Δ In-dist. avg"].item() == 0
     runs = json.loads((out / "table1_runs.json").read_text())
     assert all(len(r["problems"]["tgpo_lab_id"]) == 16 for r in runs)  # per-problem correctness is kept

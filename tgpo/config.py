@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
+from functools import cache
 
 from trl import GRPOConfig
 
-from .objectives import METHODS
+from .objectives import LUFFY_SHAPING_GAMMA, METHODS, canonical_method
 from .teacher import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_TOKENS
 
 #: TRL ``loss_type`` values whose per-token surrogate is the paper's clipped one (docs/method.md §1); the others (cispo, sapo, luspo, vespo)
@@ -17,53 +19,73 @@ SUPPORTED_LOSS_TYPES = ("dapo", "dr_grpo", "grpo", "bnpo")
 REWARDS = ("boxed", "authors_v3")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
-#: Range of each numeric field: ``field -> (low, high, low_inclusive)``; ``None`` = unbounded on that side.
-#: Checked in ``__post_init__`` with one message naming the field and the value.
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "guidance_weight": (0.0, None, True),
-    "guidance_decay": (0.0, None, True),
-    "guidance_min": (0.0, None, True),
-    "kdrl_beta": (0.0, None, True),
-    "entropy_coef": (0.0, None, True),
-    "teacher_chunk_size": (1, None, True),
-    "teacher_chunk_tokens": (1, None, True),
-    "teacher_temperature": (0.0, None, False),
-    "teacher_server_timeout": (0.0, None, False),
-    "teacher_server_top_logprobs": (1, None, True),
-    "teacher_server_chunk_size": (0, None, True),
-    # inherited TRL fields the losses read
-    "learning_rate": (0.0, None, False),
-    "temperature": (0.0, None, False),
-    "epsilon": (0.0, 1.0, False),
-    "epsilon_high": (0.0, None, False),
-    "delta": (1.0, None, False),
-    "max_grad_norm": (0.0, None, True),
-    "max_completion_length": (1, None, True),
-    "num_generations": (2, None, True),
-    "per_device_train_batch_size": (1, None, True),
-    "gradient_accumulation_steps": (1, None, True),
-    "num_iterations": (1, None, True),
-    "top_p": (0.0, 1.0, False),
-}
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric ``TGPOConfig`` field, declared beside it (``metadata["bounds"]``): ``None`` is
+    unbounded on that side. ``TGPOConfig.__post_init__`` checks every field's value with one message naming it."""
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+
+    def violation(self, value: float) -> str | None:
+        """What is wrong with ``value`` (``"must be > 0"``), or None when it lies in the range."""
+        too_low = self.low is not None and (value < self.low if self.low_inclusive else value <= self.low)
+        too_high = self.high is not None and value > self.high
+        if not (too_low or too_high):
+            return None
+        lo = "" if self.low is None else (f">= {self.low}" if self.low_inclusive else f"> {self.low}")
+        hi = "" if self.high is None else f"<= {self.high}"
+        return "must be " + " and ".join(p for p in (lo, hi) if p)
 
 
-def _numeric_field(f: dataclasses.Field) -> bool:
-    text = str(f.type)
-    return any(t in text for t in ("float", "int")) and "str" not in text and "dict" not in text and "list" not in text
+def bounded(default, help: str, low=None, high=None, *, low_inclusive: bool = True):
+    """A numeric field of ours with its range (see :class:`Bounds`)."""
+    return field(default=default, metadata={"help": help, "bounds": Bounds(low, high, low_inclusive)})
+
+
+def inherited(name: str, low=None, high=None, *, low_inclusive: bool = True, choices: tuple[str, ...] = ()):
+    """TRL's ``GRPOConfig`` field ``name``, unchanged (its default and help are read from TRL), with the range (or the
+    choices) the losses need declared beside it."""
+    parent = GRPOConfig.__dataclass_fields__[name]
+    if parent.default is dataclasses.MISSING:
+        raise TypeError(f"GRPOConfig.{name} has no plain default to inherit")
+    rule = {"one_of": choices} if choices else {"bounds": Bounds(low, high, low_inclusive)}
+    return field(default=parent.default, metadata={**parent.metadata, **rule})
+
+
+def field_bounds(cls=None) -> dict[str, Bounds]:
+    """``{field: Bounds}`` of every ranged field of ``TGPOConfig`` (or ``cls``)."""
+    return {f.name: f.metadata["bounds"] for f in dataclasses.fields(cls or TGPOConfig) if "bounds" in f.metadata}
+
+
+@cache
+def numeric_fields(cls) -> frozenset[str]:
+    """The fields of dataclass ``cls`` whose declared type is a number (``int``, ``float``, or an optional one)."""
+    hints = typing.get_type_hints(cls)
+    numeric = set()
+    for f in dataclasses.fields(cls):
+        kinds = [t for t in (typing.get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None)]
+        if kinds and all(t in (int, float) for t in kinds):
+            numeric.add(f.name)
+    return frozenset(numeric)
 
 
 @dataclass
 class TGPOConfig(GRPOConfig):
     """Every ``GRPOConfig`` field, plus:
 
-    * ``method`` — a name in :data:`tgpo.objectives.METHODS`: ``grpo | tgpo | tgpo_adv | rkl | kdrl |
-      kdrl_reference | luffy`` (``tgpo`` is TGPO-Reg; ``kdrl_reference`` is the authors' sign-flipped k1 variant,
-      kept only to reproduce their KDRL row).
+    * ``method`` — a name in :data:`tgpo.objectives.METHODS` (``tgpo`` is TGPO-Reg; ``kdrl_authors`` is the
+      authors' sign-flipped k1 variant, kept only to reproduce their KDRL row; the deprecated ``kdrl_reference``
+      still means it).
     * ``guidance_weight``, ``guidance_decay``, ``guidance_min`` — the TGPO schedule
       ``lambda_k = max(l0 - (k-1)*delta, min)``; unset, the method's own defaults (TGPO-Reg 2e-3/1e-5, TGPO-Adv
       2e-2/1e-4, docs/method.md §2).
     * ``kdrl_beta``, ``kdrl_estimator`` — KDRL's reverse-KL weight and estimator (``k1 | k2 | k3``).
-    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001).
+    * ``luffy_shaping_gamma`` — LUFFY's policy shaping ``f(p) = p / (p + gamma)`` (docs/method.md §2).
+    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001);
+      ``entropy_micro_batches`` — a factor on it, the number of micro-batches whose entropy means the authors sum
+      (docs/method.md §3; 1, the default, is the suite's token mean).
     * ``reward`` — ``boxed`` (the last ``\\boxed{}`` after any think block, Math-Verify) or ``authors_v3`` (the
       authors' training reward: a ``</think>`` is required, then Math-Verify on the text after it; docs/method.md §3).
     * ``teacher_temperature`` — the teacher's log-probs ``lp_T`` are taken at this temperature; unset, the rollout
@@ -85,8 +107,8 @@ class TGPOConfig(GRPOConfig):
       the sampled token (``teacher/argmax_agreement/<class>``), e.g. the lab's content digits vs style tokens.
 
     Inherited TRL fields the losses honour: ``scale_rewards`` (``group`` | ``batch`` | ``none``), ``loss_type``
-    (``dapo`` token mean, ``dr_grpo``, ``grpo``, ``bnpo``; unset: ``dapo``, except LUFFY, which defaults to the
-    authors' token sum over the padded length), ``epsilon``/``epsilon_high``/``delta`` (clipping),
+    (``dapo`` token mean, ``dr_grpo``, ``grpo``, ``bnpo``; unset: the method's
+    ``Method.aggregation``: ``dapo``, except LUFFY's token sum over the padded length), ``epsilon``/``epsilon_high``/``delta`` (clipping),
     ``vllm_importance_sampling_correction`` (the vLLM sampler's importance weights multiply the policy-gradient
     term), ``num_iterations``, ``mask_truncated_completions`` and ``reward_weights``. Fields that would change the
     loss in a way these methods do not implement are refused when they differ from TRL's neutral value:
@@ -96,34 +118,39 @@ class TGPOConfig(GRPOConfig):
 
     The guidance schedule counts *training steps* (rollout batches), as the authors' verl loop does: the optimizer
     updates of one rollout batch share one ``lambda_k`` (see :attr:`updates_per_generation`).
+
+    Checked in one place, ``__post_init__``, from what is declared beside each field: numeric fields are
+    type-checked from their declared types, ranged ones (``metadata["bounds"]``, see :class:`Bounds`) range-checked,
+    and fields with ``metadata["one_of"]`` checked against them (TRL's fields re-declared with :func:`inherited`).
     """
 
     method: str = field(default="tgpo", metadata={"help": f"Training method, one of {', '.join(METHODS)}."})
-    guidance_weight: float | None = field(
-        default=None, metadata={"help": "TGPO: initial guidance weight lambda_0 (unset: the method's default)."}
-    )
-    guidance_decay: float | None = field(
-        default=None, metadata={"help": "TGPO: decrease of lambda per training step (unset: the method's default)."}
-    )
-    guidance_min: float = field(default=0.0, metadata={"help": "TGPO: floor of the guidance weight."})
-    kdrl_beta: float = field(default=2e-3, metadata={"help": "KDRL: weight of the reverse KL to the teacher."})
-    kdrl_estimator: str = field(default="k2", metadata={"help": "KDRL: KL estimator, k1, k2 or k3."})
-    entropy_coef: float = field(default=1e-3, metadata={"help": "Entropy bonus coefficient, every method."})
-    reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}."})
-    teacher_temperature: float | None = field(
-        default=None, metadata={"help": "Temperature of the teacher's log-probs (unset: the rollout temperature)."}
-    )
-    teacher_chunk_size: int | None = field(
-        default=DEFAULT_CHUNK_ROWS, metadata={"help": "Rows per teacher forward; None runs the whole batch at once."}
-    )
-    teacher_chunk_tokens: int | None = field(
-        default=DEFAULT_CHUNK_TOKENS,
-        metadata={"help": "Positions per pass of the teacher's output head; None: all at once."},
-    )
+    guidance_weight: float | None = bounded(None, "TGPO: initial guidance weight lambda_0 (unset: the method's default).", 0.0)
+    guidance_decay: float | None = bounded(None, "TGPO: decrease of lambda per training step (unset: the method's default).", 0.0)
+    guidance_min: float = bounded(0.0, "TGPO: floor of the guidance weight.", 0.0)
+    kdrl_beta: float = bounded(2e-3, "KDRL: weight of the reverse KL to the teacher.", 0.0)
+    kdrl_estimator: str = field(default="k2", metadata={"help": "KDRL: KL estimator, k1, k2 or k3.",
+                                                         "one_of": KL_ESTIMATORS})
+    luffy_shaping_gamma: float = bounded(LUFFY_SHAPING_GAMMA, "LUFFY: policy shaping f(p) = p / (p + gamma) on the "
+                                         "teacher-trace rows.", 0.0, low_inclusive=False)
+    entropy_coef: float = bounded(1e-3, "Entropy bonus coefficient, every method.", 0.0)
+    entropy_micro_batches: float = bounded(
+        1.0, "Factor on the entropy bonus: the authors' number of micro-batches whose entropy token means they sum "
+             "(docs/method.md §3); 1: the suite's token mean.", 0.0, low_inclusive=False)
+    reward: str = field(default="boxed", metadata={"help": f"Training reward, one of {', '.join(REWARDS)}.",
+                                                   "one_of": REWARDS})
+    teacher_temperature: float | None = bounded(
+        None, "Temperature of the teacher's log-probs (unset: the rollout temperature).", 0.0, low_inclusive=False)
+    teacher_chunk_size: int | None = bounded(
+        DEFAULT_CHUNK_ROWS, "Rows per teacher forward; None runs the whole batch at once.", 1)
+    teacher_chunk_tokens: int | None = bounded(
+        DEFAULT_CHUNK_TOKENS, "Positions per pass of the teacher's output head; None: all at once.", 1)
     loss_type: str | None = field(
         default=None,
-        metadata={"help": "TRL's aggregation of token losses: dapo, dr_grpo, grpo or bnpo (unset: dapo; LUFFY: the "
-                          "authors' token sum over the padded length)."},
+        metadata={"help": "TRL's aggregation of token losses: dapo, dr_grpo, grpo or bnpo (unset: the method's "
+                          "default, tgpo.objectives.Method.aggregation: dapo; LUFFY: the authors' token sum over the "
+                          "padded length).",
+                  "one_of": SUPPORTED_LOSS_TYPES, "why": "these methods' surrogate is the clipped one"},
     )
     dr_grpo_row_mean: bool | None = field(
         default=None,
@@ -139,18 +166,29 @@ class TGPOConfig(GRPOConfig):
     teacher_server_url: str | None = field(
         default=None, metadata={"help": "URL of a `vllm serve` teacher (e.g. http://host:8001); None: local teacher."}
     )
-    teacher_server_timeout: float = field(
-        default=240.0, metadata={"help": "Seconds to wait for the served teacher to answer /health at start-up."}
-    )
-    teacher_server_top_logprobs: int = field(
-        default=1, metadata={"help": "Top-k log-probs asked per position from the served teacher (argmax = top-1)."}
-    )
-    teacher_server_chunk_size: int = field(
-        default=0, metadata={"help": "Sequences per request to the served teacher (0: the whole batch in one)."}
-    )
+    teacher_server_timeout: float = bounded(
+        240.0, "Seconds to wait for the served teacher to answer /health at start-up.", 0.0, low_inclusive=False)
+    teacher_server_top_logprobs: int = bounded(
+        1, "Top-k log-probs asked per position from the served teacher (argmax = top-1).", 1)
+    teacher_server_chunk_size: int = bounded(0, "Sequences per request to the served teacher (0: the whole batch in one).", 0)
+
+    # Inherited TRL fields the losses read: TRL's defaults and help, with their ranges.
+    learning_rate: float = inherited("learning_rate", 0.0, low_inclusive=False)
+    temperature: float = inherited("temperature", 0.0, low_inclusive=False)
+    epsilon: float = inherited("epsilon", 0.0, 1.0, low_inclusive=False)
+    epsilon_high: float | None = inherited("epsilon_high", 0.0, low_inclusive=False)
+    delta: float | None = inherited("delta", 1.0, low_inclusive=False)
+    max_grad_norm: float = inherited("max_grad_norm", 0.0)
+    max_completion_length: int | None = inherited("max_completion_length", 1)
+    num_generations: int | None = inherited("num_generations", 2)
+    per_device_train_batch_size: int = inherited("per_device_train_batch_size", 1)
+    gradient_accumulation_steps: int = inherited("gradient_accumulation_steps", 1)
+    num_iterations: int = inherited("num_iterations", 1)
+    top_p: float = inherited("top_p", 0.0, 1.0, low_inclusive=False)
+    scale_rewards: str = inherited("scale_rewards", choices=("group", "batch", "none"))  # checked after TRL maps bools
 
     def __post_init__(self):
-        self.method = str(self.method).lower()
+        self.method = canonical_method(self.method)
         if self.method not in METHODS:
             raise ValueError(f"TGPOConfig.method={self.method!r}; expected one of {', '.join(METHODS)}")
         spec = METHODS[self.method]
@@ -161,12 +199,7 @@ class TGPOConfig(GRPOConfig):
             self.guidance_weight = 0.0
         if self.guidance_decay is None:
             self.guidance_decay = 0.0
-        if self.loss_type is None or self.loss_type == "":
-            self.loss_type = "dr_grpo" if spec.off_policy_traces else "dapo"
-            if spec.off_policy_traces and self.dr_grpo_row_mean is None:
-                self.dr_grpo_row_mean = False  # LUFFY: the authors' token sum over the padded length
-        if self.dr_grpo_row_mean is None:
-            self.dr_grpo_row_mean = True
+        self.loss_type, self.dr_grpo_row_mean = spec.resolve_aggregation(self.loss_type, self.dr_grpo_row_mean)
         self._check_types_and_ranges()
         super().__post_init__()
         self._check_choices()
@@ -182,26 +215,20 @@ class TGPOConfig(GRPOConfig):
 
     # --------------------------------------------------------------------------------------- checks
     def _check_types_and_ranges(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None or not _numeric_field(f):
-                continue
-            if isinstance(value, bool) and "bool" not in str(f.type):
-                raise ValueError(f"TGPOConfig.{f.name}={value!r}: expected a number")
-            if not isinstance(value, (int, float)):
-                raise ValueError(f"TGPOConfig.{f.name}={value!r}: expected a number, got {type(value).__name__}")
-            if isinstance(value, float) and not math.isfinite(value) and f.name in RANGES:
-                raise ValueError(f"TGPOConfig.{f.name}={value!r}: expected a finite number")
-        for name, (low, high, low_inclusive) in RANGES.items():
-            value = getattr(self, name, None)
+        bounds = field_bounds(type(self))
+        for name in sorted(numeric_fields(type(self))):
+            value = getattr(self, name)
             if value is None:
                 continue
-            too_low = low is not None and (value < low if low_inclusive else value <= low)
-            too_high = high is not None and value > high
-            if too_low or too_high:
-                lo = "" if low is None else (f">= {low}" if low_inclusive else f"> {low}")
-                hi = "" if high is None else f"<= {high}"
-                raise ValueError(f"TGPOConfig.{name}={value!r}: must be {' and '.join(p for p in (lo, hi) if p)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"TGPOConfig.{name}={value!r}: expected a number, got {type(value).__name__}")
+            if name not in bounds:
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"TGPOConfig.{name}={value!r}: expected a finite number")
+            problem = bounds[name].violation(value)
+            if problem:
+                raise ValueError(f"TGPOConfig.{name}={value!r}: {problem}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"TGPOConfig.max_steps={self.max_steps!r}: must be >= 1 (or -1: train num_train_epochs)")
         if self.guidance_min > self.guidance_weight:
@@ -211,17 +238,12 @@ class TGPOConfig(GRPOConfig):
             )
 
     def _check_choices(self) -> None:
-        if self.kdrl_estimator not in KL_ESTIMATORS:
-            raise ValueError(f"TGPOConfig.kdrl_estimator={self.kdrl_estimator!r}; expected k1, k2 or k3")
-        if self.reward not in REWARDS:
-            raise ValueError(f"TGPOConfig.reward={self.reward!r}; expected one of {', '.join(REWARDS)}")
-        if self.scale_rewards not in ("group", "batch", "none"):
-            raise ValueError(f"TGPOConfig.scale_rewards={self.scale_rewards!r}; expected group, batch or none")
-        if self.loss_type not in SUPPORTED_LOSS_TYPES:
-            raise ValueError(
-                f"TGPOConfig.loss_type={self.loss_type!r} is not supported by these methods (their surrogate is the "
-                f"clipped one); expected one of {', '.join(SUPPORTED_LOSS_TYPES)}"
-            )
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("one_of")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                why = f" is not supported: {f.metadata['why']}" if f.metadata.get("why") else ""
+                raise ValueError(f"TGPOConfig.{f.name}={value!r}{why}; expected one of {', '.join(choices)}")
 
     def _refuse_unhonoured_trl_fields(self) -> None:
         refused = {
@@ -256,3 +278,16 @@ class TGPOConfig(GRPOConfig):
         if spec.scheduled:
             return max(self.guidance_weight, self.guidance_min) > 0
         return True
+
+
+@dataclass
+class PlannedConfig(TGPOConfig):
+    """A ``TGPOConfig`` validated as it would be on ``planned_processes`` data-parallel processes, for the dry run
+    (never trained with). TRL's ``GRPOConfig.__post_init__`` derives the generation batch and checks its
+    divisibility from ``world_size``; this override is what lets a machine without those processes ask TRL."""
+
+    planned_processes: int = 1
+
+    @property
+    def world_size(self) -> int:
+        return self.planned_processes

@@ -15,20 +15,26 @@ up to the same loss. :class:`Aggregation` also names TRL's other normalisations 
 sum over a constant padded length (docs/method.md §3).
 
 **Methods as data.** A method's *whole* loss is one function ``(LossInputs, LossConfig) -> LossOutputs``,
-registered by name in :data:`METHODS` with what it reads from the teacher. The trainer builds
-:class:`LossInputs` once per micro-batch and calls :func:`method_loss`. To add a method:
+registered by name in :data:`METHODS` with everything else the suite needs to know about it (:class:`Method`:
+label, teacher reads, schedule defaults, default aggregation, its settings under each preset, the
+:class:`LossConfig` fields it reads). The trainer builds :class:`LossInputs` once per micro-batch and calls
+:func:`method_loss`. To add a method:
 
 1. write ``def my_method(x: LossInputs, cfg: LossConfig) -> LossOutputs`` below (reuse :func:`surrogate`,
    :func:`aggregate` and the other terms);
-2. add one line: ``register("my_method", my_method, label="My method", teacher=...)``.
+2. add one line: ``register("my_method", my_method, label="My method", teacher=...)``;
+3. test it in ``tests/test_objectives.py`` and describe it in docs/method.md.
 
-``TGPOConfig``, ``tgpo train`` and the repro scripts read the method list from :data:`METHODS`; nothing else
-needs to change unless the method needs a new input tensor (then add a field to :class:`LossInputs` and fill it
-in ``TGPOTrainer._loss_inputs``).
+``TGPOConfig``, ``tgpo train`` (and its ``--dry-run`` plan), the presets, the figures and the lab tables read the
+method list from :data:`METHODS`; nothing else needs to change unless the method needs a new input tensor (then add
+a field to :class:`LossInputs` and fill it in ``TGPOTrainer._loss_inputs``) or a new hyperparameter (then add a
+:class:`LossConfig` field and the ``TGPOConfig`` field it is read from).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,7 +61,7 @@ def _as_bool(mask: Tensor) -> Tensor:
 
 def _clean(values: Tensor, mask: Tensor) -> Tensor:
     """``values`` with masked positions replaced by 0 (so neither values nor gradients leak from padding)."""
-    return torch.where(_as_bool(mask), values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return values.masked_fill(~_as_bool(mask), 0)
 
 
 def mean_tok(values: Tensor, mask: Tensor, num_tokens: float | Tensor | None = None) -> Tensor:
@@ -169,7 +175,7 @@ def rkl_advantages(teacher_logp: Tensor, old_logp: Tensor, mask: Tensor) -> Tens
     return _clean(teacher_logp.detach() - old_logp.detach(), mask)
 
 
-def tipo_advantages(advantages: Tensor, old_guided_logp: Tensor, mask: Tensor, weight: float) -> Tensor:
+def tgpo_adv_advantages(advantages: Tensor, old_guided_logp: Tensor, mask: Tensor, weight: float) -> Tensor:
     """TGPO-Adv's per-token advantage ``A[i,t] = A[i] + lambda_k * exp(lp_old_g[i,t])`` (docs/method.md §2).
 
     Args:
@@ -220,43 +226,7 @@ def surrogate(
     return per_token, clipped & _as_bool(mask)
 
 
-def policy_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    clip_eps: float = 0.2,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """Clipped surrogate ``PG(A) = mean_tok(max(-A*rho, -A*clip(rho, 1-eps, 1+eps)))`` (docs/method.md §1).
-
-    Args: as :func:`surrogate`. Returns: scalar loss. A token's gradient is zero exactly where the clipped branch
-    is the max and ``rho`` lies outside ``[1-eps, 1+eps]``.
-    """
-    per_token, _ = surrogate(logp, old_logp, advantages, mask, clip_eps)
-    return mean_tok(per_token, mask, num_tokens)
-
-
-def clip_fraction(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2) -> Tensor:
-    """Share of real tokens whose surrogate is clipped (their gradient is zero): a training diagnostic."""
-    _, clipped = surrogate(logp.detach(), old_logp, advantages, mask, clip_eps)
-    return mean_tok(clipped.to(logp.dtype), mask)
-
-
 # ---------------------------------------------------------------------------------------- TGPO (§2)
-def guidance_loss(guided_logp: Tensor, mask: Tensor, *, num_tokens: float | Tensor | None = None) -> Tensor:
-    """TGPO's guidance term ``mean_tok(-lp_g)`` (docs/method.md §2).
-
-    Args:
-        guided_logp: ``[B, T]`` the *student's* log-prob of the teacher's argmax token ``yT`` at each position
-            of the student's own rollout, with gradient.
-    Returns: scalar. Its gradient w.r.t. the logits at a position is ``(softmax(z) - onehot(yT)) / N_tok``,
-    bounded whatever the teacher's probability of the student's sample.
-    """
-    return mean_tok(-guided_logp, mask, num_tokens)
-
-
 def guidance_weight(step: int, initial: float = 2e-3, decay: float = 1e-5, minimum: float = 0.0) -> float:
     """TGPO's annealed weight ``lambda_k = max(initial - (k-1)*decay, minimum)`` at training step ``k >= 1``.
 
@@ -265,24 +235,6 @@ def guidance_weight(step: int, initial: float = 2e-3, decay: float = 1e-5, minim
     if step < 1:
         raise ValueError(f"guidance_weight: step is 1-based, got {step}")
     return max(initial - (step - 1) * decay, minimum)
-
-
-def tgpo_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    guided_logp: Tensor,
-    mask: Tensor,
-    weight: float,
-    clip_eps: float = 0.2,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """TGPO: ``PG(A) + lambda_k * mean_tok(-lp_g)`` (docs/method.md §2). With ``weight == 0`` it *is* GRPO's loss."""
-    pg = policy_loss(logp, old_logp, advantages, mask, clip_eps, num_tokens=num_tokens)
-    if weight == 0:
-        return pg
-    return pg + weight * guidance_loss(guided_logp, mask, num_tokens=num_tokens)
 
 
 # ----------------------------------------------------------------------------------------- KL terms
@@ -300,53 +252,6 @@ def kl_estimate(logp: Tensor, teacher_logp: Tensor, estimator: KLEstimator = "k2
     if estimator == "k3":
         return torch.exp(-d.clamp(min=-LOG_RATIO_CLAMP)) + d - 1.0
     raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1', 'k2' or 'k3'")
-
-
-def kl_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    estimator: KLEstimator = "k2",
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """``mean_tok`` of a reverse-KL estimator between student and teacher (KDRL's penalty, docs/method.md §2).
-
-    Only k2 and k3 give a gradient that depends on the teacher: k1's pathwise gradient is ``grad lp``.
-    k2's gradient is ``(lp - lp_T) * grad lp / N_tok``.
-    """
-    logp, teacher_logp = _clean(logp, mask), _clean(teacher_logp, mask)
-    return mean_tok(kl_estimate(logp, teacher_logp, estimator), mask, num_tokens)
-
-
-def kdrl_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    beta: float = 2e-3,
-    estimator: KLEstimator = "k2",
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """Correct KDRL term added to GRPO's loss: ``+ beta * mean_tok(k(lp, lp_T))`` (minimises reverse KL)."""
-    return beta * kl_penalty(logp, teacher_logp, mask, estimator, num_tokens=num_tokens)
-
-
-def kdrl_reference_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    beta: float = 2e-3,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """The KDRL term **as the TGPO authors' code runs it** — NOT a correct KDRL (docs/method.md §2, audit note).
-
-    ``- beta * mean_tok(k1)``: the sign is flipped (it *maximises* the k1 estimate) and k1's pathwise
-    gradient does not depend on the teacher at all. Kept only to reproduce the paper's KDRL row
-    (method ``kdrl_reference``); use :func:`kdrl_penalty` for the real thing.
-    """
-    return -beta * kl_penalty(logp, teacher_logp, mask, "k1", num_tokens=num_tokens)
 
 
 # ------------------------------------------------------------------------------------------- entropy
@@ -387,35 +292,40 @@ def luffy_per_token(
     return _clean(torch.where(off_policy.bool().unsqueeze(1), -adv * shaped, -adv * ratio), mask)
 
 
-def luffy_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    off_policy: Tensor,
-    shaping_gamma: float = LUFFY_SHAPING_GAMMA,
-) -> Tensor:
-    """LUFFY's mixed-policy loss (:func:`luffy_per_token`) as a mean over padded positions: the token losses
-    summed and divided by ``B x T``. The trainer's LUFFY entry aggregates the same per-token loss with the
-    configured :class:`Aggregation` instead (by default the authors' sum over the padded length).
-    Returns: scalar loss.
-    """
-    per_token = luffy_per_token(logp, old_logp, advantages, mask, off_policy, shaping_gamma)
-    return per_token.sum() / max(mask.numel(), 1)
-
-
 # =================================================================================== methods as data
 @dataclass(frozen=True)
 class LossConfig:
-    """The hyperparameters a loss reads (from ``TGPOConfig``): one value per setting, nothing per step."""
+    """The hyperparameters a loss reads: one value per setting, nothing per step.
 
-    clip_eps: float = 0.2
-    clip_eps_high: float | None = None
-    delta: float | None = None
+    Every field is a training-config (``TGPOConfig``) field: the one its metadata names under ``"config"`` (TRL's
+    clipping names), else the field of the same name. :meth:`from_config` builds it from any such config.
+    """
+
+    clip_eps: float = field(default=0.2, metadata={"config": "epsilon"})
+    clip_eps_high: float | None = field(default=None, metadata={"config": "epsilon_high"})
+    delta: float | None = field(default=None, metadata={"config": "delta"})
     entropy_coef: float = 1e-3
+    entropy_micro_batches: float = 1.0
     kdrl_beta: float = 2e-3
     kdrl_estimator: KLEstimator = "k2"
     luffy_shaping_gamma: float = LUFFY_SHAPING_GAMMA
+
+    @classmethod
+    def from_config(cls, config) -> LossConfig:
+        """The loss hyperparameters of a training config (``TGPOConfig`` or anything with its field names)."""
+        return cls(**{name: getattr(config, source) for name, source in loss_config_sources().items()})
+
+
+def loss_config_sources() -> dict[str, str]:
+    """``{LossConfig field: the TGPOConfig field it is read from}``."""
+    return {f.name: f.metadata.get("config", f.name) for f in dataclasses.fields(LossConfig)}
+
+
+#: The :class:`LossConfig` fields of the clipped policy-gradient term (:func:`surrogate`), read by every method that
+#: uses it.
+PG_FIELDS = frozenset({"clip_eps", "clip_eps_high", "delta"})
+#: The :class:`LossConfig` fields of the entropy bonus, which :func:`method_loss` adds for every method.
+ENTROPY_FIELDS = frozenset({"entropy_coef", "entropy_micro_batches"})
 
 
 @dataclass(frozen=True)
@@ -470,18 +380,26 @@ TeacherRead = Literal["argmax", "logp"]
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its whole loss and what the trainer must prepare for it.
+    """A registered method: everything about it that the rest of the suite reads (trainer, config, presets, plan,
+    figures, tables, docs).
 
     Attributes:
         loss: the method's objective, without the entropy bonus (added by :func:`method_loss` for every method).
-        label: the row name in tables.
+        label: the row name in tables and the legend in figures.
         teacher: which teacher outputs the loss reads (``argmax`` -> ``guided_logp``; ``logp`` -> ``teacher_logp``).
         scheduled: the loss reads ``guidance_weight`` and the teacher only while ``lambda_k > 0``.
         guided_grad: ``guided_logp`` must carry gradient (TGPO-Reg) or may be detached (TGPO-Adv).
         off_policy_traces: LUFFY: the dataset's teacher trace replaces one rollout per group.
         outcome_reward: the loss reads the group advantage of the outcome reward (RKL does not: its advantage is per
             token, from the teacher, so reward scaling such as ``scale_rewards`` cannot change it).
+        reads: the :class:`LossConfig` fields the loss reads (besides :data:`ENTROPY_FIELDS`, which
+            :func:`method_loss` reads for every method); ``tests/test_registry.py`` checks that no other field
+            changes the loss.
         defaults: method-specific defaults of ``TGPOConfig`` fields left unset (e.g. the guidance schedule).
+        aggregation: ``(loss_type, dr_grpo_row_mean)`` when the config names no ``loss_type`` (docs/method.md §3).
+        presets: ``{preset: {TGPOConfig field: value}}``, the method's own settings under a settings preset, on top
+            of the preset's ``all`` (``tgpo/resources/presets.yaml``); normalisation and aggregation only.
+        curves: plotted in the training-curve figures (Figures 4 and 6).
     """
 
     loss: LossFn
@@ -491,19 +409,55 @@ class Method:
     guided_grad: bool = False
     off_policy_traces: bool = False
     outcome_reward: bool = True
+    reads: frozenset[str] = PG_FIELDS
     defaults: Mapping[str, object] = field(default_factory=dict)
+    aggregation: tuple[AggregationKind, bool] = ("dapo", True)
+    presets: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    curves: bool = True
+
+    def __post_init__(self):
+        unknown = set(self.reads) - set(loss_config_sources())
+        if unknown:
+            raise ValueError(f"Method {self.label!r}: reads unknown LossConfig fields {sorted(unknown)}")
+
+    def resolve_aggregation(self, loss_type: str | None, row_mean: bool | None) -> tuple[str, bool]:
+        """The ``(loss_type, dr_grpo_row_mean)`` a config gets from the values it sets (None: unset): an unset
+        ``loss_type`` is the method's :attr:`aggregation` (its row mean too, unless set); an unset row mean is
+        otherwise TRL's (True)."""
+        if not loss_type:
+            default_type, default_row_mean = self.aggregation
+            return default_type, default_row_mean if row_mean is None else row_mean
+        return loss_type, True if row_mean is None else row_mean
 
 
 #: The registry: method name -> :class:`Method`. The only list of methods in the project.
 METHODS: dict[str, Method] = {}
+#: Deprecated method names still accepted (configs, ``--method``, table rows): old name -> registered name.
+ALIASES: dict[str, str] = {}
 
 
 def register(name: str, loss: LossFn, **spec) -> Method:
     """Add a method to :data:`METHODS` (see the module docstring)."""
-    if name in METHODS:
+    if name in METHODS or name in ALIASES:
         raise ValueError(f"method {name!r} is already registered")
     METHODS[name] = Method(loss=loss, **spec)
     return METHODS[name]
+
+
+def canonical_method(name: str) -> str:
+    """``name`` as registered (lower case); a deprecated alias becomes its new name, with a ``FutureWarning``.
+    Unknown names are returned as given (lower case), for the caller's own error message."""
+    name = str(name).lower()
+    if name in ALIASES:
+        warnings.warn(f"method {name!r} is deprecated; use {ALIASES[name]!r} (the old name goes in the next release)",
+                      FutureWarning, stacklevel=2)
+        return ALIASES[name]
+    return name
+
+
+def method_choices() -> list[str]:
+    """Every accepted method name: the registered ones, then the deprecated aliases."""
+    return [*METHODS, *ALIASES]
 
 
 def _pg(x: LossInputs, cfg: LossConfig, advantages: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -538,10 +492,10 @@ def tgpo(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 
 
 def tgpo_adv(x: LossInputs, cfg: LossConfig) -> LossOutputs:
-    """TGPO-Adv (the authors' ``tipo_adv``): ``PG`` with the per-token advantage of :func:`tipo_advantages`."""
+    """TGPO-Adv (the authors' ``tipo_adv``): ``PG`` with the per-token advantage of :func:`tgpo_adv_advantages`."""
     if x.guidance_weight > 0 and x.guided_logp is not None:
         old_guided = x.old_guided_logp if x.old_guided_logp is not None else x.guided_logp
-        advantages = tipo_advantages(x.advantages, old_guided, x.mask, x.guidance_weight)
+        advantages = tgpo_adv_advantages(x.advantages, old_guided, x.mask, x.guidance_weight)
         loss, metrics = _pg(x, cfg, advantages)
         metrics["tipo_bonus"] = mean_tok(advantages - x.advantages.detach().unsqueeze(1).to(advantages.dtype), x.mask)
         return LossOutputs(loss, metrics)
@@ -566,8 +520,9 @@ def kdrl(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     return LossOutputs(loss, metrics)
 
 
-def kdrl_reference(x: LossInputs, cfg: LossConfig) -> LossOutputs:
-    """The authors' KDRL (``- beta * agg(k1)``; see :func:`kdrl_reference_penalty`), kept to reproduce their row."""
+def kdrl_authors(x: LossInputs, cfg: LossConfig) -> LossOutputs:
+    """The authors' KDRL (``- beta * agg(k1)``: sign-flipped, and k1's gradient ignores the teacher; docs/method.md §2),
+    kept only to reproduce their row. Use :func:`kdrl` for a correct KDRL."""
     loss, metrics = _pg(x, cfg)
     logp, teacher = _clean(x.logp, x.mask), _clean(x.teacher_logp, x.mask)
     loss = loss - cfg.kdrl_beta * _aux(kl_estimate(logp, teacher, "k1"), x)
@@ -577,7 +532,7 @@ def kdrl_reference(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 
 def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     """LUFFY: :func:`luffy_per_token` over the mixed group, aggregated as configured."""
-    off = x.off_policy if x.off_policy is not None else torch.zeros(x.logp.size(0), dtype=torch.bool, device=x.logp.device)
+    off = x.off_policy if x.off_policy is not None else x.logp.new_zeros(x.logp.size(0), dtype=torch.bool)
     per_token = luffy_per_token(x.logp, x.old_logp, x.advantages, x.mask, off, cfg.luffy_shaping_gamma)
     if x.is_weights is not None:  # the correction only applies to on-policy rows (teacher traces were not sampled)
         per_token = torch.where(off.unsqueeze(1), per_token, per_token * x.is_weights.detach().to(per_token.dtype))
@@ -585,27 +540,48 @@ def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     return LossOutputs(loss, {"pg_loss": loss.detach()})
 
 
-register("grpo", grpo, label="GRPO")
-register("luffy", luffy, label="LUFFY", off_policy_traces=True)
+#: Settings presets (tgpo/resources/presets.yaml) whose method-specific aggregation the entries below refer to.
+_AUTHORS_SUM = {"loss_type": "dr_grpo", "dr_grpo_row_mean": False}  # the authors' loss_remove_token_mean
+
+register("grpo", grpo, label="GRPO", presets={"authors_final": _AUTHORS_SUM})
+# LUFFY: its own token sum over the padded length by default and in the authors' first scripts; their final launcher
+# runs it with a token mean (docs/method.md §3), which authors_final's `all` gives it.
+register("luffy", luffy, label="LUFFY", off_policy_traces=True, reads=frozenset({"luffy_shaping_gamma"}),
+         aggregation=("dr_grpo", False), presets={"authors_early": _AUTHORS_SUM})
 register("rkl", rkl, label="RKL", teacher=frozenset({"logp"}), outcome_reward=False)
-register("kdrl", kdrl, label="KDRL (k2)", teacher=frozenset({"logp"}))
-register("kdrl_reference", kdrl_reference, label="KDRL (authors' variant)", teacher=frozenset({"logp"}))
+register("kdrl", kdrl, label="KDRL (k2)", teacher=frozenset({"logp"}),
+         reads=PG_FIELDS | {"kdrl_beta", "kdrl_estimator"})
+register("kdrl_authors", kdrl_authors, label="KDRL (authors' variant)", teacher=frozenset({"logp"}),
+         reads=PG_FIELDS | {"kdrl_beta"}, curves=False)
 register("tgpo", tgpo, label="TGPO-Reg", teacher=frozenset({"argmax"}), scheduled=True, guided_grad=True,
-         defaults={"guidance_weight": 2e-3, "guidance_decay": 1e-5})
+         defaults={"guidance_weight": 2e-3, "guidance_decay": 1e-5}, presets={"authors_final": {"scale_rewards": "group"}})
 register("tgpo_adv", tgpo_adv, label="TGPO-Adv", teacher=frozenset({"argmax"}), scheduled=True,
-         defaults={"guidance_weight": 2e-2, "guidance_decay": 1e-4})
+         defaults={"guidance_weight": 2e-2, "guidance_decay": 1e-4}, presets={"authors_final": {"scale_rewards": "group"}})
+ALIASES["kdrl_reference"] = "kdrl_authors"
+#: Deprecated names of the functions above (one release).
+kdrl_reference = kdrl_authors
+tipo_advantages = tgpo_adv_advantages
 
 
 def method_loss(name: str, x: LossInputs, cfg: LossConfig) -> LossOutputs:
-    """The registered method's loss plus the entropy bonus ``- c_H * mean_tok(H)`` every method carries."""
+    """The registered method's loss plus the entropy bonus ``- c_H * m * mean_tok(H)`` every method carries.
+
+    ``m`` is ``cfg.entropy_micro_batches`` (1 by default). The authors take the entropy's token mean per (dynamic)
+    micro-batch and *sum* it over the micro-batches of an update, while their policy-gradient term is either such a
+    sum of token means too (then the ratio of the two terms is the suite's at ``m = 1``) or their padded-length sum
+    (then their bonus is ``n_micro`` times stronger against it, ``n_micro`` their micro-batches over all GPUs):
+    ``m`` states that factor (docs/method.md §3; ``tgpo train --dry-run`` prints it).
+    """
+    name = canonical_method(name)
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
     out = METHODS[name].loss(x, cfg)
+    coef = cfg.entropy_coef * cfg.entropy_micro_batches
     num_tokens = x.aggregation.num_tokens if x.aggregation.kind == "dapo" else None
     if num_tokens is None:  # the other kinds are per micro-batch: the bonus is too, and sums over accumulation
-        bonus = entropy_bonus(x.entropy, x.mask, cfg.entropy_coef) / x.aggregation.accumulation
+        bonus = entropy_bonus(x.entropy, x.mask, coef) / x.aggregation.accumulation
     else:
-        bonus = entropy_bonus(x.entropy, x.mask, cfg.entropy_coef, num_tokens=num_tokens)
+        bonus = entropy_bonus(x.entropy, x.mask, coef, num_tokens=num_tokens)
     out.loss = out.loss + bonus
     out.metrics["entropy"] = mean_tok(x.entropy.detach(), x.mask)
     return out

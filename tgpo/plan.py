@@ -1,24 +1,32 @@
 """``tgpo train --dry-run``: a config resolved into the full plan of a run, without a GPU and without downloads.
 
-:func:`build_plan` reads the merged config (``tgpo.train_cli.load_config``) and works out, from configs only:
+:func:`build_plan` reads a resolved run config (:func:`tgpo.run_config.load_run_config`) and works out, from configs
+only:
 
-* the models — a local folder's ``config.json``, or for the paper's Hub models (which cannot be fetched here) the
-  small table :data:`KNOWN_MODELS` of architecture facts from their published ``config.json``/tokenizer files;
-  parameter counts estimated from the architecture;
+* the models — a local folder's ``config.json``, a Hub model's ``config.json`` from the local Hugging Face cache,
+  or else, for the paper's Hub models (which cannot be fetched here), the small table :data:`KNOWN_MODELS` of
+  architecture facts from their published ``config.json``/tokenizer files; parameter counts estimated from the
+  architecture;
 * the tokenizers' compatibility — same id space? embedding rows? special tokens? does the pair need ``tgpo align``?
   (local folders: the real :func:`tgpo.teacher.check_vocabularies`; Hub models: the table's tokenizer facts);
 * devices and processes (``launch:`` section and the accelerate config it names), vLLM rollouts, where the
   teacher runs;
-* the batch arithmetic in TRL 1.16's terms, with TRL's own rules and ours (see :func:`batch_arithmetic`);
+* the batch arithmetic, as TRL's own ``GRPOConfig`` derives it on the planned processes, and the one rule of ours
+  (see :func:`batch_arithmetic`);
 * the guidance schedule and a rough per-GPU memory estimate.
 
-:func:`render_plan` turns it into text. Inconsistent settings raise :class:`PlanError` with one clear message.
+:func:`render_plan` turns it into text. Inconsistent settings raise :class:`PlanError` (or, for a field or batch
+setting the config refuses itself, :class:`tgpo.run_config.ConfigError`) with one clear message.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+
+from .data import DEFAULT_HUB_DATASET
+from .objectives import ADVANTAGE_EPS
 
 __all__ = ["KNOWN_MODELS", "PlanError", "batch_arithmetic", "build_plan", "estimate_parameters", "render_plan"]
 
@@ -28,7 +36,10 @@ class PlanError(ValueError):
 
 
 # Architecture facts of the paper's models, as published in their Hub config.json / tokenizer files (recorded here,
-# never fetched). ``tokenizer_len`` = ids the tokenizer knows (BPE + added tokens); the BPE ids 0..151642 are shared
+# never fetched), for a machine that has neither the folders nor the Hub cache: a local folder's config.json, or the
+# model's config.json in the local Hugging Face cache, is read instead when there is one (:func:`_describe_model`).
+# The tokenizer facts are kept for cached models too (the dry run reads no tokenizer files of Hub models).
+# ``tokenizer_len`` = ids the tokenizer knows (BPE + added tokens); the BPE ids 0..151642 are shared
 # by the whole Qwen2/2.5/3 family; the Qwen3 tokenizer appends <tool_response>, </tool_response>, <think>, </think>.
 _QWEN25_MATH_TOKENIZER = {"family": "qwen2-bpe", "bpe_ids": 151643, "tokenizer_len": 151665,
                           "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "bos_token": None}
@@ -54,8 +65,10 @@ KNOWN_MODELS: dict[str, dict] = {
                       "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "bos_token": None},
     },
 }
-#: Rows of the paper's training set (docs/method.md §3) (tgpo/data.py's default), for epochs; a local JSONL is counted instead.
-KNOWN_DATASETS = {"Elliott/Openr1-Math-46k-8192": 46_000}
+#: The paper's training set (docs/method.md §3; tgpo/data.py's default) and its rows, for epochs.
+KNOWN_DATASETS = {DEFAULT_HUB_DATASET: 46_000}
+#: GPU memory assumed when ``launch.gpu_memory_gb`` is unset (the paper's A100-80GB).
+DEFAULT_GPU_MEMORY_GB = 80
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -88,6 +101,12 @@ def _describe_model(name: str | None, role: str) -> dict | None:
         cfg = json.loads(cfg_file.read_text())
         cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
         info.update(source=f"local folder ({cfg_file})", config=cfg, local=True)
+    elif (cfg_file := _hub_cache_config(str(name))) is not None:
+        cfg = json.loads(cfg_file.read_text())
+        cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
+        tokenizer = KNOWN_MODELS.get(str(name), {}).get("tokenizer")
+        info.update(source=f"the local Hugging Face cache ({cfg_file})",
+                    config={**cfg, **({"tokenizer": tokenizer} if tokenizer else {})}, local=False)
     elif str(name) in KNOWN_MODELS:
         info.update(source="built-in table of the Hub config (not downloaded)", config=KNOWN_MODELS[str(name)],
                     local=False)
@@ -106,6 +125,17 @@ def _describe_model(name: str | None, role: str) -> dict | None:
     except KeyError:
         info["params"] = None
     return info
+
+
+def _hub_cache_config(name: str) -> Path | None:
+    """The ``config.json`` of Hub model ``name`` if it is already in the local Hugging Face cache (never downloads)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found) if isinstance(found, str) else None
 
 
 def _local_tokenizer(info: dict):
@@ -170,45 +200,20 @@ def tokenizer_verdict(student: dict, teacher: dict | None) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- batches
-def batch_arithmetic(trainer: dict, num_processes: int) -> dict:
-    """Derived batch figures of a run on ``num_processes`` training processes, in TRL 1.16's terms.
+def batch_arithmetic(args) -> dict:
+    """Derived batch figures of a run, from its config as TRL validated it on the planned processes.
 
-    TRL's rules (``GRPOConfig.__post_init__``): with neither ``generation_batch_size`` nor ``steps_per_generation``
-    set, ``steps_per_generation = gradient_accumulation_steps``; ``generation_batch_size`` must be divisible by
-    ``per_device_train_batch_size x processes`` and by ``num_generations``; not both may be set; ``num_generations
-    >= 2``. Ours: ``steps_per_generation`` is a multiple of ``gradient_accumulation_steps`` (each optimizer update
-    reads one rollout batch: the paper's PPO mini-batches) and ``max_steps`` a multiple of the updates per rollout batch.
-    Colocated vLLM also needs ``processes % vllm_tensor_parallel_size == 0``.
+    ``args`` is a :class:`tgpo.config.PlannedConfig` (:func:`tgpo.run_config.make_args` with ``probe=True``):
+    TRL's ``GRPOConfig.__post_init__`` has already derived ``steps_per_generation`` and ``generation_batch_size``
+    from ``world_size`` and refused what it refuses, and ``TGPOConfig`` checked that each optimizer update reads
+    one rollout batch. The one rule of ours not in a config's own validation: ``max_steps`` (optimizer updates) is
+    a whole number of rollout batches.
     """
-    B = int(trainer.get("per_device_train_batch_size", 8))
-    GA = int(trainer.get("gradient_accumulation_steps", 1))
-    G = int(trainer.get("num_generations", 8))
-    gbs, spg = trainer.get("generation_batch_size"), trainer.get("steps_per_generation")
-    P = int(num_processes)
-    if G < 2:
-        raise PlanError(f"num_generations={G}: GRPO needs at least 2 rollouts per prompt")
-    if gbs is not None and spg is not None:
-        raise PlanError("set generation_batch_size or steps_per_generation, not both (TRL refuses both)")
-    if gbs is None and spg is None:
-        spg = GA
-        gbs = B * P * spg
-    elif gbs is not None:
-        if gbs % (B * P):
-            raise PlanError(f"generation_batch_size ({gbs}) must be divisible by the global micro-batch "
-                            f"per_device_train_batch_size x processes = {B} x {P} = {B * P} (TRL)")
-        spg = gbs // (B * P)
-    else:
-        gbs = B * P * int(spg)
-    spg = int(spg)
-    if gbs % G:
-        raise PlanError(f"generation batch of {gbs} completions (= {B} per device x {P} processes x "
-                        f"{spg} steps_per_generation) is not a whole number of groups of num_generations={G} (TRL)")
-    if spg % GA:
-        raise PlanError(f"steps_per_generation ({spg}) is not a multiple of gradient_accumulation_steps ({GA}): an "
-                        "optimizer update would mix two rollout batches")
-    upg = spg // GA
+    P, B, GA = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
+    G, spg, gbs = args.num_generations, args.steps_per_generation, args.generation_batch_size
+    upg = args.updates_per_generation
     per_update = B * P * GA
-    max_steps = int(trainer.get("max_steps", -1))
+    max_steps = int(args.max_steps)
     if max_steps > 0 and max_steps % upg:
         raise PlanError(f"max_steps ({max_steps} optimizer updates) is not a multiple of the {upg} updates per "
                         "rollout batch")
@@ -284,40 +289,34 @@ def _load_accelerate(path: str | None, config_path: Path | None) -> tuple[dict |
 
 def build_plan(run) -> dict:
     """The resolved plan of a :class:`tgpo.run_config.RunConfig` (see the module docstring). Loads no weights."""
-    from .config import TGPOConfig
     from .objectives import METHODS
-    from .run_config import ConfigError, check_trainer_fields
+    from .run_config import check_teacher, make_args
 
     trainer = dict(run.trainer)
     config_path = run.source
     launch = run.launch
-    accel, accel_path = _load_accelerate(launch.get("accelerate_config"), config_path)
-    processes = int(launch.get("num_processes") or (accel or {}).get("num_processes") or 1)
-    machines = int(launch.get("num_machines") or (accel or {}).get("num_machines") or 1)
+    accel, accel_path = _load_accelerate(launch.accelerate_config, config_path)
+    processes = int(launch.num_processes or (accel or {}).get("num_processes") or 1)
+    machines = int(launch.num_machines or (accel or {}).get("num_machines") or 1)
     overridden = accel and accel.get("num_processes") and int(accel["num_processes"]) != processes
-    gpus_per_node = int(launch.get("gpus_per_node") or max(1, processes // machines))
+    gpus_per_node = int(launch.gpus_per_node or max(1, processes // machines))
     if processes > machines * gpus_per_node:
         raise PlanError(f"{processes} processes do not fit {machines} machine(s) x {gpus_per_node} GPUs")
-    batch = batch_arithmetic(trainer, processes)
-    # Field validation by TGPOConfig itself, on a CPU-safe copy (bf16 and vLLM are for the GPU run).
-    probe = {**trainer, "use_cpu": True, "bf16": False, "fp16": False, "use_vllm": False}
-    check_trainer_fields(trainer)
-    try:
-        args = TGPOConfig(**probe)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config 'trainer' section: {err}") from None
+    # Field validation and TRL's batch arithmetic by the config itself, on a CPU-safe copy that TRL sees on the
+    # planned number of processes (bf16 and vLLM are for the GPU run).
+    args = make_args(trainer, probe=True, processes=processes)
+    batch = batch_arithmetic(args)
 
     use_vllm = bool(trainer.get("use_vllm", False))
-    vllm_mode = trainer.get("vllm_mode", "colocate")
-    tp = int(trainer.get("vllm_tensor_parallel_size", 1))
+    vllm_mode = args.vllm_mode
+    tp = int(args.vllm_tensor_parallel_size)
     if use_vllm and vllm_mode == "colocate" and processes % tp:
         raise PlanError(f"vllm_tensor_parallel_size={tp} must divide the {processes} training processes (colocate)")
 
     student = _describe_model(run.model, "student")
     teacher_name = run.teacher_model
     served = bool(args.teacher_server_url)
-    if args.needs_teacher and teacher_name is None and not served:
-        raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
+    check_teacher(args, teacher_name)
     teacher = _describe_model(teacher_name, "teacher") if (args.needs_teacher and teacher_name) else None
     tokenizers = tokenizer_verdict(student, teacher)
     if "error" in tokenizers and (student.get("local") and (teacher or {}).get("local")):
@@ -332,7 +331,7 @@ def build_plan(run) -> dict:
     if overridden:
         warnings.append(f"{accel_path} says num_processes={accel['num_processes']}; launch.num_processes={processes} "
                         "wins (the launch recipes pass --num_processes to accelerate launch)")
-    need_ctx = int(trainer.get("vllm_max_model_length") or trainer.get("max_completion_length") or 256)
+    need_ctx = int(args.vllm_max_model_length or args.max_completion_length)
     for info in (student, teacher):
         if info and info.get("config") and info["config"].get("max_position_embeddings", 1 << 30) < need_ctx:
             warnings.append(f"{info['role']} {info['name']} has {info['config']['max_position_embeddings']} positions "
@@ -361,12 +360,12 @@ def build_plan(run) -> dict:
                     "guided_steps": min(rollout_steps, (zero or rollout_steps + 1) - 1)}
 
     # Memory, rough, per GPU (GB): FSDP/ZeRO-3 shard fp32 master + Adam + bf16 grads; teacher logits chunk.
-    gpu_gb = float(launch.get("gpu_memory_gb", 80))
+    gpu_gb = float(launch.gpu_memory_gb or DEFAULT_GPU_MEMORY_GB)
     memory = {}
     if student.get("params"):
         memory["student_states_sharded_gb"] = student["params"]["total"] * 16 / processes / 1e9
     if use_vllm and vllm_mode == "colocate":
-        memory["vllm_colocate_gb"] = float(trainer.get("vllm_gpu_memory_utilization", 0.3)) * gpu_gb
+        memory["vllm_colocate_gb"] = float(args.vllm_gpu_memory_utilization) * gpu_gb
     if teacher and not served and teacher.get("params"):
         memory["teacher_weights_bf16_gb"] = teacher["params"]["total"] * 2 / 1e9
     if teacher and not served and teacher.get("config"):
@@ -374,8 +373,8 @@ def build_plan(run) -> dict:
 
         cfg_t = teacher["config"]
         rows = args.teacher_chunk_size or batch["per_device_train_batch_size"] * batch["steps_per_generation"]
-        T = int(trainer.get("max_completion_length", 256))
-        prompt = max(0, int(trainer.get("vllm_max_model_length") or T) - T)  # the prompt's share of the context
+        T = int(args.max_completion_length)
+        prompt = max(0, int(args.vllm_max_model_length or T) - T)  # the prompt's share of the context
         # the same formula the teacher pass is tested against (tests/test_memory.py): body activations of one row
         # chunk plus one output-head tile, beyond the teacher's weights
         memory["teacher_pass_chunk_gb"] = teacher_pass_peak_bytes(
@@ -391,29 +390,61 @@ def build_plan(run) -> dict:
     return {
         "config": str(config_path) if config_path else None, "method": args.method, "output_dir": args.output_dir,
         "student": student, "teacher": teacher, "teacher_served": served,
-        "teacher_server_url": args.teacher_server_url, "teacher_server": launch.get("teacher_server"),
+        "teacher_server_url": args.teacher_server_url, "teacher_server": launch.teacher_server,
         "tokenizers": tokenizers, "machines": machines, "processes": processes, "gpus_per_node": gpus_per_node,
         "accelerate": {"path": accel_path, "distributed_type": (accel or {}).get("distributed_type"),
                        "mixed_precision": (accel or {}).get("mixed_precision")} if accel else None,
         "vllm": {"use_vllm": use_vllm, "mode": vllm_mode, "tensor_parallel_size": tp,
-                 "gpu_memory_utilization": trainer.get("vllm_gpu_memory_utilization")},
+                 "gpu_memory_utilization": args.vllm_gpu_memory_utilization},
         "precision": "bf16" if plan_bf16(trainer) else "fp32", "here": this_machine(trainer),
-        "launch_planned": bool(launch),
+        "launch_planned": any(value is not None for value in asdict(launch).values()),
         "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
-        "hyper": {k: getattr(args, k) for k in ("learning_rate", "temperature", "max_completion_length",
-                                                 "vllm_max_model_length", "epsilon", "entropy_coef", "beta",
-                                                 "kdrl_beta", "kdrl_estimator", "reward", "teacher_temperature",
-                                                 "teacher_chunk_size", "teacher_chunk_tokens")
-                  if hasattr(args, k)},
-        "dataset": run.dataset or {"path": None},
+        "hyper": {k: getattr(getattr(args, k), "value", getattr(args, k))  # enums (lr_scheduler_type) by value
+                  for k in dict.fromkeys((*HYPERPARAMETERS, *method_fields(args.method)))},
+        "entropy": entropy_summary(args, processes),
+        "dataset": asdict(run.dataset),
         "preset": preset_summary(run.preset, args),
     }
 
 
-ADVANTAGE_TEXT = {"group": "A = (r - mean) / (std + 1e-6) per group", "batch": "A = (r - mean) / (batch std + 1e-6)",
-                  "none": "A = r - mean (no std)"}
+#: The optimisation and sampling settings the plan prints for every method (the method's own loss fields follow).
+HYPERPARAMETERS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2",
+                   "adam_epsilon", "max_grad_norm", "temperature", "max_completion_length", "vllm_max_model_length",
+                   "beta", "reward", "teacher_temperature", "teacher_chunk_size", "teacher_chunk_tokens")
+#: Tokens per GPU of the authors' dynamic micro-batches (their ``ppo_max_token_len_per_gpu``; docs/method.md §3).
+AUTHORS_MICRO_BATCH_TOKENS = 16_384
+
+
+def method_fields(method: str) -> list[str]:
+    """The ``TGPOConfig`` fields the method's loss reads (its registry entry), entropy bonus included."""
+    from .objectives import ENTROPY_FIELDS, METHODS, loss_config_sources
+
+    sources = loss_config_sources()
+    return [sources[f] for f in sources if f in METHODS[method].reads | ENTROPY_FIELDS]
+
+
+def entropy_summary(args, processes: int) -> dict:
+    """The entropy bonus's factor and how it stands against the authors' (a sum of per-micro-batch token means)."""
+    padded_sum = args.loss_type == "dr_grpo" and not args.dr_grpo_row_mean
+    tokens = args.per_device_train_batch_size * args.gradient_accumulation_steps * int(
+        args.vllm_max_model_length or args.max_completion_length)
+    most = -(-tokens // AUTHORS_MICRO_BATCH_TOKENS) * processes  # at the longest rollouts, over all GPUs
+    if padded_sum:
+        authors = (f"against this padded-length sum the authors' bonus is n_micro x the suite's at factor 1, n_micro "
+                   f"their micro-batches of one update over all GPUs (<= {most} here at the longest rollouts; it "
+                   "depends on rollout lengths): set entropy_micro_batches to state it")
+    else:
+        authors = ("against a token-mean policy-gradient term the ratio is the authors' at factor 1 (both terms are "
+                   "means per micro-batch, summed over micro-batches in their run)")
+    return {"coef": args.entropy_coef, "factor": args.entropy_micro_batches, "authors": authors,
+            "max_micro_batches": most if padded_sum else None}
+
+
+ADVANTAGE_TEXT = {"group": f"A = (r - mean) / (std + {ADVANTAGE_EPS:g}) per group",
+                  "batch": f"A = (r - mean) / (batch std + {ADVANTAGE_EPS:g})", "none": "A = r - mean (no std)"}
 #: What the authors' dynamic micro-batching does that a token mean over the batch cannot reproduce (docs/method.md §3).
-LOSS_SCALE_NOTE = ("the authors' token means are per dynamic micro-batch (<= 16,384 tokens per GPU) and summed over "
+LOSS_SCALE_NOTE = (f"the authors' token means are per dynamic micro-batch (<= {AUTHORS_MICRO_BATCH_TOKENS:,} tokens per GPU) "
+                   "and summed over "
                    "the micro-batches of a step (gradient accumulation 1), so their loss is about n_micro x this token "
                    "mean: not reproduced exactly (Adam cancels a constant scale; clipping at max_grad_norm does not)")
 
@@ -438,11 +469,9 @@ def preset_summary(preset: str | None, args) -> dict:
     if preset:
         table = presets()[preset]
         out["about"] = table["_about"]
-        for method in METHODS:
-            spec = METHODS[method]
+        for method, spec in METHODS.items():
             settings = table[method]
-            loss_type = settings.get("loss_type") or ("dr_grpo" if spec.off_policy_traces else "dapo")
-            row_mean = settings.get("dr_grpo_row_mean", not spec.off_policy_traces)
+            loss_type, row_mean = spec.resolve_aggregation(settings.get("loss_type"), settings.get("dr_grpo_row_mean"))
             out["methods"][method] = describe(settings.get("scale_rewards", "group"), loss_type, row_mean)
     if preset and preset.startswith("authors") and args.loss_type == "dapo":
         out["note"] = LOSS_SCALE_NOTE
@@ -501,8 +530,8 @@ def render_plan(plan: dict) -> str:
     out.append(f"  max_steps {b['optimizer_steps']} optimizer updates = {b['rollout_steps']} rollout (training) steps")
     if b["rollout_steps"]:
         total_prompts = b["rollout_steps"] * b["prompts_per_rollout_step"]
-        ds = plan["dataset"] or {}
-        rows = ds.get("limit") or KNOWN_DATASETS.get(ds.get("path") or "Elliott/Openr1-Math-46k-8192")
+        ds = plan["dataset"]
+        rows = ds["limit"] or KNOWN_DATASETS.get(ds["path"] or DEFAULT_HUB_DATASET)
         out.append(f"  {total_prompts} prompts drawn" + (f" = {total_prompts / rows:.2f} epochs of {rows} rows" if rows else ""))
     p = plan["preset"]
     out.append(f"preset: {p['name'] or 'none (the config as written)'}" + (f" — {p['about']}" if p["about"] else ""))
@@ -513,6 +542,8 @@ def render_plan(plan: dict) -> str:
         out.append(f"  not reproduced: {p['note']}")
     h = plan["hyper"]
     out.append("hyperparameters: " + ", ".join(f"{k} {h[k]}" for k in h))
+    e = plan["entropy"]
+    out.append(f"entropy bonus: -{e['coef']:g} x entropy_micro_batches {e['factor']:g} x token mean of H; {e['authors']}")
     s = plan["schedule"]
     if s:
         out.append(f"guidance schedule (per rollout step k): lambda_k = max({s['lambda_0']:g} - (k-1) x {s['delta']:g}, "

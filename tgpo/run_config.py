@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 TOP_LEVEL = {"model", "teacher_model", "trust_remote_code", "dataset", "system_prompt", "trainer", "launch", "preset"}
 INHERIT_KEYS = ("base", "inherit")
-LAUNCH_KEYS = {"num_machines", "num_processes", "gpus_per_node", "gpu_memory_gb", "accelerate_config", "teacher_server",
-               "prepared", "aligned_pair"}
-DATASET_KEYS = {"path", "split", "limit"}
 #: Trainer settings a run gets when its YAML does not choose them: per-step logs and checkpoints.
 CLI_DEFAULTS = {"logging_steps": 1, "save_strategy": "steps", "save_steps": 50, "report_to": "none",
                 "output_dir": "runs/tgpo"}
@@ -152,51 +151,97 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
 
 # -------------------------------------------------------------------------------------------- presets
 @lru_cache(maxsize=1)
-def presets() -> dict[str, dict[str, dict]]:
-    """Settings presets (``tgpo/resources/presets.yaml``): ``{preset: {method: {TGPOConfig field: value}}}``."""
+def _preset_file() -> dict[str, dict]:
+    """``tgpo/resources/presets.yaml``: ``{preset: {"about": text, "all": {TGPOConfig field: value}}}``."""
     import yaml
 
     from .resources import PRESETS_FILE
 
     raw = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
-    out = {}
     for name, entry in raw.items():
-        common = entry.get("all", {}) or {}
-        out[name] = {m: {**common, **(entry.get(m) or {})} for m in _methods()} | {"_about": entry.get("about", "")}
-    return out
+        extra = set(entry) - {"about", "all"}
+        if extra:
+            raise ConfigError(f"{PRESETS_FILE}: preset {name!r} has keys {sorted(extra)}; a method's own settings "
+                              "under a preset live in its registry entry (tgpo.objectives.Method.presets)")
+    return raw
 
 
-def _methods() -> list[str]:
+def preset_names() -> list[str]:
+    return list(_preset_file())
+
+
+def presets() -> dict[str, dict[str, dict]]:
+    """Settings presets: ``{preset: {method: {TGPOConfig field: value}, "_about": text}}``, each method's settings
+    being the preset's ``all`` (presets.yaml) under the method's own (its registry entry's ``presets``)."""
     from .objectives import METHODS
 
-    return list(METHODS)
+    return {name: {m: preset_settings(name, m) for m in METHODS} | {"_about": entry.get("about", "")}
+            for name, entry in _preset_file().items()}
 
 
 def preset_settings(preset: str | None, method: str) -> dict:
     """The TGPOConfig fields a preset sets for ``method`` (empty without a preset)."""
+    from .objectives import METHODS, canonical_method
+
     if not preset:
         return {}
-    table = presets()
+    table = _preset_file()
     if preset not in table:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(table)}")
-    return dict(table[preset][method])
+    own = METHODS[canonical_method(method)].presets
+    return {**(table[preset].get("all") or {}), **(own.get(preset) or {})}
 
 
 # ------------------------------------------------------------------------------------------- resolved
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The ``dataset:`` section: ``path`` (local JSONL or Hub id; None: the paper's OpenR1-Math), the Hub ``split``
+    and the first ``limit`` rows (checked by :func:`tgpo.data.load_train_dataset`)."""
+
+    path: str | None = None
+    split: str = "train"
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """The ``launch:`` section: where a run goes (read by ``--dry-run`` and repro/launch/; training ignores it)."""
+
+    num_machines: int | None = None
+    num_processes: int | None = None
+    gpus_per_node: int | None = None
+    gpu_memory_gb: float | None = None
+    accelerate_config: str | None = None
+    teacher_server: dict | None = None
+    prepared: dict | None = None
+    aligned_pair: str | None = None
+
+
+def _section(cls, value, name: str, where: str):
+    """A config section (a mapping) as ``cls``; unknown keys are one :class:`ConfigError` naming them."""
+    keys = [f.name for f in fields(cls)]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: '{name}' must be a mapping with keys among {sorted(keys)}")
+    if set(value) - set(keys):
+        raise ConfigError(f"{where}: '{name}': {unknown_keys(value, keys, 'key')} (keys: {sorted(keys)})")
+    return cls(**value)
+
+
 @dataclass
 class RunConfig:
     """A resolved run: the student, the teacher (None when the method reads none), the data and the trainer's
-    keyword arguments (everything ``TGPOConfig`` takes)."""
+    settings: ``TGPOConfig`` field -> value (the names checked by :func:`resolve`; :func:`make_args` builds the
+    ``TGPOConfig``)."""
 
     source: str | None
     model: str
     teacher_model: str | None
-    trainer: dict
-    dataset: dict = field(default_factory=dict)
+    trainer: dict[str, Any]
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
     system_prompt: str | None = None
     trust_remote_code: bool = False
     preset: str | None = None
-    launch: dict = field(default_factory=dict)
+    launch: LaunchSpec = field(default_factory=LaunchSpec)
 
     @property
     def method(self) -> str:
@@ -231,7 +276,7 @@ def resolve(
     ``launch.prepared``'s model folders. Raises :class:`ConfigError` (or ``FileNotFoundError`` for a model path)
     with one line naming the input.
     """
-    from .objectives import METHODS
+    from .objectives import METHODS, canonical_method, method_choices
 
     where = f"config file {source}" if source else "config"
     unknown = set(cfg) - TOP_LEVEL
@@ -244,33 +289,25 @@ def resolve(
                           f"({unknown_keys(unknown, TOP_LEVEL, 'key')}); expected {sorted(TOP_LEVEL)}")
     if "model" not in cfg:
         raise ConfigError(f"{where}: 'model' (the student) is required")
-    dataset = cfg.get("dataset") or {}
-    if not isinstance(dataset, dict):
-        raise ConfigError(f"{where}: 'dataset' must be a mapping with keys among {sorted(DATASET_KEYS)}")
-    if set(dataset) - DATASET_KEYS:
-        raise ConfigError(f"{where}: 'dataset': {unknown_keys(dataset, DATASET_KEYS, 'key')} "
-                          f"(keys: {sorted(DATASET_KEYS)})")
-    launch = cfg.get("launch") or {}
-    if not isinstance(launch, dict):
-        raise ConfigError(f"{where}: 'launch' must be a mapping with keys among {sorted(LAUNCH_KEYS)}")
-    if set(launch) - LAUNCH_KEYS:
-        raise ConfigError(f"{where}: 'launch': {unknown_keys(launch, LAUNCH_KEYS, 'key')} (keys: {sorted(LAUNCH_KEYS)})")
+    dataset = _section(DatasetSpec, cfg.get("dataset") or {}, "dataset", where)
+    launch = _section(LaunchSpec, cfg.get("launch") or {}, "launch", where)
     file_trainer = cfg.get("trainer") or {}
     if not isinstance(file_trainer, dict):
         raise ConfigError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
     cli = {k: v for k, v in (("method", method), ("max_steps", max_steps), ("output_dir", output_dir)) if v is not None}
     cli.update(set_trainer or {})
-    run_method = str(cli.get("method") or file_trainer.get("method") or "tgpo").lower()
+    check_trainer_fields({**file_trainer, **cli}, f"{where}: 'trainer'")
+    run_method = canonical_method(cli.get("method") or file_trainer.get("method") or "tgpo")
     if run_method not in METHODS:
         raise ConfigError(f"{where}: trainer.method={run_method!r}{did_you_mean(run_method, METHODS)} "
-                          f"(expected one of {', '.join(METHODS)})")
+                          f"(expected one of {', '.join(method_choices())})")
     preset = preset or cfg.get("preset")
     trainer = {**CLI_DEFAULTS, **file_trainer, **preset_settings(preset, run_method), **cli, "method": run_method}
     trainer["trust_remote_code"] = bool(cfg.get("trust_remote_code", False))
 
     model, teacher = cfg["model"], cfg.get("teacher_model")
     if prepared:
-        ready = launch.get("prepared") or {}
+        ready = launch.prepared or {}
         if not ready:
             raise ConfigError(f"{where}: --prepared needs launch.prepared (the folders prepare_models.sh makes)")
         model, teacher = ready.get("model", model), ready.get("teacher_model", teacher)
@@ -301,23 +338,43 @@ def load_run_config(path: str | Path, overrides: list[str] | tuple = (), **kwarg
     return resolve(cfg, set_trainer=trainer_overrides, source=str(path), **kwargs)
 
 
-def build_args(run: RunConfig):
-    """The run's ``TGPOConfig`` (with CPU device defaults when there is no CUDA). Bad fields: :class:`ConfigError`."""
+def make_args(trainer: dict, *, probe: bool = False, processes: int = 1, where: str = "config 'trainer' section"):
+    """The one place a ``TGPOConfig`` is built from a run's trainer settings. Bad fields: :class:`ConfigError`.
+
+    ``probe=False``: the run's own config (with :data:`CPU_DEFAULTS` on a machine without CUDA). ``probe=True``: a
+    CPU-only copy that validates the settings without training (bf16, fp16 and vLLM off), as it would validate on
+    ``processes`` data-parallel processes (:class:`tgpo.config.PlannedConfig`) — for ``--dry-run``, the repro
+    scripts' checks and the audit.
+    """
     import torch
 
-    from .config import TGPOConfig
+    from .config import PlannedConfig, TGPOConfig
 
-    kwargs = dict(run.trainer)
-    check_trainer_fields(kwargs)
-    if not torch.cuda.is_available():
+    kwargs = dict(trainer)
+    check_trainer_fields(kwargs, where)
+    if probe:
+        kwargs.update(use_cpu=True, bf16=False, fp16=False, use_vllm=False)
+    elif not torch.cuda.is_available():
         for key, value in CPU_DEFAULTS.items():
             kwargs.setdefault(key, value)
     try:
-        args = TGPOConfig(**kwargs)
+        with warnings.catch_warnings():  # a deprecated method name has already been reported by resolve
+            warnings.simplefilter("ignore", FutureWarning)
+            return PlannedConfig(**kwargs, planned_processes=processes) if probe else TGPOConfig(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"config 'trainer' section: {err}") from None
-    if args.needs_teacher and run.teacher_model is None and not args.teacher_server_url:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def check_teacher(args, teacher_model: str | None) -> None:
+    """A method that reads a teacher needs ``teacher_model`` or a served teacher: :class:`ConfigError` otherwise."""
+    if args.needs_teacher and teacher_model is None and not args.teacher_server_url:
         raise ConfigError(f"method {args.method!r} needs 'teacher_model' (or trainer.teacher_server_url) in the config")
+
+
+def build_args(run: RunConfig):
+    """The run's ``TGPOConfig`` (:func:`make_args`), its teacher checked (:func:`check_teacher`)."""
+    args = make_args(run.trainer)
+    check_teacher(args, run.teacher_model)
     return args
 
 
@@ -336,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tgpo.run_config: error: {err}", file=sys.stderr)
         return 2
     value: object = {"model": run.model, "teacher_model": run.teacher_model, "method": run.method,
-                     "trainer": run.trainer, "launch": run.launch, "preset": run.preset}
+                     "trainer": run.trainer, "launch": asdict(run.launch), "preset": run.preset}
     for part in args.get.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     print("" if value is None else value)

@@ -30,11 +30,11 @@ def method_name(text: str) -> str:
     is given, so that ``tgpo train --help`` stays fast."""
     import argparse
 
-    from .objectives import METHODS
+    from .objectives import METHODS, method_choices
     from .run_config import did_you_mean
 
     name = text.lower()
-    if name not in METHODS:
+    if name not in method_choices():  # registered names and deprecated aliases (resolved with a warning)
         raise argparse.ArgumentTypeError(f"invalid choice: {text!r}{did_you_mean(name, METHODS)} "
                                          f"(choose from {', '.join(METHODS)})")
     return name
@@ -82,10 +82,10 @@ def build_trainer(run, args=None):
     from .objectives import METHODS
 
     dataset = load_train_dataset(
-        run.dataset.get("path"),
+        run.dataset.path,
         tokenizer,
-        split=run.dataset.get("split", "train"),
-        limit=run.dataset.get("limit"),
+        split=run.dataset.split,
+        limit=run.dataset.limit,
         system_prompt=run.system_prompt,
         need_teacher=METHODS[args.method].off_policy_traces,
         max_positions=student_context_length(run.model),
@@ -133,6 +133,17 @@ def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) ->
     return checkpoint
 
 
+def _refuse_output_over_inputs(output_dir, config) -> None:
+    """An output folder that is, or contains, the student, teacher or data is refused before ``--overwrite``
+    moves anything (it would move the model it is about to load)."""
+    from .outputs import overlapping_input
+
+    message = overlapping_input(output_dir, {"student": config.model, "teacher": config.teacher_model,
+                                             "dataset": getattr(config.dataset, "path", None)})
+    if message:
+        raise ConfigError(message)
+
+
 def check_report_backends(report_to) -> None:
     """Stop before any model loads when a ``report_to`` backend is not installed (transformers would raise at the
     trainer's start), naming the package to install."""
@@ -171,6 +182,7 @@ def run(args) -> int:
         config = load_run_config(args.config, args.set, method=args.method, max_steps=args.max_steps,
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
+        _refuse_output_over_inputs(targs.output_dir, config)
         check_report_backends(targs.report_to)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         trainer = build_trainer(config, targs)

@@ -92,10 +92,7 @@ class TGPOTrainer(GRPOTrainer):
             **kwargs,
         )
         self.method = spec
-        self.loss_config = obj.LossConfig(
-            clip_eps=args.epsilon, clip_eps_high=args.epsilon_high, delta=args.delta, entropy_coef=args.entropy_coef,
-            kdrl_beta=args.kdrl_beta, kdrl_estimator=args.kdrl_estimator,
-        )
+        self.loss_config = obj.LossConfig.from_config(args)
         self.teacher = self._build_teacher(teacher_model, teacher_processing_class) if args.needs_teacher else None
         # LUFFY: where each prompt's teacher trace is (rows are looked up, not carried between hooks)
         self._trace_rows = (
