@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from repro import lab_runner
+from repro import lab_runner, run_lock
 from repro.paths import RESULTS
 from repro.table_config import DEFAULT_PRESET, PROFILES, Table, UsageError
 from tgpo.cli import positive_int
@@ -74,12 +74,14 @@ def cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     name = Path(sys.modules[main.__module__].__file__).stem  # "table1", also when run as __main__
     try:
         return main(argv)
-    except (UsageError, ConfigError, FileNotFoundError) as err:
+    except (UsageError, ConfigError, FileNotFoundError, run_lock.RunLocked) as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except lab_runner.LabJobError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        run_lock.release_all()  # the script's locks (repro.run_lock), also when it ran inside another process
 
 
 def seeds_of(args: argparse.Namespace, table: Table) -> list[int]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro import planning, redraw
+from repro import paths, planning, redraw, run_lock, versions
 from repro.manifest import Manifest, save_runs
 from repro.options import output_dir, output_stem, parse_args
 from repro.planning import Plan
@@ -71,6 +71,10 @@ def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[st
     if args.redraw:  # nothing trains and only figures are rewritten (git keeps the earlier ones)
         return Session(name, args, config, stem, plan, output_dir(args), Manifest(name, args, config, plan.seeds))
     planning.check_ready(plan)
+    run_lock.acquire(output_dir(args), "results")  # one run at a time into these outputs, held until the script ends
+    if plan.lab:
+        run_lock.acquire(paths.runs_dir() / args.profile, "lab runs")  # and into its run cache (before anything moves)
+    versions.report(name, paths.RESULTS / args.profile / f"{stem}_manifest.json")  # against the committed results
     out_dir = archive(output_dir(args), [stem + s for s in suffixes])
     return Session(name, args, config, stem, plan, out_dir, Manifest(name, args, config, plan.seeds))
 
