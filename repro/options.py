@@ -33,8 +33,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
-               profiles: Sequence[str] = PROFILES) -> argparse.Namespace:
-    """The options every script takes. ``--preset`` defaults to the profile's."""
+               profiles: Sequence[str] = PROFILES, figures: bool = True) -> argparse.Namespace:
+    """The options every script takes. ``--preset`` defaults to the profile's. A script that draws no figures
+    (``figures=False``) refuses ``--redraw`` rather than train."""
     from tgpo.run_config import presets
 
     parser = _Parser(prog=f"python -m repro.{script}", description=doc.strip().splitlines()[0],
@@ -59,6 +60,9 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
                              "plotted table's runs of these seeds) without training; writes only figures and notes "
                              "the redraw in the manifest")
     args = parser.parse_args(argv)
+    if args.redraw and not figures:
+        raise UsageError(f"--redraw: repro.{script} draws no figures (redraw a figure script's, e.g. "
+                         "python -m repro.figure4 --redraw)")
     args.preset = args.preset or DEFAULT_PRESET[args.profile]
     return args
 

@@ -58,10 +58,11 @@ class Session:
 
 
 def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[str], *, table: str | None = None,
-          profiles: Sequence[str] = PROFILES, rows: Callable[[Table], Sequence[Row]] | None = None) -> Session | int:
+          profiles: Sequence[str] = PROFILES, rows: Callable[[Table], Sequence[Row]] | None = None,
+          figures: bool = True) -> Session | int:
     """Parse, load the table config (``table``, default ``name``), plan; with ``--dry-run`` print the plan and return
     its exit code; with ``--redraw`` start a session that draws from committed records; else check that the plan can run here and archive earlier outputs (``<stem><suffix>``)."""
-    args = parse_args(name, doc, argv, profiles=profiles)
+    args = parse_args(name, doc, argv, profiles=profiles, figures=figures)
     config = load_table(args.profile, table or name)
     stem = output_stem(name, args, config)
     plan = planning.plan_runs(config, args, rows=rows(config) if rows else None, stem=stem)

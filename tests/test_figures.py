@@ -95,3 +95,28 @@ def test_redraw_without_the_records_stops_with_one_line(committed, capsys):
     err = capsys.readouterr().err.strip()
     assert "--redraw: no committed records hold every run" in err and len(err.splitlines()) == 1
     assert not (committed / "figure2_3seeds.png").exists()
+
+
+@pytest.mark.parametrize("script", ["table3", "recipe_probe", "audit"])
+def test_scripts_without_figures_refuse_redraw_rather_than_train(script, capsys, monkeypatch, tmp_path):
+    import importlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--redraw trained")
+
+    monkeypatch.setattr(planning, "run_plan", refuse)
+    module = importlib.import_module(f"repro.{script}")
+    assert options.cli(module.main, ["--redraw", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--redraw: repro.{script} draws no figures" in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_reproduce_all_redraw_runs_only_the_figure_scripts(capsys):
+    from repro import reproduce_all
+
+    assert options.cli(reproduce_all.main, ["--redraw", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    ran = [line.split()[3] for line in out.splitlines() if line.startswith("===== python -m")]
+    assert ran == [f"repro.{s}" for s in reproduce_all.FIGURE_SCRIPTS] and "repro.table3" not in ran
+    assert all("--redraw" in line for line in out.splitlines() if line.startswith("===== python -m"))
