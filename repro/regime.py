@@ -18,7 +18,7 @@ Measures, with 95% intervals:
   the answer; and in correct rollouts, what the teacher's token at the first step start where it disagrees does.
 
 Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
-(:func:`repro.stats.cluster_ratio_interval`). Outputs in ``results/lab/``: ``regime_<name>.csv`` (one row per
+(:func:`repro.stats.cluster_ratio_interval`); ``n`` counts the units (problems, groups, positions, rollouts). Outputs in ``results/lab/``: ``regime_<name>.csv`` (one row per
 statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; earlier ones move to ``previous/``.
 """
 
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +248,8 @@ def disagreement_rows(rollouts: list[dict]) -> list[dict]:
             "KL(student||teacher) per token": lambda r, t: r["kl_student_teacher"][t],
         }
         for statistic, value in measures.items():
-            out.append(_row("disagreement", statistic, stats.cluster_ratio_interval(*_by_prompt(rollouts, value, keep)), cls))
+            interval = stats.cluster_ratio_interval(*_by_prompt(rollouts, value, keep))
+            out.append(_row("disagreement", statistic, replace(interval, n=count), cls))
         probs = [np.exp(r["logp_teacher_token"][t]) for r in rollouts for t in range(len(r["tokens"])) if keep(r, t)]
         out.append(_point("disagreement", "student p(teacher argmax), median", float(np.median(probs)), count, cls))
     return out
@@ -297,7 +299,7 @@ def _clustered(pairs: list[tuple[int, float]], n_groups: int) -> stats.Interval:
     for g, v in pairs:
         num[g] += v
         den[g] += 1
-    return stats.cluster_ratio_interval(num, den)
+    return replace(stats.cluster_ratio_interval(num, den), n=len(pairs))
 
 
 def first_error_rows(student, tok, rollouts: list[dict], cap: int) -> list[dict]:
@@ -390,7 +392,7 @@ def grpo_groups(args, table) -> pd.DataFrame:
 
 
 def group_rows(curve: pd.DataFrame, steps: int) -> list[dict]:
-    if curve.empty:
+    if curve.empty:  # --grpo-steps 0
         return []
     wrong = [100.0 * v for flags in curve["_wrong"] for v in flags]
     right = [100.0 * v for flags in curve["_right"] for v in flags]
