@@ -4,6 +4,10 @@ per-class disagreement, first-error statistics) on hand-made rollouts — no mod
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -125,3 +129,15 @@ def test_first_errors_skip_correct_and_truncated_rollouts():
     cut["tokens"], cut["correct"] = P.completion_tokens("3+7=1"), False
     found = regime.first_errors([right, wrong, cut])
     assert [(r is wrong, i, allowed) for r, i, allowed in found] == [(True, 5, frozenset({"0"}))]
+
+
+@pytest.mark.parametrize("argv, names", [(["--rl-split", "k9"], "--rl-split"),
+                                         (["--rl-split", "k4", "--teacher", "/no/such/teacher"], "--teacher")])
+def test_bad_input_stops_in_one_line_before_anything_is_written(tmp_path, argv, names):
+    from repro.paths import REPO
+
+    result = subprocess.run([sys.executable, "-m", "repro.regime", *argv, "--output-dir", str(tmp_path / "out")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and names in result.stderr
+    assert not (tmp_path / "out").exists()
