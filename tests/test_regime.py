@@ -110,6 +110,7 @@ def test_disagreement_by_class_on_hand_made_rollouts():
     a["teacher_argmax"][0] = "7"  # the teacher would start with the other operand
     a["logp_teacher_token"][0] = np.log(0.01)
     b = _rollout("3+7=", "3+7=10;\\boxed{10}", 1)
+    b["student_argmax"][0] = "9"  # the student's own argmax plays no part in disagreement with the sampled token
     rows = {(r["statistic"], r["cls"]): r for r in regime.disagreement_rows([a, b])}
     assert rows[("teacher argmax != sampled (%)", "order")]["value"] == pytest.approx(50.0)
     assert rows[("teacher argmax != sampled (%)", "content")]["value"] == 0.0
@@ -141,3 +142,28 @@ def test_bad_input_stops_in_one_line_before_anything_is_written(tmp_path, argv, 
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1 and names in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_first_error_rows_arithmetic(monkeypatch):
+    """Teacher/student argmax at the first error, the substituted prefixes handed to the student, and the shares."""
+    wrong1 = _rollout("3+7=", "3+7=11;\\boxed{11}", 0)
+    wrong1["teacher_argmax"][5], wrong1["student_argmax"][5] = "0", "1"  # teacher right, student wrong
+    right1 = _rollout("3+7=", "3+7=10;\\boxed{10}", 0)
+    right1["teacher_argmax"][0] = "7"  # disagrees at the first step start
+    wrong2 = _rollout("3+7=", "3+7=12;\\boxed{12}", 1)
+    wrong2["teacher_argmax"][5], wrong2["student_argmax"][5] = "2", "0"  # teacher wrong, student right
+    right2 = _rollout("3+7=", "3+7=10;\\boxed{10}", 1)
+    answers = iter([[True, False], [False, False], [False]])  # teacher fix, student fix, correct rollouts kept
+    seen = []
+    monkeypatch.setattr(regime, "_continue", lambda student, tok, items, prefixes, cap: seen.append(prefixes) or next(answers))
+    rows = {r["statistic"]: r for r in regime.first_error_rows(None, None, [wrong1, right1, wrong2, right2], cap=64)
+            if r["cls"] in ("", "result")}
+    assert seen[0] == [list("3+7=1") + ["0"], list("3+7=1") + ["2"]] and seen[1] == [list("3+7=1")] * 2
+    assert seen[2] == [["7"]]
+    assert rows["teacher argmax correct (%)"]["value"] == 50 and rows["student argmax correct (%)"]["value"] == 50
+    assert rows["teacher token + student greedy fixes (%)"]["value"] == 50
+    assert rows["student greedy from the prefix fixes (%)"]["value"] == 0
+    assert rows["where (% of first errors)"]["value"] == 100
+    assert rows["disagree with the teacher at a step start (%)"]["value"] == 50
+    assert rows["still correct after the teacher's step-start token (%)"]["value"] == 0
+    assert rows["sampled accuracy (%)"]["value"] == 50
