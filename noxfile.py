@@ -1,5 +1,5 @@
 """Sessions: ``tests``, ``lint``, ``reproduce_table1`` (the main job), ``reproduce_all``, one parametrized
-``reproduce(<script>)`` per reproduction script (``nox -s "reproduce(table2)"``), and ``bench``.
+``reproduce(<script>)`` per reproduction script (``nox -s "reproduce(table2)"``), ``bench`` and ``mutants``.
 
 Every session installs torch first (``torch==2.13.0``; set ``TGPO_TORCH_INDEX`` to an index such as PyTorch's CPU
 index where the plain pin would pull a multi-GB CUDA build), then every other package at the version pinned in
@@ -105,3 +105,14 @@ def bench(session: nox.Session) -> None:
     else:
         session.warn("TGPO_MV060_PYTHON is not set: the authors' grade was not compared with math-verify 0.6.0 "
                      "(python -m bench.mathverify_compat)")
+
+
+@nox.session(python=PYTHON)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the loss code: mutmut's mutants of tgpo/objectives.py and of the trainer's methods that build
+    the loss inputs, against the fast tests that cover them ([tool.mutmut] in pyproject.toml, targets in
+    bench/mutants.py). Writes results/bench/mutants.md; fails below 95% killed or on a survivor without a stated
+    reason. One process (mutmut ``--max-children 1``)."""
+    install_project(session)
+    session.env.setdefault("OMP_NUM_THREADS", "1")
+    session.run("python", "-m", "bench.mutants", *session.posargs)

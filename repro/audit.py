@@ -251,7 +251,7 @@ def render(frame: pd.DataFrame, presets: tuple[str, str] = COMPARED, authors: pd
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv)
+    args = options.parse_args(NAME, __doc__, argv, figures=False)
     frame = audit_frame()
     text = render(frame, authors=authors_frame())
     if args.dry_run:

@@ -1,4 +1,5 @@
-"""Golden regression values of every objective: loss and gradient norm on fixed seeded inputs.
+"""Golden regression values of every objective: loss and gradient norm on fixed seeded inputs, computed through
+the registry (``method_loss``, the path training runs).
 
 Regenerate on purpose (after a deliberate change to ``tgpo/objectives.py``) with::
 
@@ -43,25 +44,38 @@ def compute() -> dict[str, dict[str, float]]:
         guided = logp_all.gather(-1, yT.unsqueeze(-1)).squeeze(-1)
         old = logp.detach() + old_shift
         adv = obj.group_advantages(rewards, group_size=4)
+        zero_adv, no_entropy = torch.zeros_like(adv), torch.zeros_like(logp)
         entropy = obj.entropy_from_logits(z)
+
+        def loss(method, how=None, cfg=None, **x):
+            """Every value goes through the registry (the trained path); single terms with the others exactly 0."""
+            how, cfg = how or obj.Aggregation(), cfg or obj.LossConfig(entropy_coef=0.0)
+            x = {"logp": logp, "old_logp": old, "advantages": adv, "mask": mask, "entropy": no_entropy, **x}
+            return obj.method_loss(method, obj.LossInputs(aggregation=how, **x), cfg)
+
+        def kl(estimator):  # KDRL's penalty alone: advantages 0 make the policy-gradient term exactly 0
+            return loss("kdrl", cfg=obj.LossConfig(entropy_coef=0.0, kdrl_estimator=estimator), advantages=zero_adv,
+                        teacher_logp=teacher_logp).loss
+
         return {
-            "grpo": obj.policy_loss(logp, old, adv, mask),
-            "tgpo": obj.tgpo_loss(logp, old, adv, guided, mask, weight=obj.guidance_weight(1, initial=0.05)),
-            "guidance": obj.guidance_loss(guided, mask),
-            "rkl": obj.policy_loss(logp, old, obj.rkl_advantages(teacher_logp, old, mask), mask),
-            "kdrl_k1": obj.kdrl_penalty(logp, teacher_logp, mask, estimator="k1"),
-            "kdrl_k2": obj.kdrl_penalty(logp, teacher_logp, mask, estimator="k2"),
-            "kdrl_k3": obj.kdrl_penalty(logp, teacher_logp, mask, estimator="k3"),
-            "kdrl_reference": obj.kdrl_reference_penalty(logp, teacher_logp, mask),
-            "entropy": obj.entropy_bonus(entropy, mask),
-            "luffy": obj.luffy_loss(logp, old, adv, mask, off_policy),
+            "grpo": loss("grpo").loss,
+            "tgpo": loss("tgpo", guided_logp=guided, guidance_weight=obj.guidance_weight(1, initial=0.05)).loss,
+            "guidance": loss("tgpo", guided_logp=guided, guidance_weight=1.0).terms["guidance"],
+            "rkl": loss("rkl", teacher_logp=teacher_logp).loss,
+            "kdrl_k1": kl("k1"),
+            "kdrl_k2": kl("k2"),
+            "kdrl_k3": kl("k3"),
+            "kdrl_reference": loss("kdrl_authors", advantages=zero_adv, teacher_logp=teacher_logp).loss,
+            "entropy": loss("grpo", cfg=obj.LossConfig(), advantages=zero_adv, entropy=entropy).loss,
+            # the mean over the B x T padded positions, i.e. dr_grpo's sum over rows x padded length (T = 9)
+            "luffy": loss("luffy", obj.Aggregation("dr_grpo", padded_length=9), off_policy=off_policy).loss,
             # added with the method registry (TGPO-Adv, aggregations, reward scaling, asymmetric clipping)
-            "tgpo_adv": obj.policy_loss(logp, old, obj.tipo_advantages(adv, guided.detach(), mask, 0.05), mask),
-            "grpo_unscaled_dr_grpo_sum": obj.aggregate(
-                obj.surrogate(logp, old, obj.group_advantages(rewards, 4, scale="none"), mask)[0], mask,
-                obj.Aggregation("dr_grpo", padded_length=9, row_mean=False)),
-            "grpo_seq_mean_asymmetric_clip": obj.aggregate(
-                obj.surrogate(logp, old, adv, mask, 0.2, 0.28, 3.0)[0], mask, obj.Aggregation("grpo")),
+            "tgpo_adv": loss("tgpo_adv", guided_logp=guided.detach(), guidance_weight=0.05).loss,
+            "grpo_unscaled_dr_grpo_sum": loss(
+                "grpo", obj.Aggregation("dr_grpo", padded_length=9, row_mean=False),
+                advantages=obj.group_advantages(rewards, 4, scale="none")).loss,
+            "grpo_seq_mean_asymmetric_clip": loss(
+                "grpo", obj.Aggregation("grpo"), obj.LossConfig(clip_eps_high=0.28, delta=3.0, entropy_coef=0.0)).loss,
         }
 
     out = {}

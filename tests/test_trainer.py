@@ -2,6 +2,7 @@
 
 import math
 
+import oracles
 import pytest
 import torch
 from datasets import Dataset
@@ -133,12 +134,38 @@ def test_guidance_term_equals_naive_full_logits(tiny_pair, tmp_path):
     logged = trainer._metrics["train"]["guidance_loss"][-1]
     n = _naive(trainer, batch)
     mask = n["mask"]
-    assert logged == pytest.approx(obj.guidance_loss(n["lp_g"], mask).item(), abs=1e-6)
+    assert logged == pytest.approx((-n["lp_g"])[mask.bool()].mean().item(), abs=1e-6)
     assert torch.equal(batch["teacher_argmax"][mask.bool()], n["y_t"][mask.bool()])
 
-    # and the loss the trainer backpropagates is tgpo_loss with that term (old = current policy here)
-    expected = obj.tgpo_loss(n["lp"], n["lp"], batch["advantages"], n["lp_g"], mask, 0.5) + obj.entropy_bonus(n["H"], mask, 1e-3)
+    # and the loss the trainer backpropagates is TGPO-Reg's with that term (old = current policy here)
+    expected = oracles.loss("tgpo", logp=n["lp"], old_logp=n["lp"], advantages=batch["advantages"], mask=mask,
+                            entropy=n["H"], guided_logp=n["lp_g"], weight=0.5)
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_loss_gradient_equals_the_naive_gradient(tiny_pair, tmp_path):
+    """The gradient the trainer backpropagates (TGPO-Reg: the surrogate against the detached rollout policy, the
+    guidance term through the student's lp of the teacher's token, the entropy bonus) equals the oracle's gradient
+    on full logits, parameter by parameter."""
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
+    batch = _batch(trainer)
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    got = torch.autograd.grad(trainer._compute_loss(trainer.model, batch), params, allow_unused=True)
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    attn = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    T = batch["completion_ids"].size(1)
+    logits = trainer.model(input_ids=ids, attention_mask=attn).logits[:, -T - 1 : -1].float() / trainer.args.temperature
+    logp_all = torch.log_softmax(logits, -1)
+    lp = logp_all.gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
+    lp_g = logp_all.gather(-1, batch["teacher_argmax"].unsqueeze(-1)).squeeze(-1)
+    expected = oracles.loss("tgpo", logp=lp, old_logp=lp.detach(), advantages=batch["advantages"],
+                            mask=batch["completion_mask"], entropy=obj.entropy_from_logits(logits), guided_logp=lp_g,
+                            weight=0.5)
+    want = torch.autograd.grad(expected, params, allow_unused=True)
+    for p, g, w in zip(params, got, want):
+        g, w = (torch.zeros_like(p) if x is None else x.to(p.dtype) for x in (g, w))
+        torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-4)
+    assert any(g is not None and g.abs().sum() > 0 for g in got)
 
 
 def test_tgpo_adv_loss_equals_naive_per_token_advantage(tiny_pair, tmp_path):
@@ -148,7 +175,7 @@ def test_tgpo_adv_loss_equals_naive_per_token_advantage(tiny_pair, tmp_path):
     n = _naive(trainer, batch)
     mask = n["mask"]
     adv = batch["advantages"].unsqueeze(1) + 0.5 * torch.exp(n["lp_g"])  # A[i] + lambda_1 * exp(lp_old_g)
-    expected = obj.policy_loss(n["lp"], n["lp"], adv, mask) + obj.entropy_bonus(n["H"], mask, 1e-3)
+    expected = oracles.loss("grpo", logp=n["lp"], old_logp=n["lp"], advantages=adv, mask=mask, entropy=n["H"])
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
     assert "guidance_loss" not in trainer._metrics["train"]  # no cross-entropy term
 
@@ -170,8 +197,8 @@ def test_rkl_loss_uses_per_token_advantages_from_the_rollout_policy(tiny_pair, t
     n = _naive(trainer, batch)
     mask = n["mask"]
     torch.testing.assert_close(batch["teacher_logps"][mask.bool()], n["lp_T"][mask.bool()], atol=1e-5, rtol=1e-5)
-    adv = obj.rkl_advantages(n["lp_T"], n["lp"], mask)
-    expected = obj.policy_loss(n["lp"], n["lp"], adv, mask) + obj.entropy_bonus(n["H"], mask, 1e-3)
+    expected = oracles.loss("rkl", logp=n["lp"], old_logp=n["lp"], advantages=batch["advantages"], mask=mask,
+                            entropy=n["H"], teacher_logp=n["lp_T"])
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
 
 
@@ -200,6 +227,22 @@ def test_dr_grpo_aggregation_is_honoured(tiny_pair, tmp_path, row_mean):
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("loss_type", ["dapo", "dr_grpo"])
+def test_aggregation_counts_the_tokens_of_one_optimizer_step(tiny_pair, tmp_path, loss_type):
+    """Two optimizer steps per generation batch, two micro-batches per step: the dapo denominator is one step's token
+    count (TRL's num_items_in_batch counts the whole generation batch), the per-micro-batch kinds divide by the
+    accumulation; in evaluation one batch is the whole batch."""
+    trainer = make_trainer(tiny_pair, tmp_path, "grpo", per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                           steps_per_generation=4, loss_type=loss_type, dr_grpo_row_mean=False)
+    trainer.model.train()
+    how = trainer._aggregation({"num_items_in_batch": torch.tensor(100.0)})
+    assert (how.kind, how.padded_length, how.row_mean, how.accumulation, how.world_size) == (loss_type, 12, False, 2, 1)
+    assert float(how.num_tokens) == 50.0
+    trainer.model.eval()
+    how = trainer._aggregation({"num_items_in_batch": torch.tensor(0.0)})
+    assert (how.accumulation, float(how.num_tokens)) == (1, 1.0)  # an empty batch: a denominator of 1, never 0
+
+
 def test_luffy_defaults_to_the_authors_padded_length_sum(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "luffy")
     assert (trainer.args.loss_type, trainer.args.dr_grpo_row_mean) == ("dr_grpo", False)
@@ -222,9 +265,8 @@ def test_vllm_importance_sampling_correction_is_honoured(tiny_pair, tmp_path):
     corrected = trainer._compute_loss(trainer.model, batch).item()
     n = _naive(trainer, batch)
     mask = n["mask"]
-    per_token, _ = obj.surrogate(n["lp"], n["lp"], batch["advantages"], mask)
-    kl = obj.kdrl_penalty(n["lp"], n["lp_T"], mask, trainer.args.kdrl_beta)
-    expected = obj.mean_tok(per_token * weights, mask) + kl + obj.entropy_bonus(n["H"], mask, 1e-3)
+    expected = oracles.loss("kdrl", logp=n["lp"], old_logp=n["lp"], advantages=batch["advantages"], mask=mask,
+                            entropy=n["H"], teacher_logp=n["lp_T"], is_weights=weights, beta=trainer.args.kdrl_beta)
     assert corrected == pytest.approx(expected.item(), abs=1e-6)
     assert corrected != pytest.approx(plain, abs=1e-6)
 

@@ -173,7 +173,8 @@ class TGPOConfig(GRPOConfig):
     teacher_server_chunk_size: int = bounded(0, "Sequences per request to the served teacher (0: the whole batch in one).", 0)
 
     # Inherited TRL fields the losses read: TRL's defaults and help, with their ranges.
-    learning_rate: float = inherited("learning_rate", 0.0, low_inclusive=False)
+    # above 1 an update blows the weights up (a typo, not a setting)
+    learning_rate: float = inherited("learning_rate", 0.0, 1.0, low_inclusive=False)
     temperature: float = inherited("temperature", 0.0, low_inclusive=False)
     epsilon: float = inherited("epsilon", 0.0, 1.0, low_inclusive=False)
     epsilon_high: float | None = inherited("epsilon_high", 0.0, low_inclusive=False)

@@ -61,7 +61,7 @@ def _as_bool(mask: Tensor) -> Tensor:
 
 def _clean(values: Tensor, mask: Tensor) -> Tensor:
     """``values`` with masked positions replaced by 0 (so neither values nor gradients leak from padding)."""
-    return torch.where(_as_bool(mask), values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return values.masked_fill(~_as_bool(mask), 0)
 
 
 def mean_tok(values: Tensor, mask: Tensor, num_tokens: float | Tensor | None = None) -> Tensor:
@@ -226,43 +226,7 @@ def surrogate(
     return per_token, clipped & _as_bool(mask)
 
 
-def policy_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    clip_eps: float = 0.2,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """Clipped surrogate ``PG(A) = mean_tok(max(-A*rho, -A*clip(rho, 1-eps, 1+eps)))`` (docs/method.md §1).
-
-    Args: as :func:`surrogate`. Returns: scalar loss. A token's gradient is zero exactly where the clipped branch
-    is the max and ``rho`` lies outside ``[1-eps, 1+eps]``.
-    """
-    per_token, _ = surrogate(logp, old_logp, advantages, mask, clip_eps)
-    return mean_tok(per_token, mask, num_tokens)
-
-
-def clip_fraction(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float = 0.2) -> Tensor:
-    """Share of real tokens whose surrogate is clipped (their gradient is zero): a training diagnostic."""
-    _, clipped = surrogate(logp.detach(), old_logp, advantages, mask, clip_eps)
-    return mean_tok(clipped.to(logp.dtype), mask)
-
-
 # ---------------------------------------------------------------------------------------- TGPO (§2)
-def guidance_loss(guided_logp: Tensor, mask: Tensor, *, num_tokens: float | Tensor | None = None) -> Tensor:
-    """TGPO's guidance term ``mean_tok(-lp_g)`` (docs/method.md §2).
-
-    Args:
-        guided_logp: ``[B, T]`` the *student's* log-prob of the teacher's argmax token ``yT`` at each position
-            of the student's own rollout, with gradient.
-    Returns: scalar. Its gradient w.r.t. the logits at a position is ``(softmax(z) - onehot(yT)) / N_tok``,
-    bounded whatever the teacher's probability of the student's sample.
-    """
-    return mean_tok(-guided_logp, mask, num_tokens)
-
-
 def guidance_weight(step: int, initial: float = 2e-3, decay: float = 1e-5, minimum: float = 0.0) -> float:
     """TGPO's annealed weight ``lambda_k = max(initial - (k-1)*decay, minimum)`` at training step ``k >= 1``.
 
@@ -271,24 +235,6 @@ def guidance_weight(step: int, initial: float = 2e-3, decay: float = 1e-5, minim
     if step < 1:
         raise ValueError(f"guidance_weight: step is 1-based, got {step}")
     return max(initial - (step - 1) * decay, minimum)
-
-
-def tgpo_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    guided_logp: Tensor,
-    mask: Tensor,
-    weight: float,
-    clip_eps: float = 0.2,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """TGPO: ``PG(A) + lambda_k * mean_tok(-lp_g)`` (docs/method.md §2). With ``weight == 0`` it *is* GRPO's loss."""
-    pg = policy_loss(logp, old_logp, advantages, mask, clip_eps, num_tokens=num_tokens)
-    if weight == 0:
-        return pg
-    return pg + weight * guidance_loss(guided_logp, mask, num_tokens=num_tokens)
 
 
 # ----------------------------------------------------------------------------------------- KL terms
@@ -306,53 +252,6 @@ def kl_estimate(logp: Tensor, teacher_logp: Tensor, estimator: KLEstimator = "k2
     if estimator == "k3":
         return torch.exp(-d.clamp(min=-LOG_RATIO_CLAMP)) + d - 1.0
     raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1', 'k2' or 'k3'")
-
-
-def kl_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    estimator: KLEstimator = "k2",
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """``mean_tok`` of a reverse-KL estimator between student and teacher (KDRL's penalty, docs/method.md §2).
-
-    Only k2 and k3 give a gradient that depends on the teacher: k1's pathwise gradient is ``grad lp``.
-    k2's gradient is ``(lp - lp_T) * grad lp / N_tok``.
-    """
-    logp, teacher_logp = _clean(logp, mask), _clean(teacher_logp, mask)
-    return mean_tok(kl_estimate(logp, teacher_logp, estimator), mask, num_tokens)
-
-
-def kdrl_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    beta: float = 2e-3,
-    estimator: KLEstimator = "k2",
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """Correct KDRL term added to GRPO's loss: ``+ beta * mean_tok(k(lp, lp_T))`` (minimises reverse KL)."""
-    return beta * kl_penalty(logp, teacher_logp, mask, estimator, num_tokens=num_tokens)
-
-
-def kdrl_reference_penalty(
-    logp: Tensor,
-    teacher_logp: Tensor,
-    mask: Tensor,
-    beta: float = 2e-3,
-    *,
-    num_tokens: float | Tensor | None = None,
-) -> Tensor:
-    """The KDRL term **as the TGPO authors' code runs it** — NOT a correct KDRL (docs/method.md §2, audit note).
-
-    ``- beta * mean_tok(k1)``: the sign is flipped (it *maximises* the k1 estimate) and k1's pathwise
-    gradient does not depend on the teacher at all. Kept only to reproduce the paper's KDRL row
-    (method ``kdrl_authors``); use :func:`kdrl_penalty` for the real thing.
-    """
-    return -beta * kl_penalty(logp, teacher_logp, mask, "k1", num_tokens=num_tokens)
 
 
 # ------------------------------------------------------------------------------------------- entropy
@@ -391,23 +290,6 @@ def luffy_per_token(
     prob = torch.exp(logp_c)
     shaped = prob / (prob + shaping_gamma)
     return _clean(torch.where(off_policy.bool().unsqueeze(1), -adv * shaped, -adv * ratio), mask)
-
-
-def luffy_loss(
-    logp: Tensor,
-    old_logp: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    off_policy: Tensor,
-    shaping_gamma: float = LUFFY_SHAPING_GAMMA,
-) -> Tensor:
-    """LUFFY's mixed-policy loss (:func:`luffy_per_token`) as a mean over padded positions: the token losses
-    summed and divided by ``B x T``. The trainer's LUFFY entry aggregates the same per-token loss with the
-    configured :class:`Aggregation` instead (by default the authors' sum over the padded length).
-    Returns: scalar loss.
-    """
-    per_token = luffy_per_token(logp, old_logp, advantages, mask, off_policy, shaping_gamma)
-    return per_token.sum() / max(mask.numel(), 1)
 
 
 # =================================================================================== methods as data
@@ -650,7 +532,7 @@ def kdrl_authors(x: LossInputs, cfg: LossConfig) -> LossOutputs:
 
 def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     """LUFFY: :func:`luffy_per_token` over the mixed group, aggregated as configured."""
-    off = x.off_policy if x.off_policy is not None else torch.zeros(x.logp.size(0), dtype=torch.bool, device=x.logp.device)
+    off = x.off_policy if x.off_policy is not None else x.logp.new_zeros(x.logp.size(0), dtype=torch.bool)
     per_token = luffy_per_token(x.logp, x.old_logp, x.advantages, x.mask, off, cfg.luffy_shaping_gamma)
     if x.is_weights is not None:  # the correction only applies to on-policy rows (teacher traces were not sampled)
         per_token = torch.where(off.unsqueeze(1), per_token, per_token * x.is_weights.detach().to(per_token.dtype))

@@ -32,6 +32,7 @@ from . import objectives as obj
 from .checkpoints import mark_complete
 from .config import TGPOConfig
 from .data import validate_dataset
+from .guards import ContinueSchedule, NumericGuard, nonfinite_parameters
 from .rewards import REWARD_FUNCTIONS
 from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
 
@@ -100,6 +101,9 @@ class TGPOTrainer(GRPOTrainer):
         )
         self._token_classes = self._classify_vocabulary(args.agreement_token_classes)
         self._rewards_of_batch = None
+        self.run_record: dict | None = None  # tgpo.provenance.run_record, set by tgpo train (for the model card)
+        for guard in (NumericGuard(), ContinueSchedule()):  # tgpo.guards: numeric stops, the resumed schedule
+            self.add_callback(guard)
 
     # ------------------------------------------------------------------------------------------ set-up
     def _build_teacher(self, teacher_model, teacher_tokenizer):
@@ -150,11 +154,25 @@ class TGPOTrainer(GRPOTrainer):
 
     def _save_checkpoint(self, model, trial):
         # Transformers writes a checkpoint file by file; the completion record written last (tgpo.checkpoints) lets
-        # a resume skip a checkpoint that a kill left half-written.
+        # a resume skip a checkpoint that a kill left half-written; non-finite weights are never written.
+        problem = nonfinite_parameters(self.model)
+        if problem is not None:
+            raise FloatingPointError(f"non-finite parameters at step {self.state.global_step} ({problem}); no checkpoint "
+                                     f"written, the last good checkpoint in {self.args.output_dir} is kept")
         super()._save_checkpoint(model, trial)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             mark_complete(Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}")
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        # TRL's card names a local student "[None]" and knows neither the method nor the teacher: the run's record
+        # (tgpo.provenance) says how the run was made.
+        if not self.is_world_process_zero():
+            return
+        from .provenance import model_card
+
+        record = self.run_record or {"method": self.args.method, "model": self.model.config._name_or_path}
+        model_card(record, model_name or Path(self.args.output_dir).name).save(Path(self.args.output_dir) / "README.md")
 
     # -------------------------------------------------------------------------------------- schedule
     def guidance_weight_at(self, step: int) -> float:

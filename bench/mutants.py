@@ -1,0 +1,162 @@
+"""Mutation testing of the loss code (``nox -s mutants``): how many of mutmut's mutants the fast tests kill.
+
+Targets: every function of ``tgpo/objectives.py`` (the registry and its helpers) and the trainer's methods that build
+the loss inputs (:data:`TARGETS`); tests: those of ``[tool.mutmut]`` in pyproject.toml (mutmut runs, per mutant, only
+the tests that call the mutated function). Writes ``results/bench/mutants.md``: the number of mutants, the killed
+share per function, the wall time, and every survivor with its diff and the reason it survives (:data:`REASONS`, an
+equivalent mutant and the argument why). Exit code 1 when fewer than :data:`GOAL` of the mutants are killed or a
+survivor has no stated reason (a new survivor needs a test, or an argument here).
+
+Usage: ``python -m bench.mutants`` (a fresh run of both parts: mutmut's ``mutants/`` folder is removed first), or
+``--part objectives`` / ``--part trainer`` (rerun one part, keep the other's last results), ``--survivors`` (rerun
+only the mutants not killed last time, e.g. after adding a test), ``--report-only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "results" / "bench" / "mutants.md"
+#: Wall time of each part's last mutmut run (seconds), next to mutmut's own results.
+WALL = ROOT / "mutants" / "wall_times.json"
+#: Share of mutants the tests must kill.
+GOAL = 0.95
+#: The trainer's methods that turn TRL's batch into the loss inputs: advantages (rewards, group advantages, LUFFY's
+#: trace rows), the aggregation (token counts, accumulation, world size), the guided log-probs (the teacher's argmax
+#: through the chunked head, the rollout policy's lp_g), importance weights, the guidance schedule. Left out to keep
+#: the session's time: ``_target_logps`` (TRL's chunked kernel at the student's temperature; the trainer's tests
+#: compare its output with full logits); mutmut itself skips decorated methods (``_rollout_guided_logps``).
+TRAINER_METHODS = ["_aggregation", "_loss_inputs", "_generate_and_score_completions", "guidance_weight_at",
+                   "_calculate_rewards", "_is_trace_row", "_teacher_active"]
+#: mutmut's names of the mutants to run (``fnmatch`` patterns), in two parts that can run separately.
+PARTS = {
+    "objectives": ["tgpo.objectives.*"],
+    "trainer": [f"tgpo.trainer.xǁTGPOTrainerǁ{m}__mutmut_*" for m in TRAINER_METHODS],
+}
+TARGETS = [t for targets in PARTS.values() for t in targets]
+#: Surviving mutants that are equivalent to the original (no test can kill them), each with the argument why.
+REASONS: dict[str, str] = {}
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def function_of(mutant: str) -> str:
+    """``tgpo.trainer.xǁTGPOTrainerǁ_aggregation__mutmut_3`` -> ``trainer: TGPOTrainer._aggregation``."""
+    module, _, rest = mutant.partition(".x")
+    name = rest.rsplit("__mutmut_", 1)[0]
+    name = ".".join(p for p in name.split("ǁ") if p) if "ǁ" in name else name[1:]  # mutmut's prefix is "x_" + name
+    return f"{module.split('.')[-1]}: {name}"
+
+
+def statuses() -> dict[str, str]:
+    """Every targeted mutant's status from mutmut's result files (``mutants/**/*.meta``)."""
+    from mutmut.stats import status_by_exit_code
+
+    out = {}
+    for meta in sorted((ROOT / "mutants").rglob("*.meta")):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if any(fnmatch.fnmatchcase(name, t) for t in TARGETS):
+                out[name] = status_by_exit_code[code]
+    return out
+
+
+def diff_of(mutant: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=ROOT, capture_output=True, text=True)
+    lines = proc.stdout.splitlines()[1:]  # the first line repeats the name and status
+    return "\n".join(line for line in lines if re.match(r"^[-+@ ]", line) and not line.startswith(("---", "+++")))
+
+
+def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
+    walls = {p: t for p, t in times.items() if not p.endswith(" load")}
+    parts = [f"{p}: {t:.0f} s, load average {times.get(p + ' load', 0):.1f} at its start" for p, t in walls.items()]
+    counts = Counter(status.values())
+    killed = sum(counts[s] for s in KILLED)
+    total = len(status)
+    share = killed / total if total else 0.0
+    survivors = sorted(n for n, s in status.items() if s not in KILLED)
+    unexplained = [n for n in survivors if n not in REASONS]
+    per_function: dict[str, Counter] = {}
+    for name, s in status.items():
+        per_function.setdefault(function_of(name), Counter())[s in KILLED] += 1
+    lines = [
+        "# Mutation testing of the loss code",
+        "",
+        "Generated by `nox -s mutants` (`python -m bench.mutants`; targets and reasons in `bench/mutants.py`, tests in",
+        "`[tool.mutmut]` of `pyproject.toml`). Do not edit by hand.",
+        "",
+        f"- mutmut {version('mutmut')}, one process (`--max-children 1`), wall time **{sum(walls.values()):.0f} s** "
+        f"({'; '.join(parts)}; other work on the machine lengthens it)",
+        f"- **{total} mutants, {killed} killed ({100 * share:.1f}%)**, goal {100 * GOAL:.0f}%; "
+        f"{len(survivors)} not killed ({', '.join(f'{s}: {c}' for s, c in sorted(counts.items()) if s not in KILLED) or 'none'})",
+        f"- survivors without a stated reason: {len(unexplained)}",
+        "",
+        "| function | mutants | killed | killed % |",
+        "|---|---:|---:|---:|",
+    ]
+    for fn, c in sorted(per_function.items()):
+        n = c[True] + c[False]
+        lines.append(f"| `{fn}` | {n} | {c[True]} | {100 * c[True] / n:.0f}% |")
+    lines += ["", "## Survivors", ""]
+    if not survivors:
+        lines.append("None.")
+    for name in survivors:
+        lines += [f"### `{name}` ({status[name]})", "", "```diff", diff_of(name), "```", "",
+                  REASONS.get(name, "**No stated reason: needs a test that kills it, or the argument why it is "
+                                    "equivalent.**"), ""]
+    ok = total > 0 and share >= GOAL and not unexplained
+    return "\n".join(lines).rstrip() + "\n", ok
+
+
+def run_part(part: str, names: list[str]) -> int:
+    """mutmut over ``names`` (every matching mutant is rerun); the wall time is kept in mutants/ under ``part``."""
+    start, load = time.monotonic(), os.getloadavg()[0]
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names], cwd=ROOT,
+                          stdout=subprocess.DEVNULL)
+    times = json.loads(WALL.read_text()) if WALL.exists() else {}
+    WALL.write_text(json.dumps({**times, part: time.monotonic() - start, f"{part} load": load}))
+    return proc.returncode
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=list(PARTS), action="append",
+                        help="run only this part, keeping the other's last results (default: a fresh run of all)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the mutants the last results did not kill (after adding tests)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
+    args = parser.parse_args(argv)
+    if args.survivors:
+        jobs = {"survivors rerun": [n for n, s in statuses().items() if s not in KILLED]}
+    elif args.report_only:
+        jobs = {}
+    else:
+        if not args.part:
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        # one mutmut run for a fresh measurement (it generates mutants and maps tests to functions once)
+        jobs = {part: PARTS[part] for part in args.part} if args.part else {"all": TARGETS}
+    for part, names in jobs.items():
+        if names and run_part(part, names) not in (0, 1):
+            print(f"mutmut run failed on {part}", file=sys.stderr)
+            return 2
+    status = statuses()
+    times = json.loads(WALL.read_text()) if WALL.exists() else {}
+    text, ok = report(status, times)
+    OUT.write_text(text)
+    print("\n".join(text.splitlines()[5:8]))
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
