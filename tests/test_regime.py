@@ -151,16 +151,16 @@ def test_first_error_rows_arithmetic(monkeypatch):
     right1 = _rollout("3+7=", "3+7=10;\\boxed{10}", 0)
     right1["teacher_argmax"][0] = "7"  # disagrees at the first step start
     wrong2 = _rollout("3+7=", "3+7=12;\\boxed{12}", 1)
-    wrong2["teacher_argmax"][5], wrong2["student_argmax"][5] = "2", "0"  # teacher wrong, student right
+    wrong2["teacher_argmax"][5], wrong2["student_argmax"][5] = "0", "0"  # both right
     right2 = _rollout("3+7=", "3+7=10;\\boxed{10}", 1)
     answers = iter([[True, False], [False, False], [False]])  # teacher fix, student fix, correct rollouts kept
     seen = []
     monkeypatch.setattr(regime, "_continue", lambda student, tok, items, prefixes, cap: seen.append(prefixes) or next(answers))
     rows = {r["statistic"]: r for r in regime.first_error_rows(None, None, [wrong1, right1, wrong2, right2], cap=64)
             if r["cls"] in ("", "result")}
-    assert seen[0] == [list("3+7=1") + ["0"], list("3+7=1") + ["2"]] and seen[1] == [list("3+7=1")] * 2
+    assert seen[0] == [list("3+7=1") + ["0"]] * 2 and seen[1] == [list("3+7=1")] * 2
     assert seen[2] == [["7"]]
-    assert rows["teacher argmax correct (%)"]["value"] == 50 and rows["student argmax correct (%)"]["value"] == 50
+    assert rows["teacher argmax correct (%)"]["value"] == 100 and rows["student argmax correct (%)"]["value"] == 50
     assert rows["teacher token + student greedy fixes (%)"]["value"] == 50
     assert rows["student greedy from the prefix fixes (%)"]["value"] == 0
     assert rows["where (% of first errors)"]["value"] == 100
