@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import tempfile
 import time
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     from tgpo.lab import world
 
     args = parse_args(argv)
+    from repro.lab_runner import JOB_ENV
+
+    for key, value in JOB_ENV.items():  # the lab jobs' threads and kernel ISA, read when torch loads (below)
+        os.environ.setdefault(key, value)
     try:
         world.parse_rl_split(args.rl_split)
     except ValueError as err:
