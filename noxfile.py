@@ -24,7 +24,7 @@ TORCH = "torch==2.13.0"
 LOCK = "requirements/lock.txt"
 #: Reproduction scripts (``repro/<script>.py``), each the session ``reproduce(<script>)``.
 SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe",
-           "presets_shift"]
+           "presets_shift", "regime"]
 
 
 def install_project(session: nox.Session) -> None:
@@ -54,7 +54,7 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("script", SCRIPTS, ids=SCRIPTS)
 def reproduce(session: nox.Session, script: str) -> None:
     """One reproduction script, e.g. ``nox -s "reproduce(table2)" -- --profile smoke``: table1-3, figure2, figure4 (and
-    6), figure5, sweep, audit (presets), recipe_probe (lab recipe candidates)."""
+    6), figure5, sweep, audit (presets), recipe_probe (lab recipe candidates), regime (regime statistics)."""
     run_script(session, script)
 
 
