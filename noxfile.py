@@ -24,7 +24,7 @@ TORCH = "torch==2.13.0"
 LOCK = "requirements/lock.txt"
 #: Reproduction scripts (``repro/<script>.py``), each the session ``reproduce(<script>)``.
 SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe",
-           "presets_shift"]
+           "presets_shift", "regime"]
 
 
 def install_project(session: nox.Session) -> None:
@@ -54,7 +54,7 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize("script", SCRIPTS, ids=SCRIPTS)
 def reproduce(session: nox.Session, script: str) -> None:
     """One reproduction script, e.g. ``nox -s "reproduce(table2)" -- --profile smoke``: table1-3, figure2, figure4 (and
-    6), figure5, sweep, audit (presets), recipe_probe (lab recipe candidates)."""
+    6), figure5, sweep, audit (presets), recipe_probe (lab recipe candidates), regime (regime statistics)."""
     run_script(session, script)
 
 
@@ -90,11 +90,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """What TGPO costs over GRPO on CPU, and the grader's speed and agreement with oat (results/bench/); about 10 min
-    on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
+    """The trainer against its bounds (interleaved step ratios, per-phase split, the head at V = 152,064, teacher-pass
+    memory) and the grader's speed and agreement with oat (results/bench/); about 10 min on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
-    session.run("python", "repro/bench.py", *session.posargs)
+    session.run("python", "-m", "bench.trainer", *session.posargs)
     if os.environ.get("TGPO_BENCHMARK_DIR"):
         session.run("python", "-m", "bench.grader")
     else:

@@ -9,7 +9,9 @@ Writes ``results/bench/scorer.csv`` (every figure) and ``results/bench/scorer.md
    sign), and format slips (no box, unclosed box, ``\\boxed x``, several boxes, unclosed think). Goal >= 99.5%.
    oat-llm cannot be installed here (Python < 3.11 only), so its grader module is loaded from its wheel:
    ``--oat-grader`` names the wheel or ``math_grader.py``; without it the wheel is fetched with
-   ``pip download oat-llm==0.2.4``. Nothing of oat is committed.
+   ``pip download oat-llm==0.2.4``. Nothing of oat is committed. Both graders call the installed math-verify here
+   (ours without its math-verify 0.6.0 compatibility layer, which ``python -m bench.mathverify_compat``
+   measures), so this compares the re-implementation, not the library versions.
 2. **Disagreement of the two grades** (strict vs the authors' rule) per benchmark on the same pairs.
 3. **Throughput**: 1,000 realistic completions (about 4k characters, think block, half LaTeX answers, half
    right), both grades, through ``tgpo.grading.grade_batch`` on all workers. Goal >= 300 completions/s on 2 cores.
@@ -259,20 +261,22 @@ def _bounded(fn, seconds: int = 10):
 def measure_agreement(pairs, reference) -> dict:
     import logging
 
+    from bench.mathverify_compat import installed_math_verify
     from tgpo.grading.oat import oat_boxed_correct
 
     logging.disable(logging.WARNING)  # Math-Verify and pylatexenc warn on every call
     same, differ, skipped = 0, [], 0
-    for bench, completion, gold in pairs:
-        ref = _bounded(lambda c=completion, g=gold: reference(c, g, fast=False)[1] == 1.0)
-        ours = _bounded(lambda c=completion, g=gold: oat_boxed_correct(c, g))
-        if ref is None or ours is None:
-            skipped += 1
-            continue
-        if ref == ours:
-            same += 1
-        else:
-            differ.append((bench, completion[-80:], gold, ref, ours))
+    with installed_math_verify():  # oat-llm's grader calls the installed math-verify: ours does the same here
+        for bench, completion, gold in pairs:
+            ref = _bounded(lambda c=completion, g=gold: reference(c, g, fast=False)[1] == 1.0)
+            ours = _bounded(lambda c=completion, g=gold: oat_boxed_correct(c, g))
+            if ref is None or ours is None:
+                skipped += 1
+                continue
+            if ref == ours:
+                same += 1
+            else:
+                differ.append((bench, completion[-80:], gold, ref, ours))
     logging.disable(logging.NOTSET)
     n = same + len(differ)
     return {"n": n, "agree": same / n if n else float("nan"), "differ": differ, "skipped": skipped}
@@ -306,8 +310,8 @@ def _worker_cpu_seconds() -> float | None:
 
     try:
         total = 0.0
-        for worker in list(pool._POOL._idle):  # the bench reads the pool's bookkeeping; nothing else does
-            fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        for pid in pool._POOL.pids():  # the bench reads the pool's bookkeeping; nothing else does
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
     except (OSError, ValueError, AttributeError):

@@ -27,6 +27,7 @@ A reference interpreter, outside the repository::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -80,6 +81,7 @@ GOLDS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("interval", "(0,4]", ("(0,4]", "(0, 4]", "0 < t \\le 4"), ("[0,4]", "(0,4)")),
     ("interval", "(-\\infty, 1]", ("(-\\infty, 1]", "(-\\infty,1]", "x \\le 1"), ("(-\\infty, 1)", "[1, \\infty)")),
     ("interval", "[-2, 3)", ("[-2, 3)", "[-2,3)"), ("(-2, 3)", "[-2, 3]")),
+    ("interval", "(0,100]", ("(0,100]", "(0, 100]", "0 < x \\le 100"), ("[0,100]", "100", "(0,100)")),
     ("equation", "x=3", ("x=3", "3", "x = 3"), ("x=4", "y=3")),
     ("equation", "$M=\\frac{9}{32} \\sqrt{2}$", ("M=\\frac{9}{32}\\sqrt{2}", "\\frac{9\\sqrt{2}}{32}"),
      ("M=\\frac{9}{32}", "\\frac{9}{32}")),
@@ -193,20 +195,29 @@ def verdicts(cases: list[dict]) -> list[dict]:
     return out
 
 
-def verdicts_without_layer(cases: list[dict]) -> list[dict]:
-    """:func:`verdicts` with the installed math-verify as it is (no compatibility layer): what the layer changes."""
+@contextlib.contextmanager
+def installed_math_verify():
+    """Within: the authors' grade (and the oat-compatible grader) in this process call the installed math-verify
+    as it is, without the compatibility layer (to measure what the layer changes, or to compare the oat grader
+    with oat-llm's running on the same library)."""
     from tgpo.grading import mathverify, oat
 
     saved = mathverify.authors_parse, mathverify.authors_verify
     mathverify.authors_parse, mathverify.authors_verify = mathverify.parse, mathverify.verify
+    mathverify._parse_gold_authors.cache_clear()
+    oat._mv_parse_gold.cache_clear()
     try:
-        mathverify._parse_gold_authors.cache_clear()
-        oat._mv_parse_gold.cache_clear()
-        return verdicts(cases)
+        yield
     finally:
         mathverify.authors_parse, mathverify.authors_verify = saved
         mathverify._parse_gold_authors.cache_clear()
         oat._mv_parse_gold.cache_clear()
+
+
+def verdicts_without_layer(cases: list[dict]) -> list[dict]:
+    """:func:`verdicts` with the installed math-verify as it is (no compatibility layer): what the layer changes."""
+    with installed_math_verify():
+        return verdicts(cases)
 
 
 def _use_installed_math_verify_as_is() -> None:

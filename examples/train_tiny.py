@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from transformers import PrinterCallback, TrainerCallback
 
 from tgpo.lab.world import write_jsonl
 from tgpo.run_config import load_run_config
@@ -27,13 +28,27 @@ CONFIG = Path(__file__).resolve().parent / "lab_tgpo.yaml"
 PROMPTS_PER_STEP = 64  # the config's 512 completions per step / 8 rollouts
 
 
+class RewardPrinter(TrainerCallback):
+    """One short line per ``every`` steps instead of the trainer's full log dictionaries."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "reward" in logs and state.global_step % self.every == 0:
+            print(f"  step {state.global_step:4d}  training reward {logs['reward']:.3f}", flush=True)
+
+
 def train(method: str, steps: int, data: Path, work: Path) -> list[float]:
     """Train one method; the training reward of every step."""
     run = load_run_config(CONFIG, [f"dataset.path={data}", f"trainer.method={method}", f"trainer.max_steps={steps}",
-                                   f"trainer.output_dir={work / method}"])
+                                   f"trainer.output_dir={work / method}", "trainer.disable_tqdm=true"])
     if method == "grpo":
         run.teacher_model = None  # GRPO reads no teacher
     trainer = build_trainer(run)
+    trainer.remove_callback(PrinterCallback)  # the full log dictionaries; RewardPrinter says what matters here
+    trainer.add_callback(RewardPrinter(every=5))
+    print(f"{method}: training {steps} steps of 64 prompts x 8 rollouts")
     trainer.train()
     return [h["reward"] for h in trainer.state.log_history if "reward" in h]
 

@@ -117,6 +117,9 @@ def authors_settings(method: str, spec, args) -> list[tuple[str, object, str, ob
         ("learning rate", 1e-6, _cite(_TRAIN, 105), args.learning_rate),
         ("lr schedule", "constant, no warmup (lr 0 in step 1)", _cite(_YAML, 50, 52) + ", " + _cite(_WORKER, 254, 417),
          _schedule(args)),
+        ("optimizer", "torch AdamW", _cite(_WORKER, 243),
+         "torch AdamW" if getattr(args.optim, "value", args.optim) in ("adamw_torch", "adamw_torch_fused")
+         else getattr(args.optim, "value", args.optim)),
         ("AdamW weight decay", 0.01, _cite(_WORKER, 246), args.weight_decay),
         ("parameters decayed", "all", _cite(_WORKER, 243), "all but biases and norms"),
         ("AdamW betas", (0.9, 0.999), _cite(_WORKER, 245), (args.adam_beta1, args.adam_beta2)),
@@ -248,7 +251,7 @@ def render(frame: pd.DataFrame, presets: tuple[str, str] = COMPARED, authors: pd
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv)
+    args = options.parse_args(NAME, __doc__, argv, figures=False)
     frame = audit_frame()
     text = render(frame, authors=authors_frame())
     if args.dry_run:

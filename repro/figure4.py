@@ -1,9 +1,10 @@
-"""Figure 4 (and its smaller-student twin, Figure 6): training curves of TGPO-Reg, TGPO-Adv, RKL, KDRL, LUFFY and
-GRPO with the cross-family teacher (the runs of Tables 1 and 2): reward, response length, gradient norm, and two
-panels of mechanism — the guidance term's share of the gradient, and teacher–student argmax agreement on content
-tokens (digits) and on style tokens.
+"""Figure 4 (and its smaller-student twin, Figure 6): training curves of the registry's methods with curves (TGPO-Reg,
+TGPO-Adv, RKL, KDRL, LUFFY, GRPO; :func:`curve_methods`) with the cross-family teacher (the runs of Tables 1 and 2):
+reward, response length, gradient norm, and two panels of mechanism — the guidance term's share of the gradient, and
+teacher–student argmax agreement on content tokens (digits) and on style tokens.
 
     nox -s reproduce_figure4 [-- --profile lab|smoke --preset P --seeds N]
+    python -m repro.figure4 --redraw [--seeds 6]     # redraw from the committed runs (figure4/6 or Tables 1/2 records)
 
 Outputs in ``results/<profile>/``: ``figure4.png``, ``figure6.png`` and their ``_runs.json`` and ``_manifest.json``.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from repro import options, planning, plots, table_config
+from repro import options, planning, plots, redraw, table_config
 from repro.manifest import Manifest, save_runs
 from repro.session import archive
 
@@ -31,19 +32,30 @@ def main(argv: list[str] | None = None) -> int:
              for figure, table in tables.items()}
     if args.dry_run:
         return max(planning.print_plan(plan) for plan in plans.values())
-    for plan in plans.values():
-        planning.check_ready(plan)
-    out_dir = archive(options.output_dir(args), [stem + s for stem in stems.values() for s in SUFFIXES])
+    if args.redraw:  # from committed records: nothing trains, only the figures (and their manifests) are written
+        out_dir = options.output_dir(args)
+    else:
+        for plan in plans.values():
+            planning.check_ready(plan)
+        out_dir = archive(options.output_dir(args), [stem + s for stem in stems.values() for s in SUFFIXES])
 
     for figure, plan in plans.items():
         table, stem = tables[figure], stems[figure]
         manifest = Manifest(NAME, args, table, plan.seeds)
-        records = planning.run_plan(plan, args, desc=f"{figure} ({args.profile}, {args.preset})")
+        if args.redraw:
+            source, records = redraw.committed_records(plan, args, out_dir, stem)
+        else:
+            records = planning.run_plan(plan, args, desc=f"{figure} ({args.profile}, {args.preset})")
+        labels = [row.label for row in plan_rows(plan)]
         plots.plot_curves(plots.curves_frame(records), PANELS,
-                          f"Figure {figure.removeprefix('figure')} — student {table.student}, cross-family teacher "
-                          f"({args.preset})", out_dir / f"{stem}.png", labels=[row.label for row in plan_rows(plan)])
-        save_runs(records, out_dir, stem)
-        manifest.write(out_dir, stem, records)
+                          f"Figure {figure.removeprefix('figure')} — {plots.setting(table.student, table.teacher)}, "
+                          f"preset {args.preset}", out_dir / f"{stem}.png", labels=labels,
+                          styles=plots.record_styles(records, labels))
+        if args.redraw:
+            redraw.note(manifest, out_dir, stem, records, source, [f"{stem}.png"])
+        else:
+            save_runs(records, out_dir, stem)
+            manifest.write(out_dir, stem, records)
         print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
     return 0
 

@@ -2,6 +2,7 @@
 training (the paper's), linear decay reaching 0 at the end, and no guidance (TGPO-Reg, cross-family teacher).
 
     nox -s reproduce_figure5 [-- --profile lab|smoke --preset P --seeds N]
+    python -m repro.figure5 --redraw [--seeds 6]     # redraw from the committed runs
 
 Outputs in ``results/<profile>/``: ``figure5.png``, ``figure5.csv`` and ``figure5.md`` (scores with 95% intervals
 per schedule, and each schedule's paired difference from the paper's, same seeds), ``figure5_runs.json``,
@@ -30,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     if reference is None:
         raise table_config.UsageError(f"{table.path}: reference_variant (the schedule the others are paired against) is not set")
     records = session.run("Figure 5")
-
     summary = tables.summary_table(records, table.columns, table.averages, table.labels, reference=reference)
-    summary.round(3).to_csv(out_dir / f"{stem}.csv", index_label="schedule")
     plot(records, table, summary, out_dir / f"{stem}.png")
+    if session.redraw:
+        session.finish(records, [f"{stem}.png"])
+        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+        return 0
+    summary.round(3).to_csv(out_dir / f"{stem}.csv", index_label="schedule")
     text = "\n\n".join(part for part in [
         f"# {table['title']} ({table.profile} profile, preset {session.args.preset}, student {table.student}, "
         f"teacher {table.teacher})",
@@ -52,44 +56,64 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(records: list[dict], table: table_config.Table, summary, out: Path) -> None:
-    """Final accuracy per schedule (bars with 95% intervals), training reward, and each schedule's λ(k)."""
-    import matplotlib.pyplot as plt
+    """Final accuracy per schedule (bars with 95% intervals, kept inside 0..100%), training reward, and each
+    schedule's λ(k), one style per schedule in all three panels."""
+    import numpy as np
 
     from tgpo.objectives import guidance_weight
 
     labels = table.labels
-    names = [row.variant for row in table.rows]
-    fig, (bars, curves_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
+    names = {row.label: row.variant for row in table.rows}
+    styles = plots.row_styles([(row.label, row.method, row.variant) for row in table.rows])
+    fig, (bars, curves_ax, schedule_ax), _ = plots.grid(3)
     averages = list(table.averages)
     width = 0.8 / len(averages)
+    hatches = ("", "//", "..", "xx")
     for i, avg in enumerate(averages):
-        xs = [j + (i - (len(averages) - 1) / 2) * width for j in range(len(labels))]
-        bars.bar(xs, summary.loc[labels, f"{avg} mean"], width, yerr=summary.loc[labels, f"{avg} ci"].fillna(0.0),
-                 capsize=3, label=avg)
-    bars.set_xticks(range(len(labels)), names, rotation=12, fontsize=8)
+        xs = np.arange(len(labels)) + (i - (len(averages) - 1) / 2) * width
+        mean = summary.loc[labels, f"{avg} mean"].to_numpy(dtype=float)
+        half = summary.loc[labels, f"{avg} ci"].fillna(0.0).to_numpy(dtype=float)
+        low, high = plots.clip_interval(mean, half, 0.0, 100.0)
+        bars.bar(xs, mean, width, yerr=[mean - low, high - mean], capsize=3, hatch=hatches[i % len(hatches)],
+                 color=[styles[label]["color"] for label in labels], edgecolor="white")
+        for x in xs:
+            bars.text(x, 1, avg.split()[0], rotation=90, ha="center", va="bottom", fontsize=9, color="white")
+    bars.set_xticks(range(len(labels)), [names[label] for label in labels], rotation=15, fontsize=10)
+    bars.set_ylim(0, 100)
     bars.set_ylabel("greedy pass@1 (%)")
-    bars.set_title("final accuracy by schedule (error bar: 95% t interval over seeds)", fontsize=10)
-    bars.legend(fontsize=8, frameon=False)
+    bars.set_title("final accuracy (bar: " + ", ".join(
+        f"{'plain' if not hatches[i % len(hatches)] else 'hatched'} = {avg}" for i, avg in enumerate(averages)) + ")",
+        fontsize=11)
     frame = plots.curves_frame(records)
-    for label, name in zip(labels, names):
-        sub = frame[frame.label == label].pivot_table(index="step", columns="seed", values="reward")
-        mean = sub.rolling(5, min_periods=1).mean().mean(axis=1)
-        curves_ax.plot(mean.index, mean.values, label=name, lw=1.5)
+    handles = []
+    for label in labels:
+        per_seed = frame[frame.label == label].pivot_table(index="step", columns="seed", values="reward")
+        mean, half = plots.mean_band(per_seed.rolling(5, min_periods=1).mean())
+        style = styles[label]
+        (line,) = curves_ax.plot(mean.index, mean.values, color=style["color"], linestyle=style["linestyle"],
+                                 marker=style["marker"], markevery=max(len(mean) // 6, 1), lw=1.8)
+        low, high = plots.clip_interval(mean, half, 0.0, 1.0)
+        curves_ax.fill_between(mean.index, low, high, color=style["color"], alpha=0.12, lw=0)
+        handles.append(line)
     curves_ax.set_xlabel("optimizer step")
-    curves_ax.set_ylabel("training reward (5-step rolling mean over seeds)")
-    curves_ax.set_title("training reward", fontsize=10)
-    curves_ax.legend(fontsize=8, frameon=False, loc="lower right")
-    inset = curves_ax.inset_axes([0.08, 0.62, 0.34, 0.33])
+    curves_ax.set_ylabel("share of correct rollouts")
+    curves_ax.set_title("training reward")
+    curves_ax.grid(alpha=0.3)
     steps = range(1, table.trainer["max_steps"] + 1)
     for row in table.rows:
         t = {"guidance_min": 0.0, **table.trainer, **row.trainer}
-        inset.plot(steps, [guidance_weight(k, t["guidance_weight"], t["guidance_decay"], t["guidance_min"])
-                           for k in steps], lw=1.2)
-    inset.set_title("schedule λ(k)", fontsize=7)
-    inset.tick_params(labelsize=6)
-    fig.suptitle(f"Figure 5 — guidance-weight schedule ablation (TGPO-Reg, student {table.student}, "
-                 f"teacher {table.teacher})", fontsize=11)
-    plots.save_figure(fig, out)
+        style = styles[row.label]
+        schedule_ax.plot(steps, [guidance_weight(k, t["guidance_weight"], t["guidance_decay"], t["guidance_min"])
+                                 for k in steps], color=style["color"], linestyle=style["linestyle"], lw=1.8)
+    schedule_ax.set_xlabel("optimizer step k")
+    schedule_ax.set_ylabel("guidance weight λ(k)")
+    schedule_ax.set_title("schedule")
+    schedule_ax.grid(alpha=0.3)
+    plots.legend(fig, handles, [names[label] for label in labels], title="schedule")
+    n_seeds = frame.groupby("label").seed.nunique().tolist() if not frame.empty else []
+    fig.suptitle(f"Figure 5 — guidance-weight schedules of TGPO-Reg, {plots.setting(table.student, table.teacher)}")
+    plots.save_figure(fig, out, caption=plots.seeds_caption(n_seeds, smooth=5) + " Error bars: 95% t interval over "
+                      "seeds, kept inside 0–100%.", legend_below=True)
 
 
 if __name__ == "__main__":

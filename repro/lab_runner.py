@@ -5,6 +5,10 @@ lab's lm-eval tasks. Every table and figure of the lab profile is made of these 
 A job runs in its own process (one thread each: tiny models are ~20x slower with two threads here), so
 ``--workers 2`` keeps both cores busy; the parent shows one progress bar over all jobs. Finished runs are kept in a
 content-addressed cache (:mod:`repro.run_cache`) and reused only when code, models, config and seed are the same.
+
+Job processes end when the process that started them dies (:func:`_end_with_parent`), so a killed script leaves no
+job running in folders a rerun reuses; one run at a time uses a cache (:mod:`repro.run_lock`). Each job's output —
+prints, library warnings and logging — goes to its own log, at the file-descriptor level (:func:`_output_to`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,15 +28,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from repro import run_lock
 from repro.records import read_eval_dir
 from repro.run_cache import RunCache, RunKey, reuse_report
 
 #: Columns of the training curves kept from TRL's log history (``step`` is added); class-wise agreement
-#: (``teacher/argmax_agreement/<class>``) is kept too.
+#: (``teacher/argmax_agreement/<class>``) is kept too. ``policy_loss`` and ``clip_ratio/*`` are TRL's names; records
+#: made before the trainer logged them hold ``pg_loss`` (the policy-gradient term alone) and ``clip_fraction`` (=
+#: ``clip_ratio/region_mean``), which readers keep accepting.
 CURVE_KEYS = (
-    "reward", "completions/mean_length", "grad_norm", "entropy", "clip_fraction", "guidance_weight",
-    "guidance_loss", "guidance/grad_share", "pg_loss", "tipo_bonus", "teacher/argmax_agreement",
+    "reward", "completions/mean_length", "grad_norm", "entropy", "policy_loss", "clip_ratio/region_mean",
+    "clip_ratio/low_mean", "clip_ratio/high_mean", "entropy_coef", "guidance_weight",
+    "guidance_loss", "guidance/grad_share", "tipo_bonus", "teacher/argmax_agreement",
     "teacher/sampled_logp", "loss",
+    "pg_loss", "clip_fraction",  # the names in records made before TRL's names were logged
 )
 BASE = "base"
 #: Environment of the job processes, set before they start (each is read once, at process start):
@@ -38,8 +50,16 @@ BASE = "base"
 #: them back to the kernel, so each step's activations reuse pages instead of faulting in fresh zeroed ones (measured
 #: here: system time of a training process 1.7 s -> 0.6 s, steps 6-8% faster with two jobs side by side; allocation
 #: does not touch arithmetic, results are bit-identical). Other allocators ignore these variables.
+#: The vector instruction set is pinned to AVX2 for torch's own kernels, MKL (its conditional numerical
+#: reproducibility mode) and oneDNN: float32 kernels round differently under AVX2 and AVX-512, and an RL run amplifies
+#: a last-bit difference into different samples, so without the pin the same code and library versions gave other
+#: lab numbers on another x86-64 machine (GRPO's in-distribution score moved by a point). AVX2 is the common
+#: instruction set of current x86-64 servers; on a machine with AVX-512 it costs some speed, here (AVX2) nothing.
 JOB_ENV = {
     "OMP_NUM_THREADS": "1",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(2**30),
     "MALLOC_TOP_PAD_": str(256 * 2**20),
@@ -138,15 +158,12 @@ def _curves(log_history: list[dict]) -> list[dict]:
 
 
 def _evaluate(model: str, job: LabJob, out_dir: Path) -> tuple[dict, dict]:
-    """``tgpo eval`` on the lab tasks; ``(scores, per-problem values)`` from its folder."""
-    from tgpo.cli import main as tgpo_main
+    """:func:`tgpo.eval.evaluate` on the lab tasks; ``(scores, per-problem values)`` from its folder."""
+    from tgpo.eval import evaluate
 
-    argv = ["eval", "--model", model, "--backend", "hf", "--tasks", job.eval_tasks, "--no-chat-template",
-            "--device", "cpu", "--batch-size", str(job.eval_batch_size), "--output-dir", str(out_dir),
-            "--seed", str(job.seed)]
-    if job.eval_limit:
-        argv += ["--limit", str(job.eval_limit)]
-    if tgpo_main(argv) != 0:
+    result = evaluate(model, job.eval_tasks, backend="hf", chat_template=False, device="cpu",
+                      batch_size=job.eval_batch_size, output_dir=out_dir, seed=job.seed, limit=job.eval_limit or None)
+    if result.status != 0:
         raise RuntimeError(f"tgpo eval failed for {model}")
     return read_eval_dir(out_dir)
 
@@ -157,6 +174,7 @@ def run_lab_job(job: LabJob) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from tgpo.guards import nonfinite_parameters
     from tgpo.train_cli import build_trainer
 
     work = Path(job.work_dir)
@@ -170,7 +188,10 @@ def run_lab_job(job: LabJob) -> dict:
         run = run_config(job, data_path=str(data), output_dir=str(work / "model"))
         record["trainer_resolved"] = {k: v for k, v in run.trainer.items() if k != "output_dir"}
         trainer = build_trainer(run)
-        trainer.train()
+        trainer.train()  # tgpo.guards stop a run whose loss, gradients or weights go non-finite
+        problem = nonfinite_parameters(trainer.model)
+        if problem is not None:  # never evaluated, never cached
+            raise FloatingPointError(f"lab job {job.name}: non-finite parameters after training ({problem})")
         trainer.save_model(str(work / "model"))
         record["curves"] = _curves(trainer.state.log_history)
         record["train_seconds"] = round(time.time() - started, 1)
@@ -182,18 +203,78 @@ def run_lab_job(job: LabJob) -> dict:
     return record
 
 
-def _run_logged(job: LabJob) -> dict:
-    """Child-process entry: output goes to ``<work>.log`` beside the job's folder (which the job clears when it
-    starts), so the parent's progress bar stays readable."""
+@contextlib.contextmanager
+def _output_to(fh):
+    """File descriptors 1 and 2 point to ``fh`` for the block (and back afterwards).
+
+    Redirecting at the descriptor level, not by swapping ``sys.stdout``/``sys.stderr``, keeps the streams that
+    libraries captured at their first use valid: transformers' logging handler holds the ``sys.stderr`` of the job
+    that first logged, which a swapped (and then closed) log file would leave closed for every later job of the
+    worker ("Logging error: I/O operation on closed file"). Output of C code and child processes is caught too.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _run_logged(job: LabJob, run=run_lab_job) -> dict:
+    """Child-process entry: ``run(job)`` with its output in ``<work>.log`` beside the job's folder (which the job
+    clears when it starts), so the parent's progress bar stays readable."""
     work = Path(job.work_dir)
     log = work.with_name(work.name + ".log")  # not with_suffix: run names hold dots (teacher_t0.5), seeds would share
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+    with log.open("w") as fh, _output_to(fh):
         try:
-            return run_lab_job(job)
+            return run(job)
         except Exception:
             traceback.print_exc()
             raise LabJobError(f"lab job {job.name} failed; see {log}") from None
+
+
+#: ``prctl`` option that delivers a signal to this process when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: Seconds between checks of the parent where ``prctl`` is not available.
+PARENT_POLL_S = 1.0
+
+
+def _end_with_parent(parent: int) -> None:
+    """Job-process initializer: die with the parent (the script), whose ``SIGKILL`` would otherwise leave this job
+    running. On Linux the kernel sends ``SIGKILL`` (``PR_SET_PDEATHSIG``); elsewhere a thread watches the parent.
+    The job's own children (grader workers) read from its pipes and end at their end-of-file."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux
+        armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(PARENT_POLL_S)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
+
+
+def check_cache(jobs: list[LabJob], cache_dir: Path) -> None:
+    """Read the cached records of ``jobs`` once, before a script archives anything: a corrupt one is moved aside
+    with one line naming it (:meth:`repro.run_cache.RunCache.load`) and its job counts as not cached."""
+    cache = RunCache(cache_dir)
+    for job in jobs:
+        cache.load(cache.key(job_settings(job), job_models(job)))
 
 
 def run_jobs(jobs: list[LabJob], cache_dir: Path, workers: int | None = None, desc: str = "lab runs",
@@ -204,6 +285,11 @@ def run_jobs(jobs: list[LabJob], cache_dir: Path, workers: int | None = None, de
     Table 1's, Table 3 reuses its cross-family rows); ``use_cache=False`` reruns every job (and caches the new
     records). Identical jobs in one plan run once. Each record carries ``cache: {key, reused}``.
     """
+    with run_lock.hold(Path(cache_dir).parent, "lab runs"):  # the cache and the jobs' work folders beside it
+        return _run_jobs(jobs, cache_dir, workers, desc, use_cache, fresh_after)
+
+
+def _run_jobs(jobs, cache_dir, workers, desc, use_cache, fresh_after) -> list[dict]:
     cache = RunCache(cache_dir, fresh_after=fresh_after)
     keys = {job.name: cache.key(job_settings(job), job_models(job)) for job in jobs}
     done: dict[RunKey, dict] = {}
@@ -240,7 +326,8 @@ def _run_pool(jobs: list[LabJob], workers: int | None, desc: str, done: dict, ke
     env_before = {name: os.environ.get(name) for name in JOB_ENV}
     os.environ.update(JOB_ENV)  # inherited by the spawned workers, which read them when they start
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool, \
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_end_with_parent,
+                                 initargs=(os.getpid(),)) as pool, \
                 tqdm(total=len(jobs), desc=desc, unit="run") as bar:
             futures = {pool.submit(_run_logged, job): job for job in jobs}
             failed = []

@@ -40,7 +40,7 @@ class Manifest:
             "git_sha": git_sha(REPO, ignore=OUTPUT_DIRS),
             "started_utc": datetime.fromtimestamp(self.started, tz=timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(time.time() - self.started, 1),
-            "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+            "machine": machine(),
             "versions": package_versions(),
             "config_file": str(self.table.path.relative_to(REPO) if self.table.path.is_relative_to(REPO)
                                else self.table.path),
@@ -52,6 +52,20 @@ class Manifest:
         target = out_dir / f"{stem}_manifest.json"
         target.write_text(json.dumps(record, indent=2, default=str) + "\n")
         return target
+
+
+def machine() -> dict:
+    """Where the runs ran: the platform, the CPU's model and widest vector instruction set, and the instruction set
+    the lab's job processes pin their kernels to (``repro.lab_runner.JOB_ENV``: float32 results depend on it)."""
+    from repro.lab_runner import JOB_ENV
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor() or None)
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+    widest = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else None if not flags else "below avx2"
+    return {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "cpu_model": model, "cpu_vector_isa": widest, "job_kernels_isa": JOB_ENV.get("ATEN_CPU_CAPABILITY")}
 
 
 def row_provenance(records: list[dict]) -> dict:

@@ -19,13 +19,19 @@ def method_table_main(name: str, doc: str, argv: Sequence[str] | None = None) ->
     if isinstance(session, int):
         return session
     records = session.run(session.table["title"])
-    print(write_method_table(records, session.table, session.args, session.out_dir, session.stem))
+    if not session.redraw:
+        print(write_method_table(records, session.table, session.args, session.out_dir, session.stem))
+    figures = []
     if session.plan.lab:
-        plots.plot_curves(plots.curves_frame(records), METHOD_TABLE_CURVES,
-                          f"{session.table['title']}: training curves ({session.args.profile}, {session.args.preset})",
-                          session.out_dir / f"{session.stem}_curves.png")
-    session.finish(records)
-    print(f"[{name}] wrote {session.stem}.* to {session.out_dir}")
+        table, curves = session.table, f"{session.stem}_curves.png"
+        trained = [rec for rec in records if rec["method"] != "base"]
+        plots.plot_curves(plots.curves_frame(trained), METHOD_TABLE_CURVES,
+                          f"{table['title']}: training curves — {plots.setting(table.student, table.teacher)}, "
+                          f"preset {session.args.preset}", session.out_dir / curves,
+                          styles=plots.record_styles(trained))
+        figures.append(curves)
+    session.finish(records, figures)
+    print(f"[{name}] wrote {', '.join(figures) if session.redraw else session.stem + '.*'} to {session.out_dir}")
     return 0
 
 

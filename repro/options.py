@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from repro import lab_runner
+from repro import lab_runner, run_lock
 from repro.paths import RESULTS
 from repro.table_config import DEFAULT_PRESET, PROFILES, Table, UsageError
 from tgpo.cli import positive_int
@@ -33,8 +33,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
-               profiles: Sequence[str] = PROFILES) -> argparse.Namespace:
-    """The options every script takes. ``--preset`` defaults to the profile's."""
+               profiles: Sequence[str] = PROFILES, figures: bool = True) -> argparse.Namespace:
+    """The options every script takes. ``--preset`` defaults to the profile's. A script that draws no figures
+    (``figures=False``) refuses ``--redraw`` rather than train."""
     from tgpo.run_config import presets
 
     parser = _Parser(prog=f"python -m repro.{script}", description=doc.strip().splitlines()[0],
@@ -54,7 +55,14 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
                              "is cached")
     parser.add_argument("--cache-after", help=argparse.SUPPRESS)  # reproduce_all --no-cache: share this invocation's runs
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit without training")
+    parser.add_argument("--redraw", action="store_true",
+                        help="draw this script's figures from the committed run records (<name>_runs.json, or the "
+                             "plotted table's runs of these seeds) without training; writes only figures and notes "
+                             "the redraw in the manifest")
     args = parser.parse_args(argv)
+    if args.redraw and not figures:
+        raise UsageError(f"--redraw: repro.{script} draws no figures (redraw a figure script's, e.g. "
+                         "python -m repro.figure4 --redraw)")
     args.preset = args.preset or DEFAULT_PRESET[args.profile]
     return args
 
@@ -66,12 +74,14 @@ def cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     name = Path(sys.modules[main.__module__].__file__).stem  # "table1", also when run as __main__
     try:
         return main(argv)
-    except (UsageError, ConfigError, FileNotFoundError) as err:
+    except (UsageError, ConfigError, FileNotFoundError, run_lock.RunLocked) as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
     except lab_runner.LabJobError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        run_lock.release_all()  # the script's locks (repro.run_lock), also when it ran inside another process
 
 
 def seeds_of(args: argparse.Namespace, table: Table) -> list[int]:

@@ -29,8 +29,9 @@ class PaperRun:
     config: Path | None
     model: str
     train: list[str] | None
-    evaluate: list[str]
+    evaluate: list[str]  # the equivalent `tgpo eval` command, printed by the plan
     eval_dir: Path
+    eval_options: dict  # tgpo.eval.evaluate's arguments, what :func:`run` calls
 
 
 def requirements_missing() -> list[str]:
@@ -65,34 +66,44 @@ def plan_run(table, row, seed: int, preset: str, eval_root: Path) -> PaperRun:
         if suffix:
             train += ["--output-dir", model, "--set", f"trainer.seed={seed}"]
     eval_dir = eval_root / (row.key if seed == 0 else f"{row.key}-s{seed}")
-    evaluate = ["tgpo", "eval", "--model", model, "--backend", table.eval["backend"], "--tasks", table.eval["tasks"],
-                "--model-args", table.eval.get("model_args", ""), "--seed", str(seed), "--output-dir", _relative(eval_dir)]
+    options = {"model": model, "backend": table.eval["backend"], "tasks": table.eval["tasks"],
+               "model_args": table.eval.get("model_args", ""), "seed": seed, "output_dir": _relative(eval_dir)}
+    evaluate = ["tgpo", "eval", "--model", model, "--backend", options["backend"], "--tasks", options["tasks"],
+                "--model-args", options["model_args"], "--seed", str(seed), "--output-dir", options["output_dir"]]
     return PaperRun(row=row.key, label=row.label, variant=row.variant, method=row.method, seed=seed, preset=preset,
-                    config=row.config, model=model, train=train, evaluate=evaluate, eval_dir=eval_dir)
+                    config=row.config, model=model, train=train, evaluate=evaluate, eval_dir=eval_dir,
+                    eval_options=options)
 
 
 def print_plan(runs: list[PaperRun]) -> int:
     """Every run's commands, and ``tgpo train --dry-run`` of every training config (its resolved plan)."""
-    from tgpo.cli import main as tgpo_main
+    from tgpo.plan import build_plan, render_plan
+    from tgpo.run_config import load_run_config
 
     for run in runs:
         print(f"\n=== {run.label} (seed {run.seed}, preset {run.preset}) ===")
         if run.train:
             print("train:", " ".join(run.train))
-            rc = tgpo_main(["train", "--config", str(run.config), "--preset", run.preset, "--dry-run"])
-            if rc:
-                return rc
+            try:  # what `tgpo train --dry-run` prints
+                print(render_plan(build_plan(load_run_config(run.config, preset=run.preset, check_paths=False))))
+            except Exception as err:  # noqa: BLE001 - one line, as the dry run gives it
+                print(f"tgpo train: error: {err}")
+                return 2
         print("eval: ", " ".join(run.evaluate))
     return 0
 
 
 def run(runs: list[PaperRun]) -> list[dict]:
     """Train and evaluate every run in turn; records as :mod:`repro.records` describes."""
+    from tgpo.eval import evaluate
+
     records = []
     for item in runs:
         if item.train:
             subprocess.run(item.train, cwd=REPO, check=True)
-        subprocess.run(item.evaluate, cwd=REPO, check=True)
+        result = evaluate(**{**item.eval_options, "output_dir": REPO / item.eval_options["output_dir"]})
+        if result.status:
+            raise RuntimeError(f"tgpo eval of {item.model} ended incomplete; rerun to fill in {item.eval_dir}")
         scores, problems = read_eval_dir(item.eval_dir)
         records.append({"row": item.row, "label": item.label, "variant": item.variant, "method": item.method,
                         "seed": item.seed, "preset": item.preset, "config": str(item.config) if item.config else None,

@@ -88,6 +88,7 @@ def check_ready(plan: Plan) -> None:
                     make_args({**trainer, "output_dir": str(runs_dir() / "check")}, probe=True, where=f"row {job.label!r}")
             except ConfigError as err:
                 raise UsageError(str(err).splitlines()[0]) from None
+        lab_runner.check_cache(plan.jobs, runs_dir() / plan.table.profile / "cache")  # corrupt records: aside now
         return
     missing = paper.requirements_missing()
     if missing:

@@ -25,7 +25,7 @@ CANDIDATE_KEYS = {"name", "student", "prompts", "lr", "steps", "trainer"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, figures=False)
     table = table_config.load_table(args.profile, NAME)
     stem = options.output_stem(NAME, args, table)
     rows = candidate_rows(table)

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from repro import options, table_config
 
 SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit"]
+#: The scripts that draw figures (``--redraw`` runs only these, each redrawing from the committed records).
+FIGURE_SCRIPTS = ["table1", "table2", "figure2", "figure4", "figure5", "sweep"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         passthrough += ["--cache-after", datetime.now(timezone.utc).isoformat(timespec="seconds")]
     if args.dry_run:
         passthrough.append("--dry-run")
+    if args.redraw:
+        passthrough.append("--redraw")
     started = time.time()
-    for name in SCRIPTS:
+    for name in FIGURE_SCRIPTS if args.redraw else SCRIPTS:
         t0 = time.time()
         print(f"\n===== python -m repro.{name} {' '.join(passthrough)}", flush=True)
         rc = importlib.import_module(f"repro.{name}").main(passthrough)

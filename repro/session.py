@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro import planning
+from repro import paths, planning, redraw, run_lock, versions
 from repro.manifest import Manifest, save_runs
 from repro.options import output_dir, output_stem, parse_args
 from repro.planning import Plan
@@ -35,25 +35,46 @@ class Session:
     out_dir: Path
     manifest: Manifest
 
+    records_source: Path | None = None  # --redraw: the committed records file the figures are drawn from
+
+    @property
+    def redraw(self) -> bool:
+        """``--redraw``: draw the figures from committed records; write nothing else (:mod:`repro.redraw`)."""
+        return bool(getattr(self.args, "redraw", False))
+
     def run(self, title: str) -> list[dict]:
+        if self.redraw:
+            self.records_source, records = redraw.committed_records(self.plan, self.args, self.out_dir, self.stem)
+            return records
         return planning.run_plan(self.plan, self.args, desc=f"{title} ({self.args.profile}, {self.args.preset})")
 
-    def finish(self, records: list[dict]) -> None:
+    def finish(self, records: list[dict], figures: Sequence[str] = ()) -> None:
+        """Save the runs and the manifest; with ``--redraw``, note in the manifest how ``figures`` were redrawn."""
+        if self.redraw:
+            redraw.note(self.manifest, self.out_dir, self.stem, records, self.records_source, list(figures))
+            return
         save_runs(records, self.out_dir, self.stem)
         self.manifest.write(self.out_dir, self.stem, records)
 
 
 def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[str], *, table: str | None = None,
-          profiles: Sequence[str] = PROFILES, rows: Callable[[Table], Sequence[Row]] | None = None) -> Session | int:
+          profiles: Sequence[str] = PROFILES, rows: Callable[[Table], Sequence[Row]] | None = None,
+          figures: bool = True) -> Session | int:
     """Parse, load the table config (``table``, default ``name``), plan; with ``--dry-run`` print the plan and return
-    its exit code; else check that the plan can run here and archive earlier outputs (``<stem><suffix>``)."""
-    args = parse_args(name, doc, argv, profiles=profiles)
+    its exit code; with ``--redraw`` start a session that draws from committed records; else check that the plan can run here and archive earlier outputs (``<stem><suffix>``)."""
+    args = parse_args(name, doc, argv, profiles=profiles, figures=figures)
     config = load_table(args.profile, table or name)
     stem = output_stem(name, args, config)
     plan = planning.plan_runs(config, args, rows=rows(config) if rows else None, stem=stem)
     if args.dry_run:
         return planning.print_plan(plan)
+    if args.redraw:  # nothing trains and only figures are rewritten (git keeps the earlier ones)
+        return Session(name, args, config, stem, plan, output_dir(args), Manifest(name, args, config, plan.seeds))
     planning.check_ready(plan)
+    run_lock.acquire(output_dir(args), "results")  # one run at a time into these outputs, held until the script ends
+    if plan.lab:
+        run_lock.acquire(paths.runs_dir() / args.profile, "lab runs")  # and into its run cache (before anything moves)
+    versions.report(name, paths.RESULTS / args.profile / f"{stem}_manifest.json")  # against the committed results
     out_dir = archive(output_dir(args), [stem + s for s in suffixes])
     return Session(name, args, config, stem, plan, out_dir, Manifest(name, args, config, plan.seeds))
 

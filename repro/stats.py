@@ -58,6 +58,23 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     return Interval(float(x.mean()), float(sps.t.ppf(0.5 + level / 2, n - 1) * se), se, n)
 
 
+def cluster_ratio_interval(numerators: Sequence[float], denominators: Sequence[float], level: float = LEVEL) -> Interval:
+    """Interval of ``sum(numerators) / sum(denominators)`` over independent clusters (e.g. a prompt's rollouts, which
+    share the prompt and are not independent of each other): the ratio estimator's cluster-robust (delta-method)
+    standard error, with a t quantile on ``n - 1`` clusters. With every denominator 1 it is :func:`t_interval`.
+    Clusters with denominator 0 count (they hold no units); NaN half-width below two clusters."""
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    n, total = len(num), float(den.sum())
+    if n == 0 or total == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), n)
+    ratio = float(num.sum() / total)
+    if n < 2:
+        return Interval(ratio, float("nan"), float("nan"), n)
+    residuals = num - ratio * den
+    se = float(np.sqrt(n / (n - 1) * np.sum(residuals**2)) / total)
+    return Interval(ratio, float(sps.t.ppf(0.5 + level / 2, n - 1) * se), se, n)
+
+
 def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
     """t interval of ``mean(a - b)`` for values paired by position (same seed, same data order)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

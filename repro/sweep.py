@@ -4,6 +4,7 @@ most divergent one — with 95% intervals over seeds, and the measured teacher�
 student's own rollouts at each point.
 
     nox -s reproduce_sweep [-- --profile lab|smoke --preset P --seeds N]
+    python -m repro.sweep --redraw                   # redraw from the committed runs
 
 Outputs in ``results/<profile>/``: ``sweep.png``, ``sweep.csv``, ``sweep_runs.json``, ``sweep_manifest.json``.
 """
@@ -32,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     records = session.run("Divergence sweep")
 
     frame = sweep_frame(records, table)
+    plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
+    if session.redraw:
+        session.finish(records, [f"{stem}.png"])
+        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+        return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
-    plot(frame, table, out_dir / f"{stem}.png")
     session.finish(records)
     print(frame.round(2).to_string(index=False))
     return 0
@@ -67,32 +72,38 @@ def sweep_frame(records: list[dict], table: table_config.Table) -> pd.DataFrame:
     return out
 
 
-def plot(frame: pd.DataFrame, table: table_config.Table, out: Path) -> None:
-    import matplotlib.pyplot as plt
-
+def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:
+    """Final accuracy against the knob per method (95% t band over seeds, inside 0..100%), and the measured
+    teacher–student agreement at each knob value."""
     from tgpo.objectives import METHODS
 
     averages = list(table.averages)
-    fig, axes = plt.subplots(1, len(averages) + 1, figsize=(4.8 * (len(averages) + 1), 3.9))
+    fig, axes, legend_ax = plots.grid(len(averages) + 1)
+    handles = {}
     for ax, avg in zip(axes, averages):
         for method in dict.fromkeys(frame.method):
             sub = frame[frame.method == method].sort_values("knob")
             mean, half = sub[f"{avg} mean"], sub[f"{avg} ci"].fillna(0.0)
-            (line,) = ax.plot(sub.knob, mean, marker="o", label=METHODS[method].label)
-            ax.fill_between(sub.knob, mean - half, mean + half, color=line.get_color(), alpha=0.15)
-        ax.set_xlabel("divergence knob: share of teacher steps in the other style")
-        ax.set_ylabel(f"{avg}, greedy pass@1 (%)")
-        ax.set_title(avg, fontsize=10)
+            style = plots.method_style(method)
+            (line,) = ax.plot(sub.knob, mean, marker=style["marker"], color=style["color"], lw=1.8, markersize=7)
+            low, high = plots.clip_interval(mean, half, 0.0, 100.0)
+            ax.fill_between(sub.knob, low, high, color=style["color"], alpha=0.15, lw=0)
+            handles.setdefault(METHODS[method].label, line)
+        ax.set_xlabel("divergence knob: share of the teacher's steps\nin the cross-family style")
+        ax.set_ylabel("greedy pass@1 (%)")
+        ax.set_title(avg)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
     agree = frame.dropna(subset=["argmax agreement (step 1)"]).groupby("knob")["argmax agreement (step 1)"].mean()
-    axes[-1].plot(agree.index, agree.values, marker="s", color="black")
+    axes[-1].plot(agree.index, agree.values, marker="s", color="black", lw=1.8)
     axes[-1].set_xlabel("divergence knob")
-    axes[-1].set_ylabel("teacher argmax = student's token")
-    axes[-1].set_title("measured agreement on the student's rollouts (step 1)", fontsize=10)
+    axes[-1].set_ylabel("share of the student's tokens\nthat are the teacher's argmax")
+    axes[-1].set_title("measured agreement (step 1)")
     axes[-1].grid(alpha=0.3)
-    fig.suptitle(f"Divergence sweep — student {table.student}, band = 95% t interval over seeds", fontsize=11)
-    plots.save_figure(fig, out)
+    plots.legend(fig, list(handles.values()), list(handles), legend_ax)
+    fig.suptitle(f"Divergence sweep — {plots.model_label(table.student)}, teachers from in-family (0) to "
+                 "cross-family")
+    plots.save_figure(fig, out, caption=f"Mean over n = {n_seeds} seeds per point; band: 95% t interval over seeds, "
+                      "kept inside 0–100%.", legend_below=legend_ax is None)
 
 
 if __name__ == "__main__":

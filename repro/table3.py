@@ -21,7 +21,7 @@ SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    session = start(NAME, __doc__, argv, SUFFIXES)
+    session = start(NAME, __doc__, argv, SUFFIXES, figures=False)
     if isinstance(session, int):
         return session
     args, table, stem, out_dir = session.args, session.table, session.stem, session.out_dir

@@ -171,7 +171,8 @@ def entropy_term(entropy, mask, how: Agg, coef):
 
 def metrics(method: str, *, logp, old_logp, advantages, mask, entropy, guided_logp=None, old_guided_logp=None,
             teacher_logp=None, weight=0.0, clip_eps=0.2, clip_eps_high=None, **_):
-    """The diagnostics every method logs (token means over this micro-batch), except ``pg_loss``."""
+    """The diagnostics every method logs (token means over this micro-batch; TRL's ``clip_ratio/low_min`` and
+    ``high_max`` as per-sequence shares), except ``policy_loss``."""
     mean = Agg("bnpo")
     out = {"entropy": agg(lambda i, t: float(entropy[i, t].detach()), mask, mean)}
     if method == "luffy":
@@ -193,7 +194,21 @@ def metrics(method: str, *, logp, old_logp, advantages, mask, entropy, guided_lo
         rho = math.exp(float(logp[i, t]) - float(old_logp[i, t]))
         return float((a > 0 and rho > 1 + high) or (a < 0 and rho < 1 - clip_eps))
 
-    out["clip_fraction"] = agg(clipped, mask, mean)
+    def side(sign):  # clipped below (A < 0) or above (A > 0)
+        return lambda i, t: clipped(i, t) * float(sign * (float(adv[i]) if adv.dim() == 1 else float(adv[i, t])) > 0)
+
+    def per_row(f):  # per-sequence share (NaN for an empty row), as TRL's clip_ratio/low_min and high_max read it
+        rows = []
+        for i in range(mask.shape[0]):
+            ts = [t for t in range(mask.shape[1]) if mask[i, t]]
+            rows.append(sum(f(i, t) for t in ts) / len(ts) if ts else float("nan"))
+        return torch.tensor(rows, dtype=torch.float64)
+
+    out["clip_ratio/region_mean"] = agg(clipped, mask, mean)
+    out["clip_ratio/low_mean"] = agg(side(-1), mask, mean)
+    out["clip_ratio/high_mean"] = agg(side(1), mask, mean)
+    out["clip_ratio/low_min"] = per_row(side(-1))
+    out["clip_ratio/high_max"] = per_row(side(1))
     if method == "tgpo" and guided_on:
         out["guidance_loss"] = agg(lambda i, t: -float(guided_logp[i, t]), mask, mean)
     if method in ("rkl", "kdrl", "kdrl_reference", "kdrl_authors"):

@@ -13,8 +13,16 @@ It answers each problem from a lookup ``problem text -> (gold answer, kind)``. `
 
 Faults, combinable with any mode: ``fault="http500_alternate"`` (every other request gets HTTP 500),
 ``"schema"`` (valid JSON without ``choices``), ``"null"`` (``content: null``), ``"http500"`` (always 500);
-``delay`` seconds before each answer; ``context_limit``: requests asking for more ``max_tokens`` are refused
-with HTTP 400 and vLLM's message. Every request body is kept in ``server.requests``.
+``"ratelimit"`` (HTTP 429 with ``Retry-After: <retry_after>`` for every request that arrives within ``retry_after``
+seconds of the first one); ``delay`` seconds before each answer; ``hang_after``: every request after the first
+``hang_after`` hangs (a minute); ``context_limit``: requests asking for more ``max_tokens`` are refused with HTTP
+400 and vLLM's message. ``served_model``: the ``model`` every response names (default: the requested one).
+
+``generation_defaults``: what a vLLM server takes from a model's generation config for the sampling fields a request
+leaves out. The effective settings change the reply as they would a real model's: ``repetition_penalty`` other
+than 1 or ``top_k`` 1 gives a wrong answer, and (with defaults given) the text is cut to ``max_tokens`` characters. ``echo``: each
+response repeats the effective sampling settings at its top level. Every request body is kept in
+``server.requests``.
 
     with StandInServer(lookup, mode="right") as srv:
         srv.base_url  # http://127.0.0.1:<port>/v1/chat/completions
@@ -32,7 +40,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LETTERS = "ABCDEFGHIJ"
 MODES = ("right", "wrong", "boxed", "truncated", "loose", "sampled")
-FAULTS = (None, "http500_alternate", "http500", "schema", "null")
+FAULTS = (None, "http500_alternate", "http500", "schema", "null", "ratelimit")
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty",
+            "max_tokens", "stop", "seed")
 
 
 def wrong_answer(gold: str, kind: str) -> str:
@@ -71,6 +81,16 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append(req)
             srv.counter += 1
             count = srv.counter
+            srv.first = srv.first or time.monotonic()
+        if srv.hang_after is not None and count > srv.hang_after:
+            time.sleep(60)
+            return
+        if srv.fault == "ratelimit" and time.monotonic() - srv.first < srv.retry_after:
+            self.send_response(429)
+            self.send_header("Retry-After", f"{srv.retry_after:g}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if srv.delay:
             time.sleep(srv.delay)
         limit = srv.context_limit
@@ -90,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         if isinstance(user, list):  # content parts
             user = "".join(p.get("text", "") for p in user if isinstance(p, dict))
-        content = None if srv.fault == "null" else srv.reply(str(user), count, req.get("seed"))
+        effective = {**srv.generation_defaults, **{k: req[k] for k in SAMPLING if k in req}}
+        content = None if srv.fault == "null" else srv.reply(str(user), count, req.get("seed"), effective)
         n = int(req.get("n") or 1)
         self._send(
             200,
@@ -98,7 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": f"chatcmpl-{count}",
                 "object": "chat.completion",
                 "created": int(time.time()),
-                "model": req.get("model", "stand-in"),
+                "model": srv.served_model or req.get("model", "stand-in"),
+                **(effective if srv.echo else {}),
                 "choices": [
                     {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                     for i in range(n)
@@ -111,8 +133,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, lookup, mode, fault, delay, context_limit) -> None:
+    def __init__(self, addr, lookup, mode, fault, delay, context_limit, generation_defaults=None, echo=False,
+                 served_model=None, hang_after=None, retry_after=1.0) -> None:
         super().__init__(addr, _Handler)
+        self.generation_defaults = dict(generation_defaults or {})
+        self.echo = echo
+        self.served_model = served_model
+        self.hang_after = hang_after
+        self.retry_after = retry_after
+        self.first = 0.0
         self.lookup = {k.strip(): v for k, v in lookup.items()}
         self.mode = mode
         self.fault = fault
@@ -137,7 +166,12 @@ class _Server(ThreadingHTTPServer):
                 return value
         return None
 
-    def reply(self, user: str, count: int, seed) -> str:
+    def reply(self, user: str, count: int, seed, effective: dict | None = None) -> str:
+        text = self._reply(user, count, seed, effective or {})
+        limit = (effective or {}).get("max_tokens") if self.generation_defaults else None
+        return text if limit is None else text[: int(limit)]
+
+    def _reply(self, user: str, count: int, seed, effective: dict) -> str:
         hit = self._find(user)
         if hit is None:
             with self.lock:
@@ -154,7 +188,7 @@ class _Server(ThreadingHTTPServer):
             return f"{think}**Final Answer:** ${bare}$"
         if self.mode == "boxed":
             return f"{think}So the final answer is $\\boxed{{{bare}}}$."
-        right = self.mode == "right"
+        right = self.mode == "right" and effective.get("repetition_penalty", 1.0) == 1.0 and effective.get("top_k") != 1
         tag = ""
         if self.mode == "sampled":  # the reply depends on the draw only: one seed, one reply
             rng = random.Random(f"{seed}|{user}") if seed is not None else random.Random()
@@ -178,12 +212,13 @@ class StandInServer:
         fault: str | None = None,
         delay: float = 0.0,
         context_limit: int | None = None,
+        **options,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if fault not in FAULTS:
             raise ValueError(f"fault must be one of {FAULTS}, not {fault!r}")
-        self.server = _Server(("127.0.0.1", 0), lookup, mode, fault, delay, context_limit)
+        self.server = _Server(("127.0.0.1", 0), lookup, mode, fault, delay, context_limit, **options)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

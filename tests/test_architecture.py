@@ -12,7 +12,7 @@ import tgpo
 PACKAGE = Path(tgpo.__file__).resolve().parent
 #: Modules (``name.py``) and packages (``name/``) of the ground floor.
 GROUND_FLOOR = ("objectives", "grading")
-ABOVE_GROUND = ("trainer", "teacher", "train_cli", "evaluate", "plan", "run_config", "cli", "lab")
+ABOVE_GROUND = ("trainer", "teacher", "train_cli", "eval", "plan", "run_config", "cli", "lab")
 
 
 def module_name(path: Path, root: Path = PACKAGE.parent) -> str:

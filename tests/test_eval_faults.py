@@ -173,3 +173,126 @@ def test_missing_benchmark_offline_names_file_and_hub_id(tmp_path, capsys, monke
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     line = _bad(tmp_path, capsys, "--tasks", "tgpo_mmlu_pro")
     assert str(tmp_path / "mmlu_pro.jsonl") in line and "TIGER-Lab/MMLU-Pro" in line
+
+
+# ------------------------------------------------------------------------------------------------------
+# Faults from issue 25: disk full, a corrupt cache, Ctrl-C, rate limits, another model answering
+# ------------------------------------------------------------------------------------------------------
+
+
+def _one_line(captured, rc_expected=2):
+    lines = [line for line in captured.err.splitlines() if line.startswith("tgpo eval:")]
+    assert "Traceback" not in captured.err and len(lines) == 1, captured.err
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_disk_full_while_writing_outputs_keeps_every_answer(tmp_path, capsys, monkeypatch):
+    """ENOSPC while writing the outputs: one line, exit 2, no half-written output under its final name, and the
+    rerun resends nothing (the cache was not marked complete before the outputs existed)."""
+    import errno
+
+    out = tmp_path / "out"
+    real_write = Path.write_text
+
+    def full_disk(self, *a, **kw):
+        if self.parent == out and "previous" not in self.parts:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    capsys.readouterr()
+    rc, rows, first = _eval(out, ONE_TASK)
+    line = _one_line(capsys.readouterr())
+    assert rc == 2 and "No space left on device" in line and len(first) == 4
+    assert rows is None and not list(out.glob("samples_*")) and not list(out.glob(".*tmp"))
+    monkeypatch.setattr(Path, "write_text", real_write)
+    rc, rows, again = _eval(out, ONE_TASK)
+    assert rc == 0 and again == [] and rows["tgpo_math500"]["status"] == "complete"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "other-schema"])
+def test_corrupt_request_cache_is_moved_aside_in_one_line(tmp_path, capsys, damage):
+    out = tmp_path / "out"
+    cache = out / "request_cache.sqlite"
+    out.mkdir()
+    if damage == "garbage":
+        cache.write_bytes(b"this is not a database" * 100)
+    elif damage == "truncated":
+        with sqlite3.connect(cache) as db:
+            db.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+            db.executemany("INSERT INTO answers VALUES (?, ?)", [(str(i), "x" * 500) for i in range(200)])
+        cache.write_bytes(cache.read_bytes()[:5000])
+    elif damage == "directory":
+        cache.mkdir()
+    else:
+        with sqlite3.connect(cache) as db:
+            db.execute("CREATE TABLE answers (id INTEGER, text BLOB, extra REAL)")
+    capsys.readouterr()
+    rc, rows, requests = _eval(out, ONE_TASK)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    notes = [line for line in captured.out.splitlines() + captured.err.splitlines() if "request cache" in line]
+    assert len(notes) == 1 and str(cache) in notes[0] and "moved to request_cache.sqlite.corrupt-1" in notes[0]
+    assert rc == 0 and rows["tgpo_math500"]["status"] == "complete" and len(requests) == 4
+    assert (out / "request_cache.sqlite.corrupt-1").exists() and _cache_answers(out) == 4
+
+
+@pytest.mark.slow
+def test_retry_after_on_429_is_honoured(tmp_path):
+    """The server rate-limits for its first 1.5 s and says so in Retry-After: with two quick retries (0.01 s,
+    0.02 s) the run finishes only if it waits as told."""
+    rc, rows, requests = _eval(tmp_path / "out", [*ONE_TASK, "--max-retries", "2", "--retry-wait", "0.01"],
+                               fault="ratelimit", retry_after=1.5)
+    assert rc == 0 and rows["tgpo_math500"]["status"] == "complete"
+    assert len(requests) > 4  # the limited ones were sent again
+
+
+@pytest.mark.slow
+def test_a_server_answering_as_another_model_is_named_and_recorded(tmp_path, capsys):
+    out = tmp_path / "out"
+    capsys.readouterr()
+    rc, rows, _ = _eval(out, ONE_TASK, served_model="some-other-model")
+    err = capsys.readouterr().err
+    named = [line for line in err.splitlines() if "some-other-model" in line]
+    assert rc == 0 and len(named) == 1 and "'stand-in'" in named[0]
+    assert json.loads((out / "manifest.json").read_text())["requests"]["served_models"] == {"some-other-model": 4}
+
+
+@pytest.mark.slow
+def test_one_ctrl_c_stops_an_api_eval_with_hanging_requests(tmp_path):
+    """Two requests are answered, the rest hang for a minute: one SIGINT ends the run within seconds, exit 130,
+    with the two answers in the cache; the rerun sends only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stand_in_server import StandInServer
+
+    out = tmp_path / "out"
+    env = {**os.environ, "TGPO_BENCHMARK_DIR": str(FIXTURES), "OMP_NUM_THREADS": "1"}
+    with StandInServer(_lookup(), mode="right", hang_after=2) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "tgpo.cli", "eval", "--model", "stand-in", "--backend", "api",
+                                 "--base-url", srv.base_url, "--output-dir", str(out), "--retry-wait", "0",
+                                 "--num-concurrent", "2", *ONE_TASK], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 240
+        while len(srv.requests) < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert len(srv.requests) == 4, "the eval never reached the hanging requests"
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+        waited = time.monotonic() - sent
+    assert proc.returncode == 130 and waited < 10, (proc.returncode, waited, err[-2000:])
+    lines = [line for line in err.splitlines() if line.startswith("tgpo eval:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err
+    assert _cache_answers(out) == 2
+    rc, rows, requests = _eval(out, ONE_TASK)
+    assert rc == 0 and len(requests) == 2

@@ -19,7 +19,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 LIST_TASKS = """
 import json, tgpo
 from lm_eval.tasks import TaskManager
-from tgpo.evaluate import tasks_dir
+from tgpo.eval.run import tasks_dir
 print(json.dumps({"tgpo": tgpo.__file__, "tasks_dir": str(tasks_dir()),
                   "tasks": TaskManager(include_path=str(tasks_dir()), include_defaults=False).all_tasks}))
 """

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tgpo import evaluate as ev
+from tgpo.eval import report as ev
+from tgpo.eval import run as eval_run
+from tgpo.eval import settings
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "benchmarks"
@@ -97,13 +99,13 @@ def test_comparison_table_uses_the_reference_file():
 
 
 def test_helpers():
-    assert ev.model_slug("Elliott/LUFFY-Qwen-Math-7B-Zero") == "Elliott__LUFFY-Qwen-Math-7B-Zero"
-    assert ev.parse_kv("a=1,b=x,c=None,d=0.5,e=true", "--x") == {"a": 1, "b": "x", "c": None, "d": 0.5, "e": True}
-    with pytest.raises(ev.EvalInputError, match="--model-args"):
-        ev.parse_kv("dtype=bfloat16,oops", "--model-args")
-    assert ev.chat_url("http://h:1/v1") == "http://h:1/v1/chat/completions"
-    assert ev.chat_url("http://h:1/v1/chat/completions/") == "http://h:1/v1/chat/completions"
-    assert ev.check_limit(None) is None and ev.check_limit(3.0) == 3 and ev.check_limit(0.5) == 0.5
+    assert settings.model_slug("Elliott/LUFFY-Qwen-Math-7B-Zero") == "Elliott__LUFFY-Qwen-Math-7B-Zero"
+    assert settings.parse_kv("a=1,b=x,c=None,d=0.5,e=true", "--x") == {"a": 1, "b": "x", "c": None, "d": 0.5, "e": True}
+    with pytest.raises(settings.EvalInputError, match="--model-args"):
+        settings.parse_kv("dtype=bfloat16,oops", "--model-args")
+    assert settings.chat_url("http://h:1/v1") == "http://h:1/v1/chat/completions"
+    assert settings.chat_url("http://h:1/v1/chat/completions/") == "http://h:1/v1/chat/completions"
+    assert settings.check_limit(None) is None and settings.check_limit(3.0) == 3 and settings.check_limit(0.5) == 0.5
 
 
 def test_help_explains_itself():
@@ -120,8 +122,8 @@ def test_help_explains_itself():
 def test_tasks_found_through_package_resources():
     from importlib.resources import files
 
-    assert ev.tasks_dir() == Path(str(files("tgpo.tasks")))
-    assert "REPO_ROOT" not in vars(ev) and "parents[1]" not in Path(ev.__file__).read_text()
+    assert eval_run.tasks_dir() == Path(str(files("tgpo.tasks")))
+    assert "REPO_ROOT" not in vars(eval_run) and "parents[1]" not in Path(eval_run.__file__).read_text()
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_repeats_are_independent_through_plain_lm_eval(monkeypatch):
             limit=1,
             apply_chat_template=True,
             log_samples=True,
-            task_manager=TaskManager(include_path=str(ev.tasks_dir()), include_defaults=False),
+            task_manager=TaskManager(include_path=str(eval_run.tasks_dir()), include_defaults=False),
         )
         seeds = [r.get("seed", "absent") for r in srv.requests[4:]]
     answers = results["samples"]["tgpo_aime24"][0]["resps"][0]
@@ -349,7 +351,7 @@ def test_check_context_is_the_vllm_guard_too():
     ``max_length``; lm-eval's vLLM path would otherwise cut ``list(range(300))`` to ``[]`` for 8192 new tokens."""
     from types import SimpleNamespace
 
-    from tgpo.eval_backends import ContextTooLong, check_context
+    from tgpo.eval.backends import ContextTooLong, check_context
 
     lm = SimpleNamespace(max_length=4096, max_gen_toks=256, tok_encode=lambda text: list(range(len(text))))
     requests = [SimpleNamespace(args=("x" * n, {"max_gen_toks": 8192}), task_name=f"t{n}") for n in (100, 300, 50)]

@@ -40,6 +40,19 @@ def test_dry_run_names_a_missing_report_to_package(capsys, monkeypatch):
     assert rc == 0 and "WARNING: report_to tensorboard needs the package `tensorboard` (pip install tensorboard)" in out
 
 
+def test_train_stops_on_a_missing_report_to_package_before_any_model_loads(capsys, tmp_path, monkeypatch):
+    import transformers.integrations.integration_utils as integrations
+
+    monkeypatch.setattr(integrations, "get_available_reporting_integrations", lambda: [])
+    out = tmp_path / "run"
+    rc = main(["train", "--config", str(EXAMPLES / "lab_grpo.yaml"), "--output-dir", str(out),
+               "--set", "trainer.report_to=[tensorboard]"])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("tgpo train: error:")]
+    assert rc == 2 and len(lines) == 1 and "tensorboard is not installed (pip install tensorboard)" in lines[0], err
+    assert not out.exists()
+
+
 def _config(tmp_path, cfg: dict) -> Path:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -11,6 +11,7 @@ import os
 import signal
 
 import pytest
+import torch
 import yaml
 from transformers import TrainerCallback
 
@@ -146,6 +147,113 @@ def test_a_signal_ends_the_run_at_a_step_boundary_with_a_checkpoint(tiny_pair, t
     assert signal.getsignal(signum) is handler_before  # the CLI's handler is gone again
 
 
+# ------------------------------------------------------------------------------------------ numeric faults
+def _with_callback(monkeypatch, callback):
+    """Every TGPOTrainer the CLI builds gets ``callback`` (after the trainer's own guards)."""
+    from tgpo import trainer as trainer_module
+
+    original = trainer_module.TGPOTrainer.__init__
+
+    def patched(self, *a, **k):
+        original(self, *a, **k)
+        self.add_callback(callback)
+
+    monkeypatch.setattr(trainer_module.TGPOTrainer, "__init__", patched)
+
+
+class _PoisonGradients(TrainerCallback):
+    """From step ``step`` on, every gradient is multiplied by ``factor`` (NaN: a non-finite gradient of a finite
+    loss; 0: a run in which nothing learns)."""
+
+    def __init__(self, step, factor):
+        self.step, self.factor, self.handles = step, factor, []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step + 1 == self.step:
+            self.handles = [p.register_hook(lambda g: g * self.factor) for p in model.parameters()]
+
+
+class _PoisonWeights(TrainerCallback):
+    """At the end of step ``step`` (after the update and its checks), one weight becomes NaN."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[0] = float("nan")
+
+
+def test_a_non_finite_gradient_stops_the_run_before_the_update(tiny_pair, tmp_path, capsys, monkeypatch):
+    _with_callback(monkeypatch, _PoisonGradients(2, float("nan")))
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair))]) == 2
+    _one_error_line(capsys, "non-finite gradient at step 2")
+    path, skipped = newest_complete(tmp_path / "run")
+    assert path.name == "checkpoint-1" and not skipped and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("save_strategy, what", [("steps", "no checkpoint written"), ("no", "final model is not written")])
+def test_non_finite_weights_are_never_written_as_a_checkpoint_or_final_model(tiny_pair, tmp_path, capsys, monkeypatch,
+                                                                            save_strategy, what):
+    _with_callback(monkeypatch, _PoisonWeights(2))
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair, save_strategy=save_strategy))]) == 2
+    line = _one_error_line(capsys, "non-finite parameters")
+    assert "step 2" in line and what in line
+    run = tmp_path / "run"
+    assert not (run / "checkpoint-2" / RECORD).exists() and not (run / "model.safetensors").exists()
+    if save_strategy == "steps":
+        assert newest_complete(run)[0].name == "checkpoint-1"
+
+
+def test_a_non_finite_sampling_distribution_is_one_line_naming_the_step(tiny_pair, tmp_path, capsys, monkeypatch):
+    from tgpo.trainer import TGPOTrainer
+
+    def broken(self, prompts):  # what torch.multinomial says when the logits hold NaN
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+
+    monkeypatch.setattr(TGPOTrainer, "_generate", broken)
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair))]) == 2
+    _one_error_line(capsys, "non-finite sampling distribution while generating step 1")
+
+
+def test_a_gradient_norm_of_exactly_zero_for_several_steps_warns(tiny_pair, tmp_path, monkeypatch, caplog):
+    from tgpo.guards import ZERO_GRAD_STEPS
+
+    _with_callback(monkeypatch, _PoisonGradients(1, 0.0))
+    with caplog.at_level("WARNING", logger="tgpo.guards"):
+        assert main(["train", "--config", str(_config(tmp_path, tiny_pair, max_steps=ZERO_GRAD_STEPS))]) == 0
+    warned = [r.getMessage() for r in caplog.records if "grad_norm has been exactly 0" in r.getMessage()]
+    assert warned == [f"grad_norm has been exactly 0 for {ZERO_GRAD_STEPS} logged steps in a row (up to step "
+                      f"{ZERO_GRAD_STEPS}): nothing is learning (all rewards of each group equal? learning_rate too "
+                      "high?)"]
+
+
+@pytest.mark.parametrize("error, free", [
+    (RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 3584 vs 3478"), 2**20),
+    (OSError(28, "No space left on device"), 50 * 2**30),
+])
+def test_a_full_disk_during_training_is_one_line_naming_the_folder(tiny_pair, tmp_path, capsys, monkeypatch, error,
+                                                                 free):
+    import shutil
+    from collections import namedtuple
+
+    real_save = torch.save
+
+    def save(obj, f, *a, **k):  # the second checkpoint's files hit the full disk
+        if "checkpoint-2" in str(f):
+            raise error
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100 * 2**30, 100 * 2**30 - free, free))
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair))]) == 2
+    line = _one_error_line(capsys, "no disk space left in " + str(tmp_path / "run"))
+    assert "while writing step 2" in line and "--resume" in line
+    assert newest_complete(tmp_path / "run")[0].name == "checkpoint-1"
+
+
 # ------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "setting, expected",
@@ -159,6 +267,8 @@ def test_a_signal_ends_the_run_at_a_step_boundary_with_a_checkpoint(tiny_pair, t
         ({"importance_sampling_level": "sequence"}, "importance_sampling_level='sequence' is not supported"),
         ({"top_entropy_quantile": 0.2}, "top_entropy_quantile=0.2 is not supported"),
         ({"max_steps": 0}, "max_steps=0: must be >= 1"),
+        ({"learning_rate": 1e6}, "learning_rate=1000000.0: must be > 0.0 and <= 1.0"),
+        ({"learning_rate": 1e30}, "learning_rate=1e+30: must be > 0.0 and <= 1.0"),
     ],
 )
 def test_bad_trainer_settings_are_one_line_before_any_model_loads(tiny_pair, tmp_path, capsys, no_model_loads,
@@ -187,6 +297,44 @@ def test_unwritable_output_dir_is_refused_before_loading(tiny_pair, tmp_path, ca
     monkeypatch.setattr(cli.os, "access", lambda p, mode: False if str(p).endswith("run") else real_access(p, mode))
     assert main(["train", "--config", str(_config(tmp_path, tiny_pair))]) == 2
     _one_error_line(capsys, "is not writable")
+
+
+@pytest.mark.parametrize("item", ["trainer.max_steps=[1", "dataset.limit={a", "model=: x"])
+def test_a_set_value_that_is_not_yaml_is_one_line_naming_the_item(tiny_pair, tmp_path, capsys, no_model_loads, item):
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair)), "--set", item]) == 2
+    _one_error_line(capsys, f"--set {item!r}: the value is not valid YAML")
+    assert main(["train", "--config", str(_config(tmp_path, tiny_pair)), "--set", item, "--dry-run"]) == 2
+    _one_error_line(capsys, f"--set {item!r}")
+
+
+def _copy_model(source, target, edit_file, **changes):
+    import shutil
+
+    shutil.copytree(source, target)
+    path = target / edit_file
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    return target
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_teacher_whose_config_disagrees_with_its_weights_is_one_line(tiny_pair, tmp_path, capsys, no_model_loads,
+                                                                       dry_run):
+    teacher = _copy_model(tiny_pair[1], tmp_path / "teacher", "config.json", hidden_size=64)  # weights: 48
+    config = _config(tmp_path, (tiny_pair[0], teacher))
+    assert main(["train", "--config", str(config), *(["--dry-run"] if dry_run else [])]) == 2
+    line = _one_error_line(capsys, f"teacher model {teacher}: config.json disagrees with its weights")
+    assert "hidden_size 64 in config.json, 48 in the weights" in line
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_custom_code_tokenizer_without_opt_in_is_one_line(tiny_pair, tmp_path, capsys, no_model_loads, dry_run):
+    student = _copy_model(tiny_pair[0], tmp_path / "student", "tokenizer_config.json", tokenizer_class="MyTok",
+                          auto_map={"AutoTokenizer": ["tok.MyTok", None]})
+    (student / "tok.py").write_text("raise SystemExit('custom code ran')\n")
+    config = _config(tmp_path, (student, tiny_pair[1]))
+    assert main(["train", "--config", str(config), *(["--dry-run"] if dry_run else [])]) == 2
+    line = _one_error_line(capsys, f"student model {student} needs its own code")
+    assert "tok.MyTok" in line and "trust_remote_code: true" in line
 
 
 def test_negative_dataset_limit(tiny_pair, tmp_path, capsys, no_model_loads):

@@ -1,4 +1,4 @@
-"""Memory of the teacher pass and of a training step, measured with torch's CPU allocator (tgpo.testing).
+"""Memory of the teacher pass and of a training step, measured with torch's CPU allocator (bench/probes.py).
 
 The formula that ``tgpo train --dry-run`` prints (:func:`tgpo.teacher.teacher_pass_peak_bytes`) is checked against
 measured peaks, and a TGPO, RKL and KDRL step is checked never to allocate a batch x completion x vocabulary tensor.
@@ -8,8 +8,9 @@ A large vocabulary (Qwen's 152,064) with a tiny hidden size makes the logits dom
 import pytest
 import torch
 
+from bench.probes import track_allocations
 from tgpo.teacher import decoder_layer_width, teacher_pass_peak_bytes, teacher_scores
-from tgpo.testing import build_model, build_tokenizer, track_allocations
+from tgpo.testing import build_model, build_tokenizer
 
 V_LARGE = 152064
 

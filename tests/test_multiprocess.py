@@ -51,7 +51,7 @@ def test_two_processes_make_the_one_process_update(updates, method):
 def test_two_processes_log_the_same_schedule_and_metrics(updates, method):
     (log_one,), (log_two,) = updates[method][0]["logs"], updates[method][1]["logs"]
     compared = [k for k, v in log_one.items() if isinstance(v, (int, float)) and k not in ("step_time", "epoch")]
-    assert {"guidance_weight", "reward", "entropy", "grad_norm", "pg_loss"} <= set(compared)
+    assert {"guidance_weight", "reward", "entropy", "grad_norm", "policy_loss"} <= set(compared)
     if method != "luffy":
         assert {"teacher/argmax_agreement", "teacher/sampled_logp"} <= set(compared)
     for key in compared:

@@ -83,6 +83,11 @@ def test_a_new_method_is_one_function_and_one_register_call(registry, tiny_pair,
     for name in ("table1", "table2"):
         rows = table_config.load_table("lab", name).rows
         assert [r.label for r in rows if r.method == "half_grpo"] == ["Half GRPO"], name
+    from repro import options, table1
+
+    capsys.readouterr()
+    assert options.cli(table1.main, ["--dry-run"]) == 0  # the table script plans a run of it
+    assert "row='Half GRPO' method=half_grpo" in capsys.readouterr().out
 
 
 def test_the_lab_tables_list_every_registered_method_once_in_registry_order():
@@ -143,7 +148,9 @@ def test_presets_read_each_methods_own_settings_from_the_registry():
     for name, spec in obj.METHODS.items():
         assert set(spec.presets) <= known, name
         for preset in known:
-            assert set(preset_settings(preset, name)) <= {"scale_rewards", "loss_type", "dr_grpo_row_mean"}
+            settings = preset_settings(preset, name)
+            assert set(settings) <= {"scale_rewards", "loss_type", "dr_grpo_row_mean", "entropy_coef"}
+            assert settings["entropy_coef"] == 0.001  # the paper's bonus, set by every preset (docs/method.md §7)
     assert preset_settings("authors_final", "grpo")["loss_type"] == "dr_grpo"
     # the default aggregation of a config that names no loss_type comes from the method's entry
     for name, spec in obj.METHODS.items():

@@ -262,7 +262,7 @@ def test_audit_sets_every_authors_final_setting_against_the_authors_launcher():
     assert (luffy.authors, luffy.suite, luffy.status) == ("token mean", "token mean", "match")
     assert "config/tasks.sh:70" in luffy["where"]
     assert row("GRPO", "aggregation").suite == "token sum / padded length"
-    for setting, value in (("AdamW weight decay", "0.01"), ("learning rate", "1e-06"), ("gradient clipping", "1.0"),
+    for setting, value in (("optimizer", "torch AdamW"), ("AdamW weight decay", "0.01"), ("learning rate", "1e-06"), ("gradient clipping", "1.0"),
                            ("AdamW betas", "(0.9, 0.999)"), ("AdamW epsilon", "1e-08")):
         assert (row("every method", setting).suite, row("every method", setting).status) == (value, "match")
     assert row("every method", "lr schedule").suite == "constant, no warmup"

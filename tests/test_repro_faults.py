@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import lab_runner, options, paths, planning, run_cache, table1, table_config
+from repro import lab_runner, options, paths, planning, run_cache, run_lock, session, table1, table_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,6 +190,20 @@ def test_cached_runs_are_not_reused_after_the_model_files_change(tmp_path, capsy
     assert ran == ["a", "a"] and "model files changed since the cached runs (1)" in log
 
 
+def test_cached_runs_are_not_reused_under_other_library_versions(tmp_path, capsys, fake_runs, monkeypatch):
+    _, ran = fake_runs
+    jobs = [make_job(tmp_path, "a")]
+    installed = run_cache.library_versions()
+    assert set(installed) == {"torch", "transformers", "trl", "accelerate", "math-verify"}
+    run(jobs, tmp_path, capsys)
+    monkeypatch.setattr(run_cache, "library_versions", lambda: {**installed, "transformers": "5.25.0"})
+    records, log = run(jobs, tmp_path, capsys)
+    assert ran == ["a", "a"] and "library versions changed since the cached runs (1)" in log
+    monkeypatch.setattr(run_cache, "library_versions", lambda: installed)
+    _, log = run(jobs, tmp_path, capsys)
+    assert ran == ["a", "a"] and "1 of 1 runs reused" in log
+
+
 def test_the_config_preset_and_seed_are_part_of_the_key(tmp_path, capsys, fake_runs):
     _, ran = fake_runs
     run([make_job(tmp_path, "a")], tmp_path, capsys)
@@ -212,6 +226,79 @@ def test_no_cache_reruns_and_identical_jobs_run_once(tmp_path, capsys, fake_runs
     assert [r["name"] for r in records] == ["a", "b"] and records[1]["teacher"] == "any_teacher"
 
 
+@pytest.mark.parametrize("content, problem", [("{not json", "Expecting property name"),
+                                              ('{"name": "a", "method": "grpo"}', "no 'seed'"),
+                                              ("[1, 2]", "not a JSON object"), (b"\xff\xfe", "utf-8")])
+def test_a_corrupt_cache_record_is_a_miss_moved_aside_with_one_line(tmp_path, capsys, fake_runs, content, problem):
+    _, ran = fake_runs
+    jobs = [make_job(tmp_path, "a"), make_job(tmp_path, "b", seed=1)]
+    run(jobs, tmp_path, capsys)
+    cache = run_cache.RunCache(tmp_path / "cache")
+    path = cache._path(cache.key(lab_runner.job_settings(jobs[0]), lab_runner.job_models(jobs[0])))
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    records = lab_runner.run_jobs(jobs, tmp_path / "cache", desc="t")
+    err = capsys.readouterr().err.strip()
+    assert ran == ["a", "b", "a"] and [r["cache"]["reused"] for r in records] == [False, True]
+    assert len(err.splitlines()) == 1 and f"corrupt record {path}" in err and problem in err
+    assert [p.name for p in path.parent.iterdir() if ".corrupt-" in p.name] == [err.split("moved to ")[1].split(";")[0]]
+    assert run_cache.RunCache(tmp_path / "cache").load(cache.key(lab_runner.job_settings(jobs[0]),
+                                                                 lab_runner.job_models(jobs[0])))["name"] == "a"
+
+
+def test_a_corrupt_cache_record_is_reported_before_earlier_outputs_are_archived(earlier_results, tmp_path, capsys,
+                                                                               monkeypatch):
+    args = options.parse_args("table1", table1.__doc__, ["--profile", "smoke"])
+    plan = planning.plan_runs(table_config.load_table("smoke", "table1"), args)
+    cache = run_cache.RunCache(tmp_path / "runs" / "smoke" / "cache")
+    path = cache._path(cache.key(lab_runner.job_settings(plan.jobs[-1]), lab_runner.job_models(plan.jobs[-1])))
+    path.parent.mkdir(parents=True)
+    path.write_text("{truncated")
+
+    class Archived(Exception):
+        pass
+
+    def archive(out_dir, names):
+        assert not path.exists() and "corrupt record" in capsys.readouterr().err  # already reported and moved
+        raise Archived
+
+    monkeypatch.setattr(session, "archive", archive)
+    with pytest.raises(Archived):
+        options.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+
+
+def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_results(earlier_results, tmp_path,
+                                                                                   capsys, monkeypatch):
+    import json
+
+    from tgpo.provenance import package_versions
+
+    installed = package_versions()
+    committed = {**installed, "transformers": "5.0.0", "accelerate": "0.1.0", "tgpo": "0.0.1"}
+    (tmp_path / "committed" / "smoke").mkdir(parents=True)
+    manifest = tmp_path / "committed" / "smoke" / "table1_manifest.json"
+    manifest.write_text(json.dumps({"versions": committed}))
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "committed")
+
+    class Archived(Exception):
+        pass
+
+    def archive(out_dir, names):  # the note comes before anything is archived
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(manifest) in err, err
+        assert f"transformers {installed['transformers']} (committed 5.0.0)" in err
+        assert f"accelerate {installed['accelerate']} (committed 0.1.0)" in err
+        assert "tgpo" not in err.split(": note: ")[1].split(";")[0].replace(str(manifest), "")
+        raise Archived
+
+    monkeypatch.setattr(session, "archive", archive)
+    with pytest.raises(Archived):
+        options.cli(table1.main, ["--profile", "smoke", "--output-dir", str(earlier_results)])
+    manifest.write_text(json.dumps({"versions": {**installed, "tgpo": "0.0.1"}}))  # the same libraries: no note
+    from repro import versions
+
+    assert versions.note("table1", manifest) is None
+
+
 def report_environment(job: lab_runner.LabJob) -> dict:
     """Stands in for a lab job in the spawned workers (importable there by name): what its process was given."""
     return {"name": job.name, "scores": {}, "env": {name: os.environ.get(name) for name in lab_runner.JOB_ENV}}
@@ -228,6 +315,9 @@ def test_job_processes_get_the_job_environment_and_the_caller_keeps_its_own(tmp_
     lab_runner._run_pool(jobs, 2, "t", done, keys, cache)
     assert [done[keys[name]]["env"] for name in ("a", "b")] == [lab_runner.JOB_ENV] * 2
     assert lab_runner.JOB_ENV["OMP_NUM_THREADS"] == "1" and "MALLOC_MMAP_THRESHOLD_" in lab_runner.JOB_ENV
+    # torch's, MKL's and oneDNN's kernels pinned to one instruction set, so another x86-64 machine makes the same runs
+    assert (lab_runner.JOB_ENV["ATEN_CPU_CAPABILITY"], lab_runner.JOB_ENV["MKL_CBWR"],
+            lab_runner.JOB_ENV["ONEDNN_MAX_CPU_ISA"]) == ("avx2", "AVX2", "AVX2")
     assert os.environ["OMP_NUM_THREADS"] == "7" and "MALLOC_MMAP_THRESHOLD_" not in os.environ
 
 
@@ -248,3 +338,122 @@ def test_an_output_dir_that_is_a_file_stops_with_one_line(tmp_path, capsys, monk
     assert options.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file, not a folder" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"
+
+
+# ------------------------------------------------------------------------------------------ processes and locks
+def sleep_in_job(job: lab_runner.LabJob) -> dict:
+    """Stands in for a long lab job in a spawned worker: says its pid, then sleeps."""
+    import time
+
+    Path(job.work_dir).parent.mkdir(parents=True, exist_ok=True)
+    Path(job.work_dir).with_suffix(".pid").write_text(str(os.getpid()))
+    time.sleep(120)
+    return {"name": job.name}
+
+
+def warn_in_job(job: lab_runner.LabJob) -> dict:
+    """Stands in for a lab job that meets a library warning (transformers' logging) and a Python warning."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("transformers.tgpo_test").warning(f"library warning of {job.name}")
+    warnings.warn(f"python warning of {job.name}", stacklevel=1)
+    print(f"print of {job.name}")
+    return {"name": job.name}
+
+
+PARENT = """
+import sys
+from pathlib import Path
+import test_repro_faults as t
+from repro import lab_runner, run_cache
+root = Path(sys.argv[1])
+jobs = [t.make_job(root, "a")]
+lab_runner._run_logged = t.sleep_in_job
+cache = run_cache.RunCache(root / "cache")
+keys = {job.name: cache.key(lab_runner.job_settings(job), lab_runner.job_models(job)) for job in jobs}
+lab_runner._run_pool(jobs, 1, "t", {}, keys, cache)
+"""
+
+
+def test_job_processes_end_when_the_script_is_killed(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path)], cwd=REPO, env=env)
+    pid_file = tmp_path / "jobs" / "a.pid"
+    try:
+        deadline = time.monotonic() + 180
+        while not pid_file.exists() and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+        assert pid_file.exists(), "the job never started"
+        time.sleep(0.2)
+        job = int(pid_file.read_text())
+    finally:
+        parent.kill()  # SIGKILL: no cleanup code of the script runs
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while run_lock.pid_alive(job) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = run_lock.pid_alive(job)
+    if alive:
+        os.kill(job, signal.SIGKILL)
+    assert not alive, "the job process outlived its script"
+
+
+def test_each_job_log_holds_its_own_warnings_also_after_a_workers_first_job(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    jobs = [make_job(tmp_path, name, seed=i) for i, name in enumerate(["a", "b", "c"])]
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:  # one worker: jobs in turn
+        for job in jobs:
+            pool.submit(lab_runner._run_logged, job, warn_in_job).result()
+    for job in jobs:
+        log = Path(job.work_dir).with_name(f"{job.name}.log").read_text()
+        for what in ("library warning", "python warning", "print"):
+            assert f"{what} of {job.name}" in log, (job.name, log)
+        assert "Logging error" not in log and "closed file" not in log, log
+
+
+@pytest.fixture
+def other_run():
+    """The pid of a live process standing in for a first run."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("where, what", [("results", "results"), ("runs", "lab runs")])
+def test_a_second_run_into_the_same_results_or_cache_is_refused_with_the_first_runs_pid(
+        earlier_results, tmp_path, capsys, no_training, other_run, where, what):
+    folder = earlier_results if where == "results" else tmp_path / "runs" / "smoke"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / run_lock.LOCK_NAME).write_text(f"{other_run}\n")
+    rc, err = run_table1([], earlier_results, capsys)
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"another run (pid {other_run}) is writing {what} into {folder}" in err
+    assert_untouched(earlier_results)
+    assert (folder / run_lock.LOCK_NAME).read_text().strip() == str(other_run)  # the first run's lock stays
+
+
+def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / run_lock.LOCK_NAME
+    lock.write_text(dead.stdout)
+    with run_lock.hold(tmp_path, "results"):
+        assert lock.read_text().strip() == str(os.getpid())
+        with run_lock.hold(tmp_path, "results"):  # the same process again (reproduce_all): allowed
+            pass
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def test_a_script_gives_its_locks_back_when_it_ends(earlier_results, tmp_path, capsys, no_training):
+    with pytest.raises(AssertionError, match="bad input reached the runs"):  # got as far as running: locks taken
+        run_table1([], earlier_results, capsys)
+    assert not (earlier_results / run_lock.LOCK_NAME).exists()
+    assert not (tmp_path / "runs" / "smoke" / run_lock.LOCK_NAME).exists()

@@ -342,6 +342,8 @@ MV060 = [
     (r"\boxed{3} \boxed{5}", "5", True, "boxes close together: still the last"),
     (r"\boxed{5}, \boxed{5}", "5", True, "a repeated box joined by a comma"),
     (r"\boxed{0}, \boxed{720}", "720", True, "0,720 is 720 with a thousands comma (0.9: 0.720)"),
+    (r"\boxed{(0,720)}", "720", False, "but (0,720) stays an interval"),
+    (r"\boxed{0} and \boxed{336^\circ}", "336", False, "and 0,336 degrees a list of two"),
     (r"\boxed{3} and \boxed{5}", "3, 5", True, "boxes joined by 'and' are one answer"),
     (r"\boxed{10\%}", "10", False, "10% is 1/10, not 10 (0.9 accepts)"),
     (r"\boxed{25}", r"25\%", False, "25 is not 25% (0.9 accepts)"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tgpo.tasks.utils as U
-from tgpo.evaluate import tasks_dir
+from tgpo.eval.run import tasks_dir
 from tgpo.grading import grade_batch, math_correct_batch, warmup
 from tgpo.tasks import BenchmarkDataError
 

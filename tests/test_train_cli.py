@@ -111,3 +111,80 @@ def test_vocabulary_mismatch_via_cli(tiny_pair, tmp_path, capsys):
     config = _config(tmp_path, (tiny_pair[0], bad), data)
     assert main(["train", "--config", str(config)]) == 2
     assert "disagree" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ provenance and --resume
+def _trained(tmp_path, pair, **trainer):
+    data = _write_jsonl(tmp_path / "train.jsonl", ROWS)
+    config = _config(tmp_path, pair, data, **trainer)
+    assert main(["train", "--config", str(config)]) == 0
+    return config, tmp_path / "run"
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("tgpo train: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+def test_a_run_records_its_config_and_its_model_card_names_method_and_teacher(tiny_pair, tmp_path):
+    from tgpo import __version__
+
+    config, run = _trained(tmp_path, tiny_pair, learning_rate=2e-3)
+    record = yaml.safe_load((run / "tgpo_run.yaml").read_text())
+    assert record["method"] == "tgpo" and record["model"] == str(tiny_pair[0].resolve())
+    assert record["teacher_model"] == str(tiny_pair[1].resolve())
+    assert record["dataset"] == {"path": str((tmp_path / "train.jsonl").resolve()), "split": "train", "limit": 4}
+    assert record["trainer"]["learning_rate"] == 2e-3 and record["trainer"]["max_steps"] == 2
+    assert record["schedule"]["lr_scheduler_type"] == "linear" and record["suite"]["version"] == __version__
+    assert record["config_file"] == str(config) and "transformers" in record["versions"]
+    card = (run / "README.md").read_text()
+    assert "[None]" not in card and "TGPO" in card and str(tiny_pair[1].resolve()) in card
+    assert "docs/method.md" in card and "tgpo_run.yaml" in card and "- tgpo" in card
+
+
+@pytest.mark.parametrize("change, key", [
+    (["--method", "grpo"], "method: 'tgpo' -> 'grpo'"),
+    (["--set", "trainer.learning_rate=1e-2"], "schedule.learning_rate: 0.001 -> 0.01"),
+    (["--preset", "controlled"], "preset: None -> 'controlled'"),
+])
+def test_resume_refuses_a_changed_method_preset_or_schedule_naming_the_key(tiny_pair, tmp_path, capsys, change, key):
+    config, run = _trained(tmp_path, tiny_pair)
+    before = (run / "tgpo_run.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "3", *change]) == 2
+    line = _error_line(capsys)
+    assert key in line and "--allow-changes" in line
+    assert not (run / "checkpoint-3").exists() and (run / "tgpo_run.yaml").read_text() == before
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "3", *change, "--dry-run"]) == 2
+    assert _error_line(capsys) == line  # the plan says so too, without loading a model
+
+
+def test_resume_with_allow_changes_uses_and_records_the_new_learning_rate(tiny_pair, tmp_path):
+    config, run = _trained(tmp_path, tiny_pair)
+    assert main(["train", "--config", str(config), "--resume", "--allow-changes", "--max-steps", "3",
+                 "--set", "trainer.learning_rate=1e-2"]) == 0
+    rates = [h["learning_rate"] for h in _state(run)["log_history"] if "loss" in h]
+    assert rates == pytest.approx([1e-3, 5e-4, 1e-2 / 3])  # linear decay of the new rate over 3 steps, at step 3
+    record = yaml.safe_load((run / "tgpo_run.yaml").read_text())
+    assert record["schedule"]["learning_rate"] == 1e-2 and record["previous"]["schedule"]["learning_rate"] == 1e-3
+    assert record["changed_on_resume"] == {"schedule.learning_rate": [1e-3, 1e-2]}
+
+
+def test_extending_max_steps_continues_the_schedule_instead_of_lr_zero(tiny_pair, tmp_path):
+    config, run = _trained(tmp_path, tiny_pair, method="grpo")
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "4"]) == 0
+    rates = [h["learning_rate"] for h in _state(run)["log_history"] if "loss" in h]
+    assert rates == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])  # the 4-step linear decay from step 3 on
+
+
+def test_resume_with_another_student_is_one_line(tiny_pair, tmp_path, capsys):
+    from tgpo.testing import build_tokenizer, save_model
+
+    config, run = _trained(tmp_path, tiny_pair)
+    other = save_model(tmp_path / "other_student", build_tokenizer(), hidden=48)
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--resume", "--max-steps", "3", "--set", f"model={other}"]) == 2
+    line = _error_line(capsys)
+    assert "holds another student" in line and "hidden_size 32 vs 48" in line

@@ -46,6 +46,7 @@ def make_args(tmp_path, method, **overrides):
         lr_scheduler_type="constant",
         guidance_weight=0.5,
         guidance_decay=0.1,
+        entropy_coef=1e-3,  # the paper's bonus (TGPOConfig's default is TRL's 0.0)
         report_to="none",
         save_strategy="no",
         seed=0,
@@ -74,8 +75,11 @@ def test_every_method_trains_two_steps(tiny_pair, tmp_path, method):
     assert trainer.state.global_step == 2
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 2
-    clipped = () if spec.off_policy_traces else ("clip_fraction",)  # LUFFY's surrogate is unclipped
-    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "pg_loss", "guidance_weight", *clipped):
+    clipped = () if spec.off_policy_traces else (  # LUFFY's surrogate is unclipped
+        "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max",
+        "clip_ratio/region_mean")
+    for key in ("reward", "completions/mean_length", "grad_norm", "entropy", "policy_loss", "entropy_coef",
+                "guidance_weight", *clipped):
         assert all(key in h and math.isfinite(h[key]) for h in logs), key
     teacher_keys = ("teacher/argmax_agreement", "teacher/sampled_logp")
     assert all(all(k in h for k in teacher_keys) == bool(spec.teacher) for h in logs)
@@ -519,3 +523,78 @@ def test_authors_v3_reward_trains(tiny_pair, tmp_path):
     trainer = make_trainer(tiny_pair, tmp_path, "grpo", reward_funcs=None, reward="authors_v3", max_steps=1)
     trainer.train()
     assert trainer.state.global_step == 1 and "rewards/authors_v3_reward/mean" in trainer.state.log_history[0]
+
+
+def test_guidance_share_is_measured_every_k_steps(tiny_pair, tmp_path):
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo", log_guidance_share=True, guidance_share_every=3,
+                           guidance_decay=0.0)
+    batch = _batch(trainer)
+    measured = []
+    for step in range(7):  # global_step = optimizer steps done; step k+1 is being computed
+        trainer.state.global_step = step
+        before = len(trainer._metrics["train"]["guidance/grad_share"])
+        trainer._compute_loss(trainer.model, batch)
+        measured.append(len(trainer._metrics["train"]["guidance/grad_share"]) > before)
+    assert measured == [True, False, False, True, False, False, True]  # steps 1, 4, 7
+
+
+@pytest.mark.parametrize("temperature, softcap, bias", [(1.0, None, False), (0.6, None, True), (0.7, 5.0, True)])
+def test_second_target_shares_the_fused_log_sum_exp(temperature, softcap, bias):
+    from tgpo.head import second_target_logps
+
+    g = torch.Generator().manual_seed(0)
+    B, T, H, V = 3, 5, 8, 50
+    hidden = torch.randn(B, T, H, generator=g, dtype=torch.float64).requires_grad_(True)
+    weight = torch.randn(V, H, generator=g, dtype=torch.float64).requires_grad_(True)
+    b = torch.randn(V, generator=g, dtype=torch.float64).requires_grad_(True) if bias else None
+    sampled, target = torch.randint(0, V, (B, T), generator=g), torch.randint(0, V, (B, T), generator=g)
+
+    def naive_logp(ids):
+        z = hidden @ weight.T + (0 if b is None else b)
+        z = z if softcap is None else softcap * torch.tanh(z / softcap)
+        return torch.log_softmax(z / temperature, -1).gather(-1, ids[..., None]).squeeze(-1)
+
+    lp = naive_logp(sampled)
+    got = second_target_logps(lp, hidden, weight, b, target, sampled, temperature, softcap)
+    want = naive_logp(target)
+    assert torch.allclose(got, want.float(), atol=1e-5)
+    params = [hidden, weight] + ([b] if bias else [])
+    w = torch.randn(B, T, generator=g, dtype=torch.float64)
+    got_grads = torch.autograd.grad((got * w).sum(), params, retain_graph=True)
+    want_grads = torch.autograd.grad((want * w).sum(), params)
+    for x, y in zip(got_grads, want_grads):
+        assert torch.allclose(x, y, atol=1e-5)
+
+
+def test_guided_logp_needs_no_second_head_pass(tiny_pair, tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    calls = []
+    fused = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", lambda *a: calls.append(1) or fused(*a))
+    trainer = make_trainer(tiny_pair, tmp_path, "tgpo")
+    batch = _batch(trainer)
+    calls.clear()
+    trainer._compute_loss(trainer.model, batch).backward()
+    assert len(calls) == 1  # the student's fused head, once: lp, entropy and lp_g
+
+
+def test_teacher_chunks_are_chosen_from_the_device_and_the_formula(tiny_pair, tmp_path):
+    from tgpo.teacher import DEFAULT_CHUNK_TOKENS, choose_teacher_chunks, teacher_pass_peak_bytes
+
+    # default "auto" on this CPU: the tiny pass fits, so no row or position chunks
+    trainer = make_trainer(tiny_pair, tmp_path, "rkl")
+    assert (trainer.teacher.chunk_size, trainer.teacher.chunk_tokens) == (None, None)
+    assert "no row or position chunks" in trainer.teacher_chunks_reason
+    # an explicit value is kept
+    trainer = make_trainer(tiny_pair, tmp_path, "rkl", teacher_chunk_size=2)
+    assert (trainer.teacher.chunk_size, trainer.teacher.chunk_tokens) == (2, None)
+    # a budget the whole pass exceeds: head tiles, then the most rows that fit
+    cfg = {"vocab_size": 152064, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 512}
+    def peak(rows, tokens):
+        return teacher_pass_peak_bytes(rows, 1024, 152064, 256, tokens, layer_width=2816, prompt_len=64, dtype_bytes=2)
+
+    budget = peak(2, DEFAULT_CHUNK_TOKENS) + 1
+    rows, tokens, why = choose_teacher_chunks(cfg, 8, 1024, prompt_len=64, dtype_bytes=2, device="cuda",
+                                              budget_bytes=budget)
+    assert (rows, tokens) == (2, DEFAULT_CHUNK_TOKENS) and "(fits)" in why and peak(8, None) > budget

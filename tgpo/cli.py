@@ -25,7 +25,7 @@ def positive_int(text: str) -> int:
 SUBCOMMANDS = {
     "train": ("tgpo.train_cli", "Train a student with TGPO (TGPO-Reg, TGPO-Adv) or a baseline (GRPO, RKL, KDRL, "
                                 "LUFFY) from a YAML run config."),
-    "eval": ("tgpo.evaluate", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
+    "eval": ("tgpo.eval.cli", "Score a checkpoint on the paper's benchmarks with the paper's protocol."),
     "align": ("tgpo.align", "Align a teacher's special tokens and embedding size to a student's (docs/method.md §2)."),
     "lab": ("tgpo.lab.cli", "The CPU divergence lab: write its data, build and list its tiny teacher/student models."),
 }

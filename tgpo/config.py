@@ -11,7 +11,7 @@ from functools import cache
 from trl import GRPOConfig
 
 from .objectives import LUFFY_SHAPING_GAMMA, METHODS, canonical_method
-from .teacher import DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_TOKENS
+from .teacher import AUTO
 
 #: TRL ``loss_type`` values whose per-token surrogate is the paper's clipped one (docs/method.md §1); the others (cispo, sapo, luspo, vespo)
 #: change the surrogate itself and are refused rather than silently replaced.
@@ -83,7 +83,8 @@ class TGPOConfig(GRPOConfig):
       2e-2/1e-4, docs/method.md §2).
     * ``kdrl_beta``, ``kdrl_estimator`` — KDRL's reverse-KL weight and estimator (``k1 | k2 | k3``).
     * ``luffy_shaping_gamma`` — LUFFY's policy shaping ``f(p) = p / (p + gamma)`` (docs/method.md §2).
-    * ``entropy_coef`` — entropy bonus, every method (TRL's field, default changed to the paper's 0.001);
+    * ``entropy_coef`` — TRL's entropy bonus, every method; TRL's default 0.0 (the paper's 0.001 is set by the
+      presets, the paper configs and the lab configs, docs/method.md §7);
       ``entropy_micro_batches`` — a factor on it, the number of micro-batches whose entropy means the authors sum
       (docs/method.md §3; 1, the default, is the suite's token mean).
     * ``reward`` — ``boxed`` (the last ``\\boxed{}`` after any think block, Math-Verify) or ``authors_v3`` (the
@@ -92,7 +93,9 @@ class TGPOConfig(GRPOConfig):
       ``temperature``, as the authors do (the argmax does not depend on it).
     * ``teacher_chunk_size`` / ``teacher_chunk_tokens`` — rows per teacher forward and positions per pass of its
       output head: only ``teacher_chunk_tokens x V`` logits exist at once (``None``: the whole batch / sequence);
-      the defaults fit an 80 GB GPU beside a 30B teacher at 9,216 positions (:func:`tgpo.teacher.teacher_pass_peak_bytes`).
+      ``"auto"`` (the default) chooses both when the teacher loads, from the device's free memory and
+      :func:`tgpo.teacher.teacher_pass_peak_bytes` (:func:`tgpo.teacher.choose_teacher_chunks`: no chunks when the
+      whole pass fits, as on a CPU at the lab's size); ``tgpo train --dry-run`` prints the choice and why.
     * ``teacher_server_url`` — score rollouts with a teacher served by ``vllm serve`` at this URL instead of a local
       model (``teacher_model`` then only names the teacher's tokenizer for the vocabulary check);
       ``teacher_server_timeout`` (seconds to wait for it at start-up), ``teacher_server_top_logprobs`` (top-k asked
@@ -102,7 +105,8 @@ class TGPOConfig(GRPOConfig):
       the default) or not (the authors' ``loss_remove_token_mean``: token sum / padded length).
     * ``log_guidance_share`` — log ``guidance/grad_share``, the ratio ``||lambda grad G|| / ||grad PG||`` measured on
       the student's final hidden states (a proxy for the shared parameters: it costs two backward passes through
-      the output head only).
+      the output head only), at every ``guidance_share_every``-th optimizer step (1, 1+k, ...; the default 10 keeps
+      its cost under 1% of the training time); the steps between have no value.
     * ``agreement_token_classes`` — ``{class: regex}``; teacher–student argmax agreement is also logged per class of
       the sampled token (``teacher/argmax_agreement/<class>``), e.g. the lab's content digits vs style tokens.
 
@@ -117,7 +121,8 @@ class TGPOConfig(GRPOConfig):
     ``multi_objective_aggregation="normalize_then_sum"`` and the loss types cispo, sapo, luspo and vespo.
 
     The guidance schedule counts *training steps* (rollout batches), as the authors' verl loop does: the optimizer
-    updates of one rollout batch share one ``lambda_k`` (see :attr:`updates_per_generation`).
+    updates of one rollout batch share one ``lambda_k`` (see :meth:`rollout_step`). ``steps_per_generation`` need not
+    be a multiple of ``gradient_accumulation_steps`` (as in TRL).
 
     Checked in one place, ``__post_init__``, from what is declared beside each field: numeric fields are
     type-checked from their declared types, ranged ones (``metadata["bounds"]``, see :class:`Bounds`) range-checked,
@@ -133,7 +138,7 @@ class TGPOConfig(GRPOConfig):
                                                          "one_of": KL_ESTIMATORS})
     luffy_shaping_gamma: float = bounded(LUFFY_SHAPING_GAMMA, "LUFFY: policy shaping f(p) = p / (p + gamma) on the "
                                          "teacher-trace rows.", 0.0, low_inclusive=False)
-    entropy_coef: float = bounded(1e-3, "Entropy bonus coefficient, every method.", 0.0)
+    entropy_coef: float = inherited("entropy_coef", 0.0)  # TRL's default 0.0; the paper's 0.001 comes from the presets
     entropy_micro_batches: float = bounded(
         1.0, "Factor on the entropy bonus: the authors' number of micro-batches whose entropy token means they sum "
              "(docs/method.md §3); 1: the suite's token mean.", 0.0, low_inclusive=False)
@@ -141,10 +146,15 @@ class TGPOConfig(GRPOConfig):
                                                    "one_of": REWARDS})
     teacher_temperature: float | None = bounded(
         None, "Temperature of the teacher's log-probs (unset: the rollout temperature).", 0.0, low_inclusive=False)
-    teacher_chunk_size: int | None = bounded(
-        DEFAULT_CHUNK_ROWS, "Rows per teacher forward; None runs the whole batch at once.", 1)
-    teacher_chunk_tokens: int | None = bounded(
-        DEFAULT_CHUNK_TOKENS, "Positions per pass of the teacher's output head; None: all at once.", 1)
+    teacher_chunk_size: int | str | None = field(
+        default=AUTO, metadata={"help": "Rows per teacher forward; None runs the whole batch at once; 'auto' (default): "
+                                        "chosen from the device's memory (tgpo.teacher.choose_teacher_chunks)."}
+    )
+    teacher_chunk_tokens: int | str | None = field(
+        default=AUTO,
+        metadata={"help": "Positions per pass of the teacher's output head; None: all at once; 'auto' (default): "
+                          "chosen with teacher_chunk_size."},
+    )
     loss_type: str | None = field(
         default=None,
         metadata={"help": "TRL's aggregation of token losses: dapo, dr_grpo, grpo or bnpo (unset: the method's "
@@ -159,6 +169,7 @@ class TGPOConfig(GRPOConfig):
     log_guidance_share: bool = field(
         default=False, metadata={"help": "Log the guidance term's gradient share at the final hidden states."}
     )
+    guidance_share_every: int = bounded(10, "log_guidance_share: measure the share at optimizer steps 1, 1+k, 1+2k, ...", 1)
     agreement_token_classes: dict | None = field(
         default=None, metadata={"help": "{class: regex}: log teacher-student argmax agreement per sampled-token class."}
     )
@@ -173,7 +184,8 @@ class TGPOConfig(GRPOConfig):
     teacher_server_chunk_size: int = bounded(0, "Sequences per request to the served teacher (0: the whole batch in one).", 0)
 
     # Inherited TRL fields the losses read: TRL's defaults and help, with their ranges.
-    learning_rate: float = inherited("learning_rate", 0.0, low_inclusive=False)
+    # above 1 an update blows the weights up (a typo, not a setting)
+    learning_rate: float = inherited("learning_rate", 0.0, 1.0, low_inclusive=False)
     temperature: float = inherited("temperature", 0.0, low_inclusive=False)
     epsilon: float = inherited("epsilon", 0.0, 1.0, low_inclusive=False)
     epsilon_high: float | None = inherited("epsilon_high", 0.0, low_inclusive=False)
@@ -206,12 +218,6 @@ class TGPOConfig(GRPOConfig):
         self._refuse_unhonoured_trl_fields()
         if self.teacher_temperature is None:
             self.teacher_temperature = self.temperature
-        if self.steps_per_generation % self.gradient_accumulation_steps != 0:
-            raise ValueError(
-                f"TGPOConfig: steps_per_generation ({self.steps_per_generation}) must be a multiple of "
-                f"gradient_accumulation_steps ({self.gradient_accumulation_steps}), so that every optimizer update "
-                "reads one rollout batch (a whole number of PPO mini-batches per generation batch)"
-            )
 
     # --------------------------------------------------------------------------------------- checks
     def _check_types_and_ranges(self) -> None:
@@ -238,6 +244,10 @@ class TGPOConfig(GRPOConfig):
             )
 
     def _check_choices(self) -> None:
+        for name in ("teacher_chunk_size", "teacher_chunk_tokens"):
+            value = getattr(self, name)
+            if value is not None and value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"TGPOConfig.{name}={value!r}: expected a whole number >= 1, None or 'auto'")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("one_of")
             value = getattr(self, f.name)
@@ -247,22 +257,48 @@ class TGPOConfig(GRPOConfig):
 
     def _refuse_unhonoured_trl_fields(self) -> None:
         refused = {
-            "beta": (self.beta != 0.0, "TGPO and its baselines use no reference-model KL; KDRL's KL to the teacher "
-                                       "is set with kdrl_beta"),
-            "use_adaptive_entropy": (self.use_adaptive_entropy, "the entropy bonus is the paper's fixed one"),
+            "beta": (self.beta != 0.0, "no reference-model KL in these methods; use beta=0.0 (KDRL's KL to the "
+                                       "teacher: method='kdrl' with kdrl_beta)"),
+            "use_adaptive_entropy": (self.use_adaptive_entropy, "use a fixed entropy_coef"),
             "importance_sampling_level": (self.importance_sampling_level != "token",
-                                          "the losses use token-level ratios"),
-            "top_entropy_quantile": (self.top_entropy_quantile < 1.0, "the losses keep every token"),
+                                          "the losses use token-level ratios; use importance_sampling_level='token'"),
+            "top_entropy_quantile": (self.top_entropy_quantile < 1.0,
+                                     "the losses keep every token; use top_entropy_quantile=1.0"),
             "off_policy_mask_threshold": (self.off_policy_mask_threshold is not None,
-                                          "the losses do not mask off-policy sequences"),
+                                          "the losses do not mask off-policy sequences; use "
+                                          "off_policy_mask_threshold=None"),
             "multi_objective_aggregation": (self.multi_objective_aggregation != "sum_then_normalize",
-                                            "advantages are computed from the summed rewards"),
+                                            "advantages come from the summed rewards; use "
+                                            "multi_objective_aggregation='sum_then_normalize' (reward_weights "
+                                            "weight the sum)"),
         }
         for name, (bad, why) in refused.items():
             if bad:
                 raise ValueError(f"TGPOConfig.{name}={getattr(self, name)!r} is not supported: {why}")
 
+    # --------------------------------------------------------------------------------- conversion
+    @classmethod
+    def from_grpo_config(cls, config: GRPOConfig, **overrides) -> TGPOConfig:
+        """A ``TGPOConfig`` with every field of TRL's ``config`` (a ``GRPOConfig``) as the user set it, plus
+        ``overrides`` (e.g. ``method``); the suite's own fields keep their defaults.
+
+        ``generation_batch_size`` is derived again from ``steps_per_generation`` (``GRPOConfig.__post_init__`` has
+        already set both, which TRL itself refuses as input).
+        """
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(GRPOConfig)
+                  if f.init and hasattr(config, f.name)}
+        values["generation_batch_size"] = None
+        return cls(**{**values, **overrides})
+
     # ------------------------------------------------------------------------------------ derived
+    def rollout_step(self, step: int) -> int:
+        """The training (rollout) step ``k`` of optimizer step ``step`` (both 1-based): the rollout batch that the
+        update's first micro-batch comes from. With ``steps_per_generation x num_iterations`` a multiple of
+        ``gradient_accumulation_steps`` every update reads one rollout batch; otherwise an update may straddle two
+        and takes the first one's ``k`` (as TRL's own loop mixes them)."""
+        micro_per_rollout = self.steps_per_generation * self.num_iterations
+        return (step - 1) * self.gradient_accumulation_steps // micro_per_rollout + 1
+
     @property
     def updates_per_generation(self) -> int:
         """Optimizer updates per rollout (generation) batch: the paper's PPO mini-batches per training step,

@@ -121,19 +121,40 @@ def student_context_length(model: str) -> int | None:
     return int(value) if value else None
 
 
+#: Rows of a streaming (``IterableDataset``) dataset that :func:`validate_dataset` reads: it has no length, and
+#: reading it whole would consume the stream.
+STREAM_ROWS_CHECKED = 64
+
+
+def _rows_to_check(dataset, wanted: list[str]) -> tuple[int, list[str], dict[str, list]]:
+    """``(rows read, columns, {column: values})`` for the ``wanted`` columns present: every row of a map-style
+    dataset, the first :data:`STREAM_ROWS_CHECKED` rows of a streaming one."""
+    if hasattr(dataset, "__len__"):
+        columns = list(dataset.column_names)
+        n = len(dataset)
+        return n, columns, {c: dataset[c] for c in wanted if c in columns and n}
+    import itertools
+
+    rows = list(itertools.islice(iter(dataset), STREAM_ROWS_CHECKED))
+    columns = list(dataset.column_names or (rows[0].keys() if rows else []))
+    return len(rows), columns, {c: [r.get(c) for r in rows] for c in wanted if c in columns}
+
+
 def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher: bool = False) -> None:
-    """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value."""
-    if dataset is None or len(dataset) == 0:
-        raise DataError(f"training data {name} is empty")
-    columns = set(dataset.column_names)
+    """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value.
+
+    A streaming ``IterableDataset`` (no length) is checked on its first :data:`STREAM_ROWS_CHECKED` rows."""
     needed = ["prompt"] + (["answer"] if need_answer else []) + (["teacher_completion"] if need_teacher else [])
+    n, columns, values = _rows_to_check(dataset, needed[1:]) if dataset is not None else (0, [], {})
+    if n == 0:
+        raise DataError(f"training data {name} is empty")
     missing = [c for c in needed if c not in columns]
     if missing:
         raise DataError(
             f"training data {name} has no {', '.join(repr(c) for c in missing)} column (columns: {sorted(columns)})"
         )
     for col in needed[1:]:
-        empty = [i for i, v in enumerate(dataset[col]) if v is None or (isinstance(v, str) and not v.strip())]
+        empty = [i for i, v in enumerate(values[col]) if v is None or (isinstance(v, str) and not v.strip())]
         if empty:
             raise DataError(f"training data {name}: column {col!r} is empty in {len(empty)} rows (first: row {empty[0]})")
 

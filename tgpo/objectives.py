@@ -467,7 +467,20 @@ def _pg(x: LossInputs, cfg: LossConfig, advantages: Tensor | None = None) -> tup
     if x.is_weights is not None:
         per_token = per_token * x.is_weights.detach().to(per_token.dtype)
     loss = aggregate(per_token, x.mask, x.aggregation)
-    return loss, {"pg_loss": loss.detach(), "clip_fraction": mean_tok(clipped.to(x.logp.dtype), x.mask)}
+    return loss, clip_ratios(clipped, x.advantages if advantages is None else advantages, x.mask)
+
+
+def clip_ratios(clipped: Tensor, advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """TRL's ``clip_ratio/*`` diagnostics, with TRL's meaning: the share of real tokens clipped below (``A < 0``),
+    above (``A > 0``) and either (``region``), as token means (scalars); and ``low_min`` / ``high_max`` as ``[B]``
+    per-sequence shares (NaN for an empty row), whose min / max over the whole batch the trainer logs."""
+    a = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages
+    low, high = clipped & (a < 0), clipped & (a > 0)
+    m = mask.to(torch.float32)
+    per_row = lambda z: (z.float() * m).sum(-1) / m.sum(-1)  # noqa: E731
+    return {"clip_ratio/low_mean": mean_tok(low.float(), mask), "clip_ratio/high_mean": mean_tok(high.float(), mask),
+            "clip_ratio/region_mean": mean_tok(clipped.float(), mask),
+            "clip_ratio/low_min": per_row(low), "clip_ratio/high_max": per_row(high)}
 
 
 def _aux(per_token: Tensor, x: LossInputs) -> Tensor:
@@ -537,7 +550,7 @@ def luffy(x: LossInputs, cfg: LossConfig) -> LossOutputs:
     if x.is_weights is not None:  # the correction only applies to on-policy rows (teacher traces were not sampled)
         per_token = torch.where(off.unsqueeze(1), per_token, per_token * x.is_weights.detach().to(per_token.dtype))
     loss = aggregate(per_token, x.mask, x.aggregation)
-    return LossOutputs(loss, {"pg_loss": loss.detach()})
+    return LossOutputs(loss)
 
 
 #: Settings presets (tgpo/resources/presets.yaml) whose method-specific aggregation the entries below refer to.
@@ -576,6 +589,7 @@ def method_loss(name: str, x: LossInputs, cfg: LossConfig) -> LossOutputs:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
     out = METHODS[name].loss(x, cfg)
+    out.metrics["policy_loss"] = out.loss.detach()  # TRL's name and meaning: the loss without the entropy bonus
     coef = cfg.entropy_coef * cfg.entropy_micro_batches
     num_tokens = x.aggregation.num_tokens if x.aggregation.kind == "dapo" else None
     if num_tokens is None:  # the other kinds are per micro-batch: the bonus is too, and sums over accumulation

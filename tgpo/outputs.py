@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,3 +37,18 @@ def archive_existing(out_dir: Path, names: Iterable[str] | None = None) -> Path 
         shutil.move(str(item), str(archive / item.name))
     print(f"earlier outputs in {out_dir} ({len(existing)}) moved to {archive}")
     return archive
+
+
+def overlapping_input(out_dir: str | Path, inputs: Mapping[str, str | Path | None], flag: str = "--output-dir") -> str | None:
+    """The one-line refusal when ``out_dir`` is, or contains, one of a run's local inputs (``what -> path``: a
+    model, tokenizer, teacher, dataset), else ``None``. Archiving earlier outputs in such a folder could move the
+    input away, so callers refuse before anything moves. Paths that do not exist locally (Hub ids) are skipped."""
+    out = Path(out_dir).expanduser().resolve()
+    for what, path in inputs.items():
+        if not path or not Path(path).expanduser().exists():
+            continue
+        p = Path(path).expanduser().resolve()
+        if p == out or out in p.parents:
+            return (f"{flag} {out_dir} {'is' if p == out else 'contains'} the {what} {path}: choose a separate "
+                    "folder for the outputs")
+    return None

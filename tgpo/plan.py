@@ -90,17 +90,32 @@ def estimate_parameters(cfg: dict) -> dict:
 
 
 def _describe_model(name: str | None, role: str) -> dict | None:
+    from .hub import ModelNotFoundError, resolve_model
+
     if name is None:
         return None
-    path = Path(str(name)).expanduser()
     info = {"role": role, "name": str(name)}
-    if path.is_dir():
+    try:  # the same resolution as TGPOTrainer: a folder, the HF cache, or (online) a Hub id; never a download
+        where = resolve_model(name, role)
+    except ModelNotFoundError as err:
+        if str(name) not in KNOWN_MODELS:
+            raise PlanError(str(err)) from None
+        where = None
+    path = Path(where) if where else None
+    if path is not None and path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.exists():
             raise PlanError(f"{role} folder {path} has no config.json")
         cfg = json.loads(cfg_file.read_text())
         cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
-        info.update(source=f"local folder ({cfg_file})", config=cfg, local=True)
+        cached = path != Path(str(name)).expanduser()
+        if cached:  # a Hub id's snapshot: its tokenizer is read from it when the cache holds one
+            tokenizer = KNOWN_MODELS.get(str(name), {}).get("tokenizer")
+            has_tokenizer = any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
+            info.update(source=f"the local Hugging Face cache ({cfg_file})", path=str(path), local=has_tokenizer,
+                        config={**cfg, **({"tokenizer": tokenizer} if tokenizer else {})})
+        else:
+            info.update(source=f"local folder ({cfg_file})", config=cfg, local=True, path=str(path))
     elif (cfg_file := _hub_cache_config(str(name))) is not None:
         cfg = json.loads(cfg_file.read_text())
         cfg = cfg.get("text_config", cfg) if "vocab_size" not in cfg else cfg
@@ -111,12 +126,6 @@ def _describe_model(name: str | None, role: str) -> dict | None:
         info.update(source="built-in table of the Hub config (not downloaded)", config=KNOWN_MODELS[str(name)],
                     local=False)
     else:
-        from .run_config import check_model_path
-
-        try:
-            check_model_path(name, role)
-        except FileNotFoundError as err:
-            raise PlanError(str(err)) from None
         info.update(source="Hub id not in the built-in table: facts unknown without a download", config=None,
                     local=False)
         return info
@@ -141,7 +150,7 @@ def _hub_cache_config(name: str) -> Path | None:
 def _local_tokenizer(info: dict):
     from .teacher import load_tokenizer
 
-    return load_tokenizer(info["name"])
+    return load_tokenizer(info.get("path", info["name"]))
 
 
 def tokenizer_verdict(student: dict, teacher: dict | None) -> dict:
@@ -205,16 +214,19 @@ def batch_arithmetic(args) -> dict:
 
     ``args`` is a :class:`tgpo.config.PlannedConfig` (:func:`tgpo.run_config.make_args` with ``probe=True``):
     TRL's ``GRPOConfig.__post_init__`` has already derived ``steps_per_generation`` and ``generation_batch_size``
-    from ``world_size`` and refused what it refuses, and ``TGPOConfig`` checked that each optimizer update reads
-    one rollout batch. The one rule of ours not in a config's own validation: ``max_steps`` (optimizer updates) is
-    a whole number of rollout batches.
+    from ``world_size`` and refused what it refuses. The one rule of ours not in a config's own validation: when
+    each optimizer update reads one rollout batch (``steps_per_generation x num_iterations`` a multiple of
+    ``gradient_accumulation_steps``, the paper's PPO mini-batches), ``max_steps`` (optimizer updates) is a whole
+    number of rollout batches; otherwise some updates straddle two rollout batches, as TRL allows
+    (:meth:`tgpo.config.TGPOConfig.rollout_step`).
     """
     P, B, GA = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
     G, spg, gbs = args.num_generations, args.steps_per_generation, args.generation_batch_size
-    upg = args.updates_per_generation
+    micro = spg * args.num_iterations
+    upg = micro // GA if micro % GA == 0 else micro / GA
     per_update = B * P * GA
     max_steps = int(args.max_steps)
-    if max_steps > 0 and max_steps % upg:
+    if max_steps > 0 and isinstance(upg, int) and max_steps % upg:
         raise PlanError(f"max_steps ({max_steps} optimizer updates) is not a multiple of the {upg} updates per "
                         "rollout batch")
     return {
@@ -223,7 +235,7 @@ def batch_arithmetic(args) -> dict:
         "prompts_per_rollout_step": gbs // G, "completions_per_rollout_step": gbs,
         "updates_per_rollout_step": upg, "completions_per_update": per_update,
         "prompts_per_update": per_update / G, "micro_batches_per_update_per_process": GA,
-        "optimizer_steps": max_steps, "rollout_steps": max_steps // upg if max_steps > 0 else None,
+        "optimizer_steps": max_steps, "rollout_steps": -(-max_steps * GA // micro) if max_steps > 0 else None,
     }
 
 
@@ -361,7 +373,7 @@ def build_plan(run) -> dict:
 
     # Memory, rough, per GPU (GB): FSDP/ZeRO-3 shard fp32 master + Adam + bf16 grads; teacher logits chunk.
     gpu_gb = float(launch.gpu_memory_gb or DEFAULT_GPU_MEMORY_GB)
-    memory = {}
+    memory, teacher_chunks = {}, None
     if student.get("params"):
         memory["student_states_sharded_gb"] = student["params"]["total"] * 16 / processes / 1e9
     if use_vllm and vllm_mode == "colocate":
@@ -369,17 +381,37 @@ def build_plan(run) -> dict:
     if teacher and not served and teacher.get("params"):
         memory["teacher_weights_bf16_gb"] = teacher["params"]["total"] * 2 / 1e9
     if teacher and not served and teacher.get("config"):
-        from .teacher import decoder_layer_width, teacher_pass_peak_bytes
+        from .teacher import (
+            AUTO,
+            choose_teacher_chunks,
+            decoder_layer_width,
+            memory_budget_bytes,
+            teacher_pass_peak_bytes,
+        )
 
         cfg_t = teacher["config"]
-        rows = args.teacher_chunk_size or batch["per_device_train_batch_size"] * batch["steps_per_generation"]
+        all_rows = batch["per_device_train_batch_size"] * batch["steps_per_generation"]
         T = int(args.max_completion_length)
         prompt = max(0, int(args.vllm_max_model_length or T) - T)  # the prompt's share of the context
+        dtype_bytes = 2 if plan_bf16(trainer) else 4
+        chunk_size, chunk_tokens = args.teacher_chunk_size, args.teacher_chunk_tokens
+        if AUTO in (chunk_size, chunk_tokens):  # what TGPOTrainer will choose on the planned device
+            cpu = bool(args.use_cpu)
+            # half of what the student's states, vLLM and the teacher's weights leave (as the trainer takes half
+            # of the free memory once they are loaded)
+            budget = memory_budget_bytes("cpu") if cpu else int((gpu_gb - sum(memory.values())) * 1e9 / 2)
+            auto_rows, auto_tokens, why = choose_teacher_chunks(cfg_t, all_rows, T, prompt_len=prompt,
+                                                                dtype_bytes=dtype_bytes, device="cpu" if cpu else "cuda",
+                                                                budget_bytes=budget)
+            chunk_size = auto_rows if chunk_size == AUTO else chunk_size
+            chunk_tokens = auto_tokens if chunk_tokens == AUTO else chunk_tokens
+            teacher_chunks = {"chunk_size": chunk_size, "chunk_tokens": chunk_tokens, "why": why}
+        rows = chunk_size or all_rows
         # the same formula the teacher pass is tested against (tests/test_memory.py): body activations of one row
         # chunk plus one output-head tile, beyond the teacher's weights
         memory["teacher_pass_chunk_gb"] = teacher_pass_peak_bytes(
-            rows, T, cfg_t["vocab_size"], cfg_t["hidden_size"], args.teacher_chunk_tokens,
-            layer_width=decoder_layer_width(cfg_t), prompt_len=prompt, dtype_bytes=2 if plan_bf16(trainer) else 4,
+            rows, T, cfg_t["vocab_size"], cfg_t["hidden_size"], chunk_tokens,
+            layer_width=decoder_layer_width(cfg_t), prompt_len=prompt, dtype_bytes=dtype_bytes,
         ) / 1e9
         budget = gpu_gb - memory.get("teacher_weights_bf16_gb", 0.0)
         if memory["teacher_pass_chunk_gb"] > 0.5 * budget:
@@ -398,7 +430,7 @@ def build_plan(run) -> dict:
                  "gpu_memory_utilization": args.vllm_gpu_memory_utilization},
         "precision": "bf16" if plan_bf16(trainer) else "fp32", "here": this_machine(trainer),
         "launch_planned": any(value is not None for value in asdict(launch).values()),
-        "batch": batch, "schedule": schedule, "memory": memory, "warnings": warnings,
+        "batch": batch, "schedule": schedule, "memory": memory, "teacher_chunks": teacher_chunks, "warnings": warnings,
         "hyper": {k: getattr(getattr(args, k), "value", getattr(args, k))  # enums (lr_scheduler_type) by value
                   for k in dict.fromkeys((*HYPERPARAMETERS, *method_fields(args.method)))},
         "entropy": entropy_summary(args, processes),
@@ -502,7 +534,11 @@ def render_plan(plan: dict) -> str:
         out.append(f"  teacher pass: served by vLLM at {plan['teacher_server_url']}"
                    + (f" ({ts})" if ts else "") + "; teacher_model names its tokenizer only")
     elif plan["teacher"] is not None:
-        out.append(f"  teacher pass: local, beside the student in every training process, chunk {plan['hyper'].get('teacher_chunk_size')} rows")
+        chunks = plan.get("teacher_chunks")
+        rows = chunks["chunk_size"] if chunks else plan["hyper"].get("teacher_chunk_size")
+        tokens = chunks["chunk_tokens"] if chunks else plan["hyper"].get("teacher_chunk_tokens")
+        out.append(f"  teacher pass: local, beside the student in every training process, chunk {rows or 'all'} rows, head tiles of "
+                   f"{tokens or 'all'} positions" + (f" (auto: {chunks['why']})" if chunks else ""))
     tok = plan["tokenizers"]
     out.append(f"tokenizers: {tok['verdict']}")
     out += [f"  - {n}" for n in tok.get("notes", [])]

@@ -137,10 +137,7 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
     path = Path(path)
     _register_resolvers()
     node = _read(path)
-    for item in overrides:
-        key, sep, _ = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+    check_overrides(overrides)
     try:
         if overrides:
             node = OmegaConf.merge(node, OmegaConf.from_dotlist(list(overrides)))
@@ -249,13 +246,11 @@ class RunConfig:
 
 
 def check_model_path(value, what: str) -> str:
-    """A local folder, or something shaped like a Hub id (``org/name``); anything else is a missing path."""
-    text = str(value)
-    if Path(text).expanduser().exists():
-        return str(Path(text).expanduser())
-    if text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise FileNotFoundError(f"{what} path {text!r} does not exist")
-    return text
+    """A local folder, a Hub id in the local cache (its snapshot folder), or (online) a Hub id; anything else raises
+    ``FileNotFoundError`` with one line naming it (:func:`tgpo.hub.resolve_model`, as ``TGPOTrainer`` resolves it)."""
+    from .hub import resolve_model
+
+    return resolve_model(value, what)
 
 
 def resolve(
@@ -320,10 +315,25 @@ def resolve(
                      trust_remote_code=trainer["trust_remote_code"], preset=preset, launch=launch)
 
 
+def check_overrides(overrides: list[str] | tuple) -> None:
+    """Each ``--set`` item must be ``KEY=VALUE`` with a YAML value; else :class:`ConfigError` naming the item."""
+    from omegaconf import OmegaConf
+
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            OmegaConf.from_dotlist([item])
+        except Exception as err:  # yaml's and OmegaConf's errors alike: the item is what the user must fix
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
+
+
 def split_overrides(overrides: list[str] | tuple) -> tuple[list[str], dict]:
     """``--set`` items as (overrides of the file, ``trainer.*`` overrides applied above the preset)."""
     from omegaconf import OmegaConf
 
+    check_overrides(overrides)
     trainer_items = [o for o in overrides if o.partition("=")[0].strip().startswith("trainer.")]
     if not trainer_items:
         return list(overrides), {}

@@ -32,6 +32,8 @@ __all__ = [
     "Teacher",
     "VocabularyMismatchError",
     "check_vocabularies",
+    "choose_teacher_chunks",
+    "memory_budget_bytes",
     "load_teacher",
     "load_tokenizer",
     "decoder_layer_width",
@@ -53,7 +55,7 @@ class Teacher(Protocol):
 
 # ----------------------------------------------------------------------------------------------- loading
 def load_tokenizer(path: str | Path, **kwargs):
-    """Load a tokenizer folder exactly as saved.
+    """Load a tokenizer folder (or a Hub id, :func:`tgpo.hub.resolve_model`) exactly as saved.
 
     ``AutoTokenizer`` rebuilds a Qwen2 tokenizer around a custom vocabulary when the folder's model config says
     Qwen2 (new pre-tokenizer, extra tokens); a folder saved from a plain ``PreTrainedTokenizerFast`` is loaded as
@@ -61,10 +63,12 @@ def load_tokenizer(path: str | Path, **kwargs):
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"tokenizer path {str(path)!r} does not exist")
+    from .hub import resolve_model
+
     kwargs.setdefault("padding_side", "left")
+    path = Path(resolve_model(path, "tokenizer"))
+    if not path.is_dir():  # a Hub id, online and not cached yet: transformers downloads it
+        return AutoTokenizer.from_pretrained(str(path), **kwargs)
     cfg_file = path / "tokenizer_config.json"
     cls = json.loads(cfg_file.read_text()).get("tokenizer_class") if cfg_file.exists() else None
     if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
@@ -73,12 +77,13 @@ def load_tokenizer(path: str | Path, **kwargs):
 
 
 def load_teacher(path: str | Path, dtype: torch.dtype | str | None = None, trust_remote_code: bool = False):
-    """``(model, tokenizer)`` of a local teacher folder, in eval mode with gradients off."""
+    """``(model, tokenizer)`` of a teacher (a folder or a Hub id, :func:`tgpo.hub.resolve_model`), in eval mode with
+    gradients off."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"teacher model path {str(path)!r} does not exist")
+    from .hub import resolve_model
+
+    path = resolve_model(path, "teacher model")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto", trust_remote_code=trust_remote_code)
     return model.eval().requires_grad_(False), load_tokenizer(path)
 
@@ -331,6 +336,53 @@ def teacher_pass_peak_bytes(
     tile = c * V * (4 if dtype_bytes == 4 else dtype_bytes + 4)
     head = rows * L * H * dtype_bytes + rows * T * H * dtype_bytes + tile + rows * T * 12
     return int(max(body, head))
+
+
+#: ``teacher_chunk_size`` / ``teacher_chunk_tokens`` value that lets :func:`choose_teacher_chunks` decide.
+AUTO = "auto"
+
+
+def memory_budget_bytes(device: str | torch.device) -> int:
+    """Half of the memory free now on ``device`` (CUDA: ``mem_get_info``; CPU: the kernel's ``MemAvailable``), the
+    share a teacher pass may take beside whatever else the run holds."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0] // 2)
+    with open("/proc/meminfo") as fh:
+        info = dict(line.split(":", 1) for line in fh)
+    return int(info["MemAvailable"].split()[0]) * 1024 // 2
+
+
+def choose_teacher_chunks(config: Mapping, rows: int, T: int, *, prompt_len: int, dtype_bytes: int, device: str,
+                          budget_bytes: int) -> tuple[int | None, int | None, str]:
+    """``(teacher_chunk_size, teacher_chunk_tokens, why)`` for a teacher pass over ``rows`` rollouts of ``T``
+    completion positions, from :func:`teacher_pass_peak_bytes` and a memory budget.
+
+    The whole batch in one forward and one head pass (``None, None``) when it fits: chunks only add per-forward
+    overhead (on a CPU, 1.5x slower passes at the lab's size, docs/method.md §2). Otherwise the head in tiles of
+    :data:`DEFAULT_CHUNK_TOKENS` positions and the most rows per forward (halving from ``rows``) that fit; one row if
+    none does (the reason says so).
+    """
+    V, H = int(config["vocab_size"]), int(config["hidden_size"])
+    width = decoder_layer_width(config)
+
+    def peak(r, tokens):
+        return teacher_pass_peak_bytes(r, T, V, H, tokens, layer_width=width, prompt_len=prompt_len,
+                                       dtype_bytes=dtype_bytes)
+
+    gb = 1e9
+    whole = peak(rows, None)
+    if whole <= budget_bytes:
+        return None, None, (f"{device}: the whole batch ({rows} rows) in one pass needs {whole / gb:.2f} GB, within "
+                            f"the {budget_bytes / gb:.1f} GB budget: no row or position chunks")
+    r = rows
+    while r > 1 and peak(r, DEFAULT_CHUNK_TOKENS) > budget_bytes:
+        r = (r + 1) // 2
+    need = peak(r, DEFAULT_CHUNK_TOKENS)
+    verdict = "fits" if need <= budget_bytes else "does NOT fit; lower the batch or the completion length"
+    return r, DEFAULT_CHUNK_TOKENS, (f"{device}: the whole batch would need {whole / gb:.2f} GB of a "
+                                     f"{budget_bytes / gb:.1f} GB budget; {r} rows per forward with head tiles of "
+                                     f"{DEFAULT_CHUNK_TOKENS} positions need {need / gb:.2f} GB ({verdict})")
 
 
 class LocalTeacher:

@@ -10,8 +10,8 @@ micro-batch and calls :func:`~tgpo.objectives.method_loss`. Four TRL hooks are o
   masks and tokenises the group, so rewards and masks of the mixed group come from TRL's own code;
 * ``_generate_and_score_completions`` — the paper's advantages, the teacher pass, LUFFY's off-policy flags and
   (TGPO-Adv with several updates per rollout batch) the rollout policy's log-prob of the teacher's tokens;
-* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and the entropy; its captured hidden states
-  give ``lp_g`` through TRL's chunked kernel) and the method's loss.
+* ``_compute_loss`` — one student forward (TRL's fused head gives ``lp`` and the entropy; ``lp_g`` shares its
+  log-sum-exp, :mod:`tgpo.head`) and the method's loss.
 """
 
 from __future__ import annotations
@@ -26,43 +26,80 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
-from trl import GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import get_config_model_id
 
 from . import objectives as obj
 from .checkpoints import mark_complete
 from .config import TGPOConfig
-from .data import validate_dataset
+from .data import DataError, validate_dataset
+from .guards import ContinueSchedule, NumericGuard, nonfinite_parameters
+from .head import second_target_logps
+from .hub import ModelNotFoundError, resolve_model
 from .rewards import REWARD_FUNCTIONS
-from .teacher import LocalTeacher, ServedTeacher, check_vocabularies, load_teacher, load_tokenizer
+from .teacher import (
+    AUTO,
+    LocalTeacher,
+    ServedTeacher,
+    check_vocabularies,
+    choose_teacher_chunks,
+    load_teacher,
+    load_tokenizer,
+    memory_budget_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GracefulStop", "TGPOTrainer"]
-
-#: Rows per chunk of TRL's chunked log-prob kernel for ``lp_g`` (positions x vocabulary per chunk): the kernel's
-#: own default, named here rather than passed as a bare number.
-TARGET_LOGPROB_CHUNK = 32768
-
+__all__ = ["GracefulStop", "TGPOTrainer", "as_tgpo_config", "default_method"]
 
 def _prompt_key(prompt) -> str:
     """A stable key of a prompt (text or chat messages), to find its dataset row again."""
     return hashlib.sha1(json.dumps(prompt, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def default_method(teacher_model=None, args=None) -> str:
+    """The method of a ``TGPOTrainer`` whose ``args`` do not choose one (``None`` or TRL's ``GRPOConfig``).
+
+    ``"grpo"`` — TRL's own objective, so that replacing ``GRPOTrainer`` by ``TGPOTrainer`` changes nothing — unless
+    a teacher is given (``teacher_model`` or ``teacher_server_url``): then ``"tgpo"`` (TGPO-Reg), the method the suite
+    is about, which is also ``TGPOConfig``'s own default (a ``TGPOConfig`` is a request for the suite's methods).
+    docs/method.md §7 lists what else differs from TRL.
+    """
+    return "tgpo" if teacher_model is not None or getattr(args, "teacher_server_url", None) else "grpo"
+
+
+def as_tgpo_config(args, model, teacher_model=None) -> TGPOConfig:
+    """``args`` as a :class:`TGPOConfig`: itself; TRL's ``GRPOConfig`` converted field by field; or, for ``None``, the
+    default TRL builds (output folder ``<model name>-GRPO``), with :func:`default_method`."""
+    if isinstance(args, TGPOConfig):
+        return args
+    method = default_method(teacher_model, args)
+    if args is None:
+        name = model if isinstance(model, (str, Path)) else get_config_model_id(model.config)
+        name = str(name).rstrip("/").split("/")[-1]
+        return TGPOConfig(f"{name}-{method.upper()}", method=method)
+    if isinstance(args, GRPOConfig):
+        return TGPOConfig.from_grpo_config(args, method=method)
+    raise TypeError(f"TGPOTrainer: args must be a TGPOConfig or TRL's GRPOConfig, got {type(args).__name__}")
+
+
 class TGPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` with ``args.method`` one of :data:`tgpo.objectives.METHODS`.
 
-    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model or a folder; needed by the methods that read a
-    teacher) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
-    ``teacher_model`` is an instance not loaded from a folder). Without ``reward_funcs`` the reward is
-    ``args.reward`` (:data:`tgpo.rewards.REWARD_FUNCTIONS`) against the dataset's ``answer`` column.
+    Takes ``GRPOTrainer``'s arguments plus ``teacher_model`` (a model, a folder or a Hub id; needed by the methods
+    that read a teacher) and ``teacher_processing_class`` (the teacher's tokenizer, for the vocabulary check when
+    ``teacher_model`` is an instance not loaded from a folder). ``args`` may be a :class:`TGPOConfig`, TRL's
+    ``GRPOConfig`` or ``None`` (:func:`as_tgpo_config`, :func:`default_method`). Models named by a string are resolved
+    as TRL does (:func:`tgpo.hub.resolve_model`). Without ``reward_funcs`` the reward is ``args.reward``
+    (:data:`tgpo.rewards.REWARD_FUNCTIONS`) against the dataset's ``answer`` column, with a warning (TRL refuses to
+    train without a reward).
     """
 
     def __init__(
         self,
         model,
         reward_funcs=None,
-        args: TGPOConfig | None = None,
+        args: TGPOConfig | GRPOConfig | None = None,
         train_dataset=None,
         eval_dataset=None,
         processing_class=None,
@@ -71,17 +108,23 @@ class TGPOTrainer(GRPOTrainer):
         teacher_processing_class=None,
         **kwargs,
     ):
-        if args is None or not isinstance(args, TGPOConfig):
-            raise TypeError("TGPOTrainer needs args=TGPOConfig(...) (it chooses the method)")
+        args = as_tgpo_config(args, model, teacher_model)
         spec = obj.METHODS[args.method]
         if isinstance(model, (str, Path)):
-            if not Path(model).exists():
-                raise FileNotFoundError(f"student model path {str(model)!r} does not exist")
-            model = str(model)
+            model = resolve_model(model, "student model")
             processing_class = processing_class or load_tokenizer(model)  # AutoProcessor would rebuild custom ones
+        if isinstance(teacher_model, (str, Path)) and not args.teacher_server_url:
+            teacher_model = resolve_model(teacher_model, "teacher model")  # fail now, before the student loads
         if train_dataset is not None:
             validate_dataset(train_dataset, "train_dataset", need_answer=reward_funcs is None,
                              need_teacher=spec.off_policy_traces)
+            if spec.off_policy_traces and not hasattr(train_dataset, "__len__"):
+                raise DataError(f"method {args.method!r} looks up each prompt's teacher trace by row: it needs a "
+                                "map-style train_dataset (datasets.Dataset), not a streaming IterableDataset")
+        if reward_funcs is None:
+            logger.warning("TGPOTrainer: no reward_funcs given, so the reward is the suite's %r reward against the "
+                           "dataset's 'answer' column (TGPOConfig.reward); pass reward_funcs to choose another",
+                           args.reward)
         super().__init__(
             model,
             reward_funcs=reward_funcs if reward_funcs is not None else [REWARD_FUNCTIONS[args.reward]],
@@ -100,6 +143,9 @@ class TGPOTrainer(GRPOTrainer):
         )
         self._token_classes = self._classify_vocabulary(args.agreement_token_classes)
         self._rewards_of_batch = None
+        self.run_record: dict | None = None  # tgpo.provenance.run_record, set by tgpo train (for the model card)
+        for guard in (NumericGuard(), ContinueSchedule()):  # tgpo.guards: numeric stops, the resumed schedule
+            self.add_callback(guard)
 
     # ------------------------------------------------------------------------------------------ set-up
     def _build_teacher(self, teacher_model, teacher_tokenizer):
@@ -122,14 +168,36 @@ class TGPOTrainer(GRPOTrainer):
             check_vocabularies(self._tokenizer, self._tokenizer, teacher_rows)  # embedding size only
             logger.warning("teacher given without a tokenizer: only its embedding size was checked against the student")
         a = self.args
-        return LocalTeacher(teacher_model.to(self.accelerator.device), student_rows, chunk_size=a.teacher_chunk_size,
-                            chunk_tokens=a.teacher_chunk_tokens, temperature=a.teacher_temperature)
+        teacher_model = teacher_model.to(self.accelerator.device)
+        chunk_size, chunk_tokens = self._teacher_chunks(teacher_model)
+        return LocalTeacher(teacher_model, student_rows, chunk_size=chunk_size, chunk_tokens=chunk_tokens,
+                            temperature=a.teacher_temperature)
+
+    def _teacher_chunks(self, teacher_model) -> tuple[int | None, int | None]:
+        """``teacher_chunk_size`` / ``teacher_chunk_tokens``, with ``"auto"`` chosen for this device and batch
+        (:func:`tgpo.teacher.choose_teacher_chunks`; the choice and its reason are logged)."""
+        a = self.args
+        if AUTO not in (a.teacher_chunk_size, a.teacher_chunk_tokens):
+            return a.teacher_chunk_size, a.teacher_chunk_tokens
+        T = a.max_completion_length
+        context = a.vllm_max_model_length or getattr(self.model.config.get_text_config(), "max_position_embeddings", T)
+        device = self.accelerator.device
+        rows, tokens, why = choose_teacher_chunks(
+            teacher_model.config.get_text_config().to_dict(), a.per_device_train_batch_size * a.steps_per_generation,
+            T, prompt_len=max(0, int(context) - T), dtype_bytes=next(teacher_model.parameters()).element_size(),
+            device=device.type, budget_bytes=memory_budget_bytes(device))
+        rows = rows if a.teacher_chunk_size == AUTO else a.teacher_chunk_size
+        tokens = tokens if a.teacher_chunk_tokens == AUTO else a.teacher_chunk_tokens
+        logger.info("teacher chunks: %s rows per forward, %s positions per head tile (%s)", rows, tokens, why)
+        self.teacher_chunks_reason = why
+        return rows, tokens
 
     def _build_served_teacher(self, teacher_model, teacher_tokenizer, student_rows: int) -> ServedTeacher:
         # The served teacher's weights live in the vLLM server; teacher_model (a folder), if given, names its
         # tokenizer for the vocabulary check.
-        if isinstance(teacher_model, (str, Path)) and Path(teacher_model).is_dir() and teacher_tokenizer is None:
-            teacher_tokenizer = load_tokenizer(teacher_model)
+        if isinstance(teacher_model, (str, Path)) and teacher_tokenizer is None:
+            with contextlib.suppress(ModelNotFoundError):  # no local copy: checked by `tgpo align` instead
+                teacher_tokenizer = load_tokenizer(resolve_model(teacher_model, "teacher tokenizer"))
         if teacher_tokenizer is not None:
             check_vocabularies(self._tokenizer, teacher_tokenizer)
         else:
@@ -150,25 +218,38 @@ class TGPOTrainer(GRPOTrainer):
 
     def _save_checkpoint(self, model, trial):
         # Transformers writes a checkpoint file by file; the completion record written last (tgpo.checkpoints) lets
-        # a resume skip a checkpoint that a kill left half-written.
+        # a resume skip a checkpoint that a kill left half-written; non-finite weights are never written.
+        problem = nonfinite_parameters(self.model)
+        if problem is not None:
+            raise FloatingPointError(f"non-finite parameters at step {self.state.global_step} ({problem}); no checkpoint "
+                                     f"written, the last good checkpoint in {self.args.output_dir} is kept")
         super()._save_checkpoint(model, trial)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             mark_complete(Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}")
 
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        # TRL's card names a local student "[None]" and knows neither the method nor the teacher: the run's record
+        # (tgpo.provenance) says how the run was made.
+        if not self.is_world_process_zero():
+            return
+        from .provenance import model_card
+
+        record = self.run_record or {"method": self.args.method, "model": self.model.config._name_or_path}
+        model_card(record, model_name or Path(self.args.output_dir).name).save(Path(self.args.output_dir) / "README.md")
+
     # -------------------------------------------------------------------------------------- schedule
     def guidance_weight_at(self, step: int) -> float:
         """``lambda_k`` at optimizer step ``step`` (1-based); 0 for methods without a guidance schedule.
 
-        ``k`` counts training steps (rollout batches), as the authors' loop does: the ``updates_per_generation``
+        ``k`` counts training steps (rollout batches), as the authors' loop does (:meth:`TGPOConfig.rollout_step`): the
         optimizer updates of one rollout batch (PPO mini-batches) share one weight. With one update per batch
         (TRL's default) ``k == step``.
         """
         if not self.method.scheduled:
             return 0.0
         a = self.args
-        k = (step - 1) // a.updates_per_generation + 1
-        return obj.guidance_weight(k, a.guidance_weight, a.guidance_decay, a.guidance_min)
+        return obj.guidance_weight(a.rollout_step(step), a.guidance_weight, a.guidance_decay, a.guidance_min)
 
     @property
     def current_guidance_weight(self) -> float:
@@ -198,15 +279,18 @@ class TGPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         self._metrics[mode][name].append(float(value))
 
-    def _token_means(self, metrics: dict, mask: torch.Tensor) -> None:
+    def _token_means(self, metrics: dict, mask: torch.Tensor, empty: float | None = None) -> None:
         """Log per-token means computed on this process's rows as means over *all* processes' tokens (weighted by
-        each process's token count), so a multi-process run logs what one process with the whole batch would."""
+        each process's token count), so a multi-process run logs what one process with the whole batch would.
+        With no token anywhere, log ``empty`` (None: nothing)."""
         if not metrics:
             return
         n = mask.sum().float()
         local = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=n.device) * n for v in metrics.values()] + [n])
         total = self.accelerator.reduce(local, reduction="sum") if self.accelerator.num_processes > 1 else local
         if total[-1] == 0:  # no token of this kind anywhere (e.g. an agreement class absent from the batch)
+            for name in metrics if empty is not None else ():
+                self._metric(name, empty)
             return
         for name, value in zip(metrics, (total[:-1] / total[-1]).tolist()):
             self._metric(name, value)
@@ -297,15 +381,15 @@ class TGPOTrainer(GRPOTrainer):
         """The current (= rollout) policy's log-prob of the teacher's argmax tokens, via the chunked head."""
         T = batch["completion_ids"].size(1)
         with self._capture_hidden(self.model, True) as hidden:
-            self._get_per_token_logps_and_entropies(
+            logp, _, _ = self._get_per_token_logps_and_entropies(
                 self.model,
                 torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1),
                 torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
                 T,
                 batch_size=self.args.per_device_train_batch_size,
             )
-        return torch.cat([self._target_logps(self.model, h[:, -T - 1 : -1], a)
-                          for h, a in zip(hidden, batch["teacher_argmax"].split([h.size(0) for h in hidden]))])
+        return self._guided_logps(self.model, logp, torch.cat([h[:, -T - 1 : -1] for h in hidden]),
+                                  batch["teacher_argmax"], batch["completion_ids"])
 
     @contextlib.contextmanager
     def _capture_hidden(self, model, enabled: bool):
@@ -323,29 +407,17 @@ class TGPOTrainer(GRPOTrainer):
         finally:
             handle.remove()
 
-    def _target_logps(self, model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``log softmax(lm_head(hidden) / temperature)[targets]`` with TRL's chunked kernel (no ``B x T x V``)."""
-        from trl.kernels import ChunkedLogProbFunction
-
+    def _guided_logps(self, model, logp: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor,
+                      sampled: torch.Tensor) -> torch.Tensor:
+        """``log softmax(lm_head(hidden) / temperature)[targets]`` from ``logp`` (the same distribution's log-prob
+        of ``sampled``, TRL's fused head): one shared log-sum-exp, no second head pass (:mod:`tgpo.head`)."""
         lm = self.accelerator.unwrap_model(model)
         lm = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         head, cfg = lm.get_output_embeddings(), lm.config.get_text_config()
         if any(getattr(cfg, k, None) is not None for k in ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")):
             raise NotImplementedError("TGPO guidance does not support models with scaled logits yet")
-        if self.args.cast_lm_head_to_fp32:
-            hidden = hidden.float()
-        logps = ChunkedLogProbFunction.apply(
-            hidden.reshape(-1, hidden.size(-1)),  # hidden
-            head.weight,  # weight
-            head.bias,  # bias
-            targets.reshape(-1),  # targets
-            self.temperature,  # temperature
-            TARGET_LOGPROB_CHUNK,  # chunk_size
-            getattr(cfg, "final_logit_softcapping", None),  # softcap
-            1.0,  # logit scale
-            ("log_probs",),  # outputs
-        )[0]
-        return logps.view(targets.shape)
+        return second_target_logps(logp, hidden, head.weight, head.bias, targets, sampled, self.temperature,
+                                   getattr(cfg, "final_logit_softcapping", None))
 
     def _loss_inputs(self, model, inputs) -> tuple[obj.LossInputs, list]:
         """TRL's micro-batch as :class:`~tgpo.objectives.LossInputs`, from one student forward; also the captured
@@ -366,7 +438,8 @@ class TGPOTrainer(GRPOTrainer):
         guided_logp = None
         if guided:
             with contextlib.nullcontext() if self.method.guided_grad else torch.no_grad():
-                guided_logp = self._target_logps(model, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"])
+                guided_logp = self._guided_logps(model, logp, hidden[0][:, -T - 1 : -1], inputs["teacher_argmax"],
+                                                 completion_ids)
         old_logp = inputs.get("old_per_token_logps")
         is_weights = inputs.get("importance_sampling_ratio") if self.use_vllm and self.vllm_importance_sampling_correction else None
         x = obj.LossInputs(
@@ -395,14 +468,35 @@ class TGPOTrainer(GRPOTrainer):
                 f"non-finite loss ({out.loss.item()}) at step {self.state.global_step + 1}, method {self.args.method!r}; "
                 f"stopped before the update, the last good checkpoint in {self.args.output_dir} is kept"
             )
-        losses = {k: v for k, v in out.metrics.items() if k == "pg_loss"}  # loss values: mean over processes
-        for name, value in losses.items():
-            total = self.accelerator.reduce(value.detach().float(), reduction="mean") if self.accelerator.num_processes > 1 else value
-            self._metric(name, total)
-        self._token_means({k: v for k, v in out.metrics.items() if k not in losses}, x.mask)
-        if self.args.log_guidance_share and hidden and "guidance" in out.terms:
+        self._log_loss_metrics(out.metrics, x.mask)
+        if self.args.log_guidance_share and hidden and "guidance" in out.terms and self._share_due():
             self._metric("guidance/grad_share", self._gradient_share(out.terms["guidance"], out.terms["pg"], hidden[0]))
         return out.loss
+
+    def _log_loss_metrics(self, metrics: dict, mask: torch.Tensor) -> None:
+        """Log a loss's diagnostics as TRL logs its own (``policy_loss``: mean over processes; ``[B]`` per-sequence
+        values named ``*_min`` / ``*_max``: min / max over every process's rows; the rest: token means over all
+        processes), and TRL's ``entropy_coef`` once per optimizer step."""
+        many = self.accelerator.num_processes > 1
+        rest = {}
+        for name, value in metrics.items():
+            value = value.detach().float()
+            if name == "policy_loss":
+                self._metric(name, self.accelerator.reduce(value, reduction="mean") if many else value)
+            elif value.dim() == 1:
+                rows = self.accelerator.gather(value) if many else value
+                rows = rows[~rows.isnan()]  # NaN: an empty row; all empty: NaN, as TRL's nanmin / nanmax
+                extreme = (rows.min() if name.endswith("_min") else rows.max()) if len(rows) else float("nan")
+                self._metric(name, extreme)
+            else:
+                rest[name] = value
+        self._token_means(rest, mask, empty=0.0)  # TRL logs 0 for a batch whose tokens are all masked
+        if self.model.training and self.accelerator.sync_gradients:
+            self._metric("entropy_coef", self.args.entropy_coef)
+
+    def _share_due(self) -> bool:
+        """Whether this training micro-batch measures the guidance share (optimizer steps 1, 1+k, ...)."""
+        return self.model.training and self.state.global_step % self.args.guidance_share_every == 0
 
     @staticmethod
     def _gradient_share(term: torch.Tensor, reference: torch.Tensor, hidden: torch.Tensor) -> float:

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
-from tgpo.provenance import git_sha
-from tgpo.testing import build_tokenizer, layer_probe, save_model, teacher_pass_probe
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: the bench's probes (bench/)
+from bench.probes import layer_probe, teacher_pass_probe  # noqa: E402
+from tgpo.provenance import git_sha  # noqa: E402
+from tgpo.testing import build_tokenizer, save_model  # noqa: E402
 
 OUT = Path(os.environ.get("OUT", "."))
 QUICK = "--quick" in sys.argv

@@ -16,8 +16,8 @@ the same process keeps 0.9 as it is, thread by thread). Emulated differences:
    ``25`` for a gold ``25\\%``); 0.6.0 reads it as the number 1/10, which is not 10.
 3. **Letter case.** 0.9 lowercases LaTeX symbols (``K`` equals ``k``) and compares multi-letter names without
    case (``\text{evelyn}`` equals ``\text{Evelyn}``); 0.6.0 keeps the case.
-4. **A leading ``0,``.** 0.9 reads ``0,720`` as the decimal 0.720; 0.6.0 reads the comma as a thousands
-   separator (720), so ``\boxed{0}, \boxed{720}`` (joined to ``0,720``) is right for a gold 720.
+4. **A leading ``0,``.** 0.9 reads a whole answer ``0,720`` as the decimal 0.720; 0.6.0 reads the comma as a
+   thousands separator (720), so ``\boxed{0}, \boxed{720}`` (joined to ``0,720``) is right for a gold 720.
 
 ``python -m bench.mathverify_compat`` measures agreement with the real 0.6.0 (installed in a separate
 interpreter) on generated cases and lists every disagreement (``results/bench/mathverify_compat.md``).
@@ -110,12 +110,14 @@ def _plain_percent(expr):
     return expr
 
 
-_LEADING_ZERO_GROUPS = re.compile(r"(?<![\d.,])0((?:,\d{3})+)(?![\d])")
+_LEADING_ZERO_NUMBER = re.compile(r"^\s*0((?:,\d{3})+)(\.\d+)?\s*$")
 
 
 def _thousands_after_zero(latex: str) -> str:
-    """``0,720`` as 0.6.0's latex2sympy2_extended read it: a thousands separator, dropped (``0720``)."""
-    return _LEADING_ZERO_GROUPS.sub(lambda m: "0" + m.group(1).replace(",", ""), latex)
+    """A whole answer ``0,720`` as 0.6.0's latex2sympy2_extended read it: a thousands separator, dropped
+    (``0720``). Anywhere else (``(0,720)``, ``0,720^\\circ``, ``x=0,720``) both versions read the comma alike."""
+    m = _LEADING_ZERO_NUMBER.match(latex)
+    return "0" + m.group(1).replace(",", "") + (m.group(2) or "") if m else latex
 
 
 def _compare_symbols_060(gold, pred) -> bool:

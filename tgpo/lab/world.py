@@ -24,7 +24,11 @@ hard        k=5 one-digit sums (longer chains), fixed 600                  alway
 ood         k=4 sums, first operand two-digit (10..19), fixed 600          always
             (never in RL data; rare in students' pre-training, see config)
 dev_k<k>    k-operand one-digit sums for early stopping                    never
+rl_k<k>     k-operand one-digit sums, i.i.d. (harder RL splits: k=5, 6)    never
 =========== ============================================================== ===========
+
+An RL split *spec* (:func:`rl_split`) names one or more of these by their k: ``k4`` is ``rl_train``; ``k4+k5`` mixes
+k=4 and k=5 sums in equal parts (the reward-density knob: longer chains leave more groups all-wrong).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from tgpo.lab.config import WORLD, WorldConfig
+from tgpo.lab.config import TEACHER_MIX, WORLD, WorldConfig
 from tgpo.lab.tokenizer import BOXED
 
 EVAL_SPLITS = ("id", "hard", "ood")
@@ -141,10 +145,10 @@ def _split_spec(name: str, world: WorldConfig):
     if name in _SPLIT_SPECS:
         k_attr, ood, held = _SPLIT_SPECS[name]
         return getattr(world, k_attr), ood, held
-    m = re.fullmatch(r"dev_k(\d+)", name)
+    m = re.fullmatch(r"(?:dev|rl)_k(\d+)", name)
     if m:
         return int(m.group(1)), False, False
-    raise KeyError(f"unknown split {name!r}; known: {sorted(_SPLIT_SPECS)} or dev_k<k>")
+    raise KeyError(f"unknown split {name!r}; known: {sorted(_SPLIT_SPECS)}, dev_k<k> or rl_k<k>")
 
 
 def make_split(
@@ -191,6 +195,35 @@ def make_split(
     return rows
 
 
+#: The operand counts an RL split spec may name: the teachers are pre-trained on k=2..6 (config.TEACHER_MIX).
+RL_KS = tuple(k for k, _ in TEACHER_MIX)
+
+
+def parse_rl_split(spec: str) -> tuple[int, ...]:
+    """``"k4"`` -> ``(4,)``, ``"k4+k5"`` -> ``(4, 5)``; ValueError naming the spec otherwise."""
+    parts = spec.split("+")
+    if not all(re.fullmatch(r"k\d+", p) for p in parts) or len(set(parts)) < len(parts):
+        raise ValueError(f"RL split {spec!r}: expected k<operands>[+k<operands>...], e.g. k4, k5 or k4+k5")
+    ks = tuple(int(p[1:]) for p in parts)
+    if not set(ks) <= set(RL_KS):
+        raise ValueError(f"RL split {spec!r}: operand counts must be in {list(RL_KS)} (what the teachers were trained on)")
+    return ks
+
+
+def rl_split(spec: str, n: int, seed: int = 0, world: WorldConfig = WORLD) -> list[dict]:
+    """``n`` RL prompts of split ``spec`` (:func:`parse_rl_split`): ``k<id_k>`` is ``rl_train`` (what Table 1
+    trains on), another k is ``rl_k<k>``; a mix takes equal parts of each (the first parts one more when ``n`` does
+    not divide), shuffled with ``seed``."""
+    ks = parse_rl_split(spec)
+    rows = []
+    for i, k in enumerate(ks):
+        part = n // len(ks) + (i < n % len(ks))
+        rows += make_split("rl_train" if k == world.id_k else f"rl_k{k}", n=part, seed=seed, world=world)
+    if len(ks) > 1:
+        random.Random(f"tgpo-lab/rl-mix/{spec}/{seed}").shuffle(rows)
+    return rows
+
+
 def as_dataset(name: str, n: int | None = None, seed: int | None = None, world: WorldConfig = WORLD):
     """``datasets.Dataset`` of :func:`make_split` rows (TRL's GRPOTrainer reads the ``prompt`` column)."""
     from datasets import Dataset
@@ -211,7 +244,11 @@ def write_jsonl(path, name: str = "rl_train", n: int | None = None, seed: int | 
                 world: WorldConfig = WORLD) -> int:
     """Write split ``name``'s rows (:func:`make_split`) as JSONL with :data:`TRAIN_COLUMNS`, the file a run
     config's ``dataset.path`` reads; returns the number of rows."""
-    rows = make_split(name, n=n, seed=seed, world=world)
+    return write_rows(path, make_split(name, n=n, seed=seed, world=world))
+
+
+def write_rows(path, rows: Sequence[dict]) -> int:
+    """Write split rows (:func:`make_split`, :func:`rl_split`) as JSONL with :data:`TRAIN_COLUMNS`."""
     with Path(path).open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps({k: row[k] for k in TRAIN_COLUMNS}) + "\n")
