@@ -144,7 +144,10 @@ def test_every_committed_table_config_loads(profile, name):
 
 
 def committed_lab_manifests():
-    return sorted((REPO / "results" / "lab").glob("*_manifest.json"))
+    """Manifests of the table and figure scripts, which share one command line (repro.options); the regime
+    statistics (repro.regime) have options of their own and no table config to drift."""
+    return sorted(path for path in (REPO / "results" / "lab").glob("*_manifest.json")
+                  if json.loads(path.read_text())["script"] != "regime")
 
 
 @pytest.mark.parametrize("manifest", committed_lab_manifests(), ids=lambda p: p.stem)
