@@ -568,8 +568,8 @@ def _readme_memory(rows, config: dict, lines: list[str]) -> None:
               f"{tile_gb / (PAPER_COMPLETION * paper_vocab * 4 / 1e9):.3f} of a row's logits), **not** by the whole "
               f"pass of this teacher ({one['fraction_of_one_row_logits']:.3f} at one row with SDPA): here the body's "
               "activations (the experts gather every token 8 times, 141 KiB per position) and SDPA's L x L masks set "
-              "the peak, and tiling the head cannot shrink them. Defaults (`tgpo.teacher.DEFAULT_CHUNK_ROWS`, "
-              "`DEFAULT_CHUNK_TOKENS`): 4 rows, 512 positions, 6.5 GB beside the weights."]
+              "the peak, and tiling the head cannot shrink them. The paper configs' chunks (repro/configs/paper/base/"
+              "base.yaml): 4 rows, 512 positions, 6.5 GB beside the weights."]
 
     cmp_rows = _sec(rows, "position_vs_row")
     rc = cmp_rows[0]

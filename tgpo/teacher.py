@@ -125,12 +125,6 @@ def check_vocabularies(student_tokenizer, teacher_tokenizer, teacher_vocab_size:
 #: 512 x V x (2 + 4) bytes = 0.47 GB (the head's output and its float32 copy): 1/12 of one 9,216-position row's
 #: float32 logits (5.6 GB), and still 512 x 2,048 x 151,936 multiply-adds per tile, enough to fill a GPU.
 DEFAULT_CHUNK_TOKENS = 512
-#: Rows per teacher body forward (``teacher_chunk_size``) that fit an 80 GB GPU beside Qwen3-30B-A3B's 61 GB of
-#: bf16 weights at 1,024 + 8,192 positions. By :func:`teacher_pass_peak_bytes` a row costs 1.6 GB there (the MoE
-#: layer's activations, 144 KB per position, plus SDPA's padding mask), so 4 rows take 6.5 GB and leave ~12 GB for
-#: the CUDA context, the allocator's fragmentation and whatever shares the GPU; 16 rows would take 26 GB and not
-#: fit. 4 rows of 9,216 positions (37k tokens per forward) already keep a GPU's matrix units busy.
-DEFAULT_CHUNK_ROWS = 4
 
 
 def _logit_softcap(model) -> float | None:
