@@ -1,0 +1,370 @@
+"""TRL's own GRPO tests against ``TGPOTrainer`` as a drop-in: ``python -m bench.trl_tests``.
+
+The README promises that switching from TRL is one class name (docs/method.md §7). This bench checks it with TRL's
+own test file, run twice offline on the CPU: once as TRL ships it (``GRPOTrainer``), once with ``trl.GRPOTrainer``
+replaced by :class:`tgpo.TGPOTrainer` before the tests import it (the tests keep building TRL ``GRPOConfig`` objects,
+as a switching user would). Every test that passes on TRL and fails on the suite must be a documented refusal: a
+``ValueError`` whose one line names the ``TGPOConfig`` field and what to use instead.
+
+TRL's tests are not part of this repository and nothing is fetched: pass a folder holding TRL's
+``test_grpo_trainer.py``, ``testing_utils.py``, ``testing_constants.py``, ``conftest.py`` and ``__init__.py``
+(e.g. ``git -C TRL_CLONE archive HEAD tests | tar -x -C /tmp/trl``, or a source checkout). The bench copies them into
+a scratch folder (``--work``, outside the repository) beside what it builds there itself:
+
+* a Hugging Face cache (``HF_HOME``) with tiny stand-ins under the Hub ids the tests load
+  (:data:`STAND_INS`: random tiny models over a character tokenizer with Qwen2.5's special-token ids);
+* a local ``trl-internal-testing/zen`` dataset (its two prompt-only configurations; prompts from Python's ``this``);
+* a ``conftest.py`` that points ``load_dataset`` at it, swaps the trainer class (``--trainer tgpo``), and skips the
+  tests that need a model without a stand-in (vision models, remote code) or a package that is not installed.
+
+Then ``run`` runs one trainer (one process, JUnit XML into the scratch folder) and ``report`` compares the two runs
+and writes ``results/bench/trl_conformance.md``::
+
+    python -m bench.trl_tests setup --tests /tmp/trl/tests --work /tmp/trl-conformance
+    python -m bench.trl_tests run --work /tmp/trl-conformance --trainer trl
+    python -m bench.trl_tests run --work /tmp/trl-conformance --trainer tgpo
+    python -m bench.trl_tests report --work /tmp/trl-conformance --source "huggingface/trl@<commit>"
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "bench" / "trl_conformance.md"
+TRL_FILES = ("__init__.py", "conftest.py", "testing_constants.py", "testing_utils.py", "test_grpo_trainer.py")
+TRAINERS = ("trl", "tgpo")
+
+#: Hub id -> (model_type, head, config overrides). Heads: ``causal`` (AutoModelForCausalLM) or ``score``
+#: (AutoModelForSequenceClassification, one label: a reward model). Sizes are as small as the architectures allow.
+STAND_INS: dict[str, tuple[str, str, dict]] = {
+    "trl-internal-testing/tiny-Qwen2ForCausalLM-2.5": ("qwen2", "causal", {"tie_word_embeddings": True}),
+    "trl-internal-testing/tiny-Qwen2ForSequenceClassification-2.5": ("qwen2", "score", {}),
+    "trl-internal-testing/tiny-Qwen3ForCausalLM": ("qwen3", "causal", {"tie_word_embeddings": False}),
+    "trl-internal-testing/tiny-Qwen3ForSequenceClassification": ("qwen3", "score", {}),
+    "trl-internal-testing/tiny-Qwen3MoeForCausalLM": (
+        "qwen3_moe", "causal", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16}),
+    "trl-internal-testing/tiny-LlamaForCausalLM-3.2": ("llama", "causal", {}),
+    "trl-internal-testing/tiny-LlamaForSequenceClassification-3.2": ("llama", "score", {}),
+    "trl-internal-testing/tiny-MistralForCausalLM-0.2": ("mistral", "causal", {}),
+    "trl-internal-testing/tiny-Gemma2ForCausalLM": ("gemma2", "causal", {}),
+    "trl-internal-testing/tiny-Cohere2ForCausalLM": ("cohere2", "causal", {}),
+}
+#: Common sizes of every stand-in (2 layers: some architectures alternate sliding and full attention).
+SIZES = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+             head_dim=8, max_position_embeddings=512)
+#: Qwen2.5's special-token ids and embedding rows: some tests feed raw ids (a mocked ``generate`` emits 151645 as
+#: the end of a completion) or count on a large vocabulary (a random model almost never samples the end token).
+QWEN_SPECIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
+QWEN_VOCAB_SIZE = 151936
+#: Each stand-in's chat template: the one TRL ships for its family (read from the installed ``trl`` package).
+CHAT_TEMPLATES = {"qwen3": "qwen3.jinja", "qwen3_moe": "qwen3.jinja"}
+DEFAULT_CHAT_TEMPLATE = "qwen2_5.jinja"
+#: The local ``zen`` dataset is, like TRL's, the opening words of each line of the Zen of Python (Python's own
+#: ``this`` module): words kept per line, 17 lines for ``train`` and 2 for ``test``. Some tests read the first rows.
+ZEN_WORDS = (4, 2, 3, 1, 4, 3, 1, 4, 3, 3, 2, 6, 3, 5, 3, 4, 5, 4, 3)
+ZEN_TRAIN_ROWS = 17
+
+
+# --------------------------------------------------------------------------------------------------------
+# setup: stand-in models in a Hugging Face cache, the local dataset, the conftest
+# --------------------------------------------------------------------------------------------------------
+
+def zen_prompts() -> list[str]:
+    """The opening words of each line of the Zen of Python (decoded from the standard library's ``this``)."""
+    import codecs
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # `import this` prints the poem
+        import this
+    lines = [line for line in codecs.decode(this.s, "rot13").splitlines()[2:] if line]
+    return [" ".join(line.split()[:n]) for line, n in zip(lines, ZEN_WORDS, strict=True)]
+
+
+def qwen_like_tokenizer(chat_template: str):
+    """A byte-level tokenizer without merges (one token per UTF-8 byte, GPT-2's byte alphabet as Qwen2.5's) whose
+    special tokens have Qwen2.5's ids (:data:`QWEN_SPECIAL_IDS`; the ids between are unused placeholders); eos
+    ``<|im_end|>``, pad ``<|endoftext|>``, as Qwen2.5's instruct models. ``AutoTokenizer`` rebuilds a Qwen2 tokenizer
+    from the saved vocabulary with its own byte-level pre-tokenizer: without merges it encodes exactly as this one,
+    so TRL (``AutoProcessor``) and the suite (:func:`tgpo.teacher.load_tokenizer`) read the same ids."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    vocab.update({f"<|unused_{i}|>": i for i in range(len(vocab), min(QWEN_SPECIAL_IDS.values()))})
+    vocab.update(QWEN_SPECIAL_IDS)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_IDS])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  additional_special_tokens=["<|im_start|>"], clean_up_tokenization_spaces=False,
+                                  chat_template=chat_template)
+
+
+def _stand_in(model_type: str, head: str, overrides: dict, tokenizer):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, GenerationConfig
+
+    torch.manual_seed(0)
+    ids = dict(vocab_size=QWEN_VOCAB_SIZE, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+               bos_token_id=None)
+    config = AutoConfig.for_model(model_type, **{**SIZES, **ids, **overrides})
+    if head == "score":
+        config.num_labels = 1
+        return AutoModelForSequenceClassification.from_config(config)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    return model
+
+
+def _cache_folder(hub_cache: Path, repo_id: str, repo_type: str = "models") -> Path:
+    """The snapshot folder of ``repo_id`` in the Hub cache layout (``refs/main`` -> ``snapshots/<revision>``)."""
+    revision = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = hub_cache / f"{repo_type}--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return repo / "snapshots" / revision
+
+
+def build_cache(hf_home: Path) -> dict[str, str]:
+    """Save every stand-in of :data:`STAND_INS` into ``hf_home/hub``; return ``{id: 'ok' | why it was not built}``."""
+    from importlib.resources import files
+
+    built = {}
+    for repo_id, (model_type, head, overrides) in STAND_INS.items():
+        template = CHAT_TEMPLATES.get(model_type, DEFAULT_CHAT_TEMPLATE)
+        tokenizer = qwen_like_tokenizer((files("trl") / "chat_templates" / template).read_text())
+        try:
+            model = _stand_in(model_type, head, overrides, tokenizer)
+        except Exception as exc:  # an architecture this transformers cannot build: its tests are skipped
+            built[repo_id] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            continue
+        folder = _cache_folder(hf_home / "hub", repo_id)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        built[repo_id] = "ok"
+    return built
+
+
+def build_zen(folder: Path) -> None:
+    """``folder``: a local dataset with the configurations ``standard_prompt_only`` and ``conversational_prompt_only``
+    (train/test splits), declared in its README as a Hub dataset declares them."""
+    from datasets import Dataset
+
+    configs = {
+        "standard_prompt_only": lambda p: {"prompt": p},
+        "conversational_prompt_only": lambda p: {"prompt": [{"role": "user", "content": p}]},
+    }
+    header = ["---", "configs:"]
+    for name, row in configs.items():
+        header += [f"- config_name: {name}", "  data_files:"]
+        prompts = zen_prompts()
+        for split, prompts in (("train", prompts[:ZEN_TRAIN_ROWS]), ("test", prompts[ZEN_TRAIN_ROWS:])):
+            path = folder / name / f"{split}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Dataset.from_list([row(p) for p in prompts]).to_parquet(str(path))
+            header += [f"  - split: {split}", f"    path: {name}/{split}.parquet"]
+    (folder / "README.md").write_text("\n".join([*header, "---", ""]))
+
+
+CONFTEST = '''"""Written by bench/trl_tests.py: local data, the trainer swap, skips for what has no stand-in."""
+import inspect
+import json
+import os
+import re
+
+import importlib.util
+
+import datasets
+import pytest
+from trl import import_utils as trl_import_utils
+
+WORK = os.path.dirname(os.path.abspath(__file__))
+LOCAL_DATASETS = {"trl-internal-testing/zen": os.path.join(WORK, "data", "zen")}
+BUILT = set(json.load(open(os.path.join(WORK, "stand_ins.json"))))
+HUB_ID = re.compile(r"(?:trl-internal-testing|Qwen|HuggingFaceTB)/[A-Za-z0-9_.-]+")
+_load_dataset = datasets.load_dataset
+
+
+def load_dataset(path, *args, **kwargs):
+    return _load_dataset(LOCAL_DATASETS.get(path, path), *args, **kwargs)
+
+
+datasets.load_dataset = load_dataset  # before the test module's `from datasets import load_dataset`
+# TRL's testing_utils may import availability checks that the installed TRL does not define (its tests may come from
+# another commit than the installed release): the missing ones look for the package itself.
+for name, package in (("is_joblib_available", "joblib"),):
+    if not hasattr(trl_import_utils, name):
+        setattr(trl_import_utils, name, lambda package=package: importlib.util.find_spec(package) is not None)
+
+if os.environ["TRL_TESTS_TRAINER"] == "tgpo":
+    import trl
+    from tgpo import TGPOTrainer
+
+    trl.GRPOTrainer = TGPOTrainer  # before the test module's `from trl import GRPOTrainer`
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        text = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        text += " " + " ".join(str(v) for v in getattr(getattr(item, "callspec", None), "params", {}).values())
+        missing = sorted({m for m in HUB_ID.findall(text) if m not in BUILT and m not in LOCAL_DATASETS})
+        if missing:
+            item.add_marker(pytest.mark.skip(reason="no local stand-in for " + ", ".join(missing)))
+'''
+
+
+def setup(tests: Path, work: Path) -> dict[str, str]:
+    missing = [name for name in TRL_FILES if not (tests / name).is_file()]
+    if missing:
+        raise SystemExit(f"--tests {tests}: missing TRL's {', '.join(missing)}")
+    if work.resolve().is_relative_to(ROOT):
+        raise SystemExit(f"--work {work}: must be outside the repository (TRL's tests are not committed here)")
+    (work / "tests").mkdir(parents=True, exist_ok=True)
+    for name in TRL_FILES:
+        shutil.copy(tests / name, work / "tests" / name)
+    build_zen(work / "data" / "zen")
+    built = build_cache(work / "hf_home")
+    (work / "stand_ins.json").write_text(json.dumps([k for k, v in built.items() if v == "ok"]))
+    (work / "conftest.py").write_text(CONFTEST)
+    return built
+
+
+# --------------------------------------------------------------------------------------------------------
+# run and report
+# --------------------------------------------------------------------------------------------------------
+
+def run(work: Path, trainer: str, extra: list[str]) -> int:
+    env = {**os.environ, "HF_HOME": str(work / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TRL_TESTS_TRAINER": trainer,
+           "HF_DATASETS_CACHE": str(work / "datasets_cache"), "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "pytest", "tests/test_grpo_trainer.py", "-p", "no:cacheprovider", "-q", "-rN",
+           "-o", "addopts=", "--rootdir", str(work), f"--junitxml={work / f'junit-{trainer}.xml'}", *extra]
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=work, env=env)
+
+
+def outcomes(xml: Path) -> dict[str, tuple[str, str]]:
+    """``{test id: (passed | failed | skipped, message)}`` from a JUnit XML file (an error counts as failed)."""
+    result = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        name = f"{case.get('classname', '').split('.')[-1]}::{case.get('name')}"
+        status, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                status, message = "failed", child.get("message") or ""
+            elif child.tag == "skipped":
+                status, message = "skipped", child.get("message") or ""
+        result[name] = (status, message)
+    return result
+
+
+#: A documented refusal: ``TGPOConfig.<field>=<value> is not supported: <what to use instead>`` (docs/method.md §7).
+REFUSAL = re.compile(r"ValueError: (TGPOConfig\.(\w+)=.* is not supported: .*)")
+
+
+def classify(trl: dict, tgpo: dict) -> dict[str, list]:
+    groups = {"refusal": [], "other": [], "trl_failed": [], "skipped": []}
+    for name, (status, message) in sorted(trl.items()):
+        if status == "skipped":
+            groups["skipped"].append((name, message))
+        elif status == "failed":
+            groups["trl_failed"].append((name, message.splitlines()[0] if message else ""))
+        elif tgpo.get(name, ("missing", ""))[0] != "passed":
+            other_message = tgpo.get(name, ("missing", "not run"))[1]
+            refusal = REFUSAL.search(other_message)
+            if refusal and "\n" not in refusal.group(1):
+                groups["refusal"].append((name, refusal.group(1)))
+            else:
+                groups["other"].append((name, other_message.splitlines()[0] if other_message else ""))
+    return groups
+
+
+def report(work: Path, source: str, out: Path) -> int:
+    trl, tgpo = (outcomes(work / f"junit-{t}.xml") for t in TRAINERS)
+    groups = classify(trl, tgpo)
+    passed = {t: sum(s == "passed" for s, _ in r.values()) for t, r in (("trl", trl), ("tgpo", tgpo))}
+    import trl as trl_package
+
+    skip_reasons = Counter(re.sub(r"^.*?: ", "", m, count=0).split(",")[0] for _, m in groups["skipped"])
+    lines = [
+        "# TRL's own GRPO tests against `TGPOTrainer`",
+        "",
+        "Written by `python -m bench.trl_tests report` (bench/trl_tests.py, which says how the tests are run: offline,",
+        "CPU, one process, tiny local stand-ins under the Hub ids the tests load). Do not edit by hand.",
+        "",
+        f"- TRL installed: {trl_package.__version__}; its tests: {source}.",
+        f"- Tests collected: {len(trl)}; skipped: {len(groups['skipped'])}; failed on TRL itself: "
+        f"{len(groups['trl_failed'])}.",
+        f"- **Passed on TRL's `GRPOTrainer`: {passed['trl']}. Passed on `TGPOTrainer` (the class name swapped, TRL's "
+        f"`GRPOConfig` kept): {passed['tgpo']}.**",
+        f"- Passed on TRL, failed on `TGPOTrainer`: {len(groups['refusal']) + len(groups['other'])} — documented "
+        f"refusals (docs/method.md §7): {len(groups['refusal'])}; anything else: {len(groups['other'])}.",
+        "",
+        "## Documented refusals (passed on TRL; `TGPOTrainer` refuses with one line)",
+        "",
+        "| test | message |",
+        "|---|---|",
+        *(f"| `{n}` | {m.replace('|', '/')} |" for n, m in groups["refusal"]),
+        "",
+        "## Other failures (passed on TRL, failed on `TGPOTrainer`)",
+        "",
+        *([f"- `{n}`: {m}" for n, m in groups["other"]] or ["None."]),
+        "",
+        "## Not compared",
+        "",
+        "Failed on TRL itself in this offline CPU setting (so not a measure of the suite):",
+        "",
+        *([f"- `{n}`: {m}" for n, m in groups["trl_failed"]] or ["None."]),
+        "",
+        "Skipped (count by reason):",
+        "",
+        *(f"- {count}: {reason}" for reason, count in skip_reasons.most_common()),
+        "",
+    ]
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}: TRL passed {passed['trl']}, TGPO passed {passed['tgpo']}, refusals "
+          f"{len(groups['refusal'])}, other {len(groups['other'])}")
+    return 1 if groups["other"] else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.trl_tests", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("setup", help="copy TRL's tests and build the stand-ins in --work")
+    p.add_argument("--tests", type=Path, required=True, help="a folder with TRL's test_grpo_trainer.py and helpers")
+    p.add_argument("--work", type=Path, required=True, help="scratch folder outside the repository")
+    p = sub.add_parser("run", help="run TRL's GRPO tests against one trainer")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--trainer", choices=TRAINERS, required=True)
+    p.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --), e.g. -k")
+    p = sub.add_parser("report", help="compare the two runs; write results/bench/trl_conformance.md")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--source", required=True, help="where TRL's tests came from (repository@commit, sdist)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        built = setup(args.tests, args.work)
+        for repo_id, state in built.items():
+            print(f"{repo_id}: {state}")
+        return 0
+    if args.command == "run":
+        return run(args.work, args.trainer, args.pytest_args)
+    return report(args.work, args.source, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
