@@ -114,7 +114,12 @@ def qwen_like_tokenizer(chat_template: str):
 
 def _stand_in(model_type: str, head: str, overrides: dict, tokenizer):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, GenerationConfig
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        GenerationConfig,
+    )
 
     torch.manual_seed(0)
     ids = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -167,11 +172,11 @@ def build_zen(folder: Path) -> None:
         "standard_prompt_only": lambda p: {"prompt": p},
         "conversational_prompt_only": lambda p: {"prompt": [{"role": "user", "content": p}]},
     }
+    zen = zen_prompts()
     header = ["---", "configs:"]
     for name, row in configs.items():
         header += [f"- config_name: {name}", "  data_files:"]
-        prompts = zen_prompts()
-        for split, prompts in (("train", prompts[:ZEN_TRAIN_ROWS]), ("test", prompts[ZEN_TRAIN_ROWS:])):
+        for split, prompts in (("train", zen[:ZEN_TRAIN_ROWS]), ("test", zen[ZEN_TRAIN_ROWS:])):
             path = folder / name / f"{split}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             Dataset.from_list([row(p) for p in prompts]).to_parquet(str(path))

@@ -219,6 +219,58 @@ def test_default_reward_is_announced(tiny_pair, tmp_path, caplog):
     assert any("no reward_funcs given" in r.getMessage() and "'answer' column" in r.getMessage() for r in caplog.records)
 
 
+def test_no_reward_source_is_refused_in_trls_words(tiny_pair, tmp_path):
+    # neither reward_funcs nor an 'answer' column for the suite's default reward: one line that opens with TRL's own
+    # refusal, so code that catches TRL's message keeps working
+    with pytest.raises(ValueError) as err:
+        TGPOTrainer(str(tiny_pair[0]), args=GRPOConfig(**_settings(tmp_path, "no-reward")),
+                    train_dataset=_data(chat=True).remove_columns("answer"))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("No reward source provided")
+    assert "reward_funcs" in message and "'answer' column" in message and "TGPOConfig.reward" in message
+
+
+class CountingGame:
+    """A TRL environment (``environment_factory``) that writes its own prompt and scores its own rollouts."""
+
+    def reset(self, **kwargs):
+        self.total = 0
+        return "Reach ten."
+
+    def add(self, amount: int) -> int:
+        """Add to the running total.
+
+        Args:
+            amount: the number added.
+
+        Returns:
+            The new total.
+        """
+        self.total += amount
+        return self.total
+
+    def get_reward(self) -> float:
+        return float(self.total == 10)
+
+
+def test_environments_own_prompts_and_rewards(tiny_pair, tmp_path, monkeypatch):
+    # With TRL's environment_factory the data may be only an `environment` column (prompts come from reset()) and the
+    # reward may come from the environment alone: no 'prompt' column, no reward_funcs, and no suite reward added.
+    from importlib.resources import files
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    tokenizer = load_tokenizer(tiny_pair[0])
+    tokenizer.chat_template = (files("trl") / "chat_templates" / "qwen3.jinja").read_text()  # renders tool calls
+    trainer = TGPOTrainer(str(tiny_pair[0]), args=GRPOConfig(**_settings(tmp_path, "env")), processing_class=tokenizer,
+                          train_dataset=Dataset.from_dict({"environment": ["count"] * 4}),
+                          environment_factory={"count": CountingGame})
+    assert trainer.reward_func_names == ["CountingGame"]
+    game = CountingGame()
+    game.reset()
+    game.add(10)
+    assert trainer.reward_funcs[0](environments=[game]) == [1.0]  # the environment's own score
+
+
 # -------------------------------------------------------------------------------- Hub ids, offline
 @pytest.fixture
 def hub_cache(tmp_path, tiny_pair, monkeypatch):

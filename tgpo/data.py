@@ -31,6 +31,14 @@ class DataError(ValueError):
     """The training data cannot be used as given; the message names the input."""
 
 
+class MissingColumnError(DataError):
+    """Training data without a column it needs (``missing``: their names)."""
+
+    def __init__(self, message: str, missing):
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
 def default_system_prompt() -> str:
     """The authors' "Thought/Solution" system prompt (docs/method.md §4), shipped in ``tgpo/resources/``."""
     from tgpo.resources import SYSTEM_PROMPT
@@ -140,20 +148,24 @@ def _rows_to_check(dataset, wanted: list[str]) -> tuple[int, list[str], dict[str
     return len(rows), columns, {c: [r.get(c) for r in rows] for c in wanted if c in columns}
 
 
-def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher: bool = False) -> None:
-    """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value.
+def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher: bool = False,
+                     need_prompt: bool = True) -> None:
+    """Raise :class:`DataError` naming ``name`` if ``dataset`` is empty or lacks a needed column or value
+    (:class:`MissingColumnError` for a column). ``need_prompt=False``: TRL's environments write the prompts.
 
     A streaming ``IterableDataset`` (no length) is checked on its first :data:`STREAM_ROWS_CHECKED` rows."""
-    needed = ["prompt"] + (["answer"] if need_answer else []) + (["teacher_completion"] if need_teacher else [])
-    n, columns, values = _rows_to_check(dataset, needed[1:]) if dataset is not None else (0, [], {})
+    valued = (["answer"] if need_answer else []) + (["teacher_completion"] if need_teacher else [])
+    needed = (["prompt"] if need_prompt else []) + valued
+    n, columns, values = _rows_to_check(dataset, valued) if dataset is not None else (0, [], {})
     if n == 0:
         raise DataError(f"training data {name} is empty")
     missing = [c for c in needed if c not in columns]
     if missing:
-        raise DataError(
-            f"training data {name} has no {', '.join(repr(c) for c in missing)} column (columns: {sorted(columns)})"
+        raise MissingColumnError(
+            f"training data {name} has no {', '.join(repr(c) for c in missing)} column (columns: {sorted(columns)})",
+            missing,
         )
-    for col in needed[1:]:
+    for col in valued:
         empty = [i for i, v in enumerate(values[col]) if v is None or (isinstance(v, str) and not v.strip())]
         if empty:
             raise DataError(f"training data {name}: column {col!r} is empty in {len(empty)} rows (first: row {empty[0]})")

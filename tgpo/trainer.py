@@ -32,7 +32,7 @@ from trl.trainer.utils import get_config_model_id
 from . import objectives as obj
 from .checkpoints import mark_complete
 from .config import TGPOConfig
-from .data import DataError, validate_dataset
+from .data import DataError, MissingColumnError, validate_dataset
 from .guards import ContinueSchedule, NumericGuard, nonfinite_parameters
 from .head import second_target_logps
 from .hub import ModelNotFoundError, resolve_model
@@ -115,19 +115,30 @@ class TGPOTrainer(GRPOTrainer):
             processing_class = processing_class or load_tokenizer(model)  # AutoProcessor would rebuild custom ones
         if isinstance(teacher_model, (str, Path)) and not args.teacher_server_url:
             teacher_model = resolve_model(teacher_model, "teacher model")  # fail now, before the student loads
+        # TRL's environments (environment_factory) may write the prompts and own the reward: no default reward then
+        environments = kwargs.get("environment_factory")
+        default_reward = reward_funcs is None and environments is None
         if train_dataset is not None:
-            validate_dataset(train_dataset, "train_dataset", need_answer=reward_funcs is None,
-                             need_teacher=spec.off_policy_traces)
+            try:
+                validate_dataset(train_dataset, "train_dataset", need_answer=default_reward,
+                                 need_teacher=spec.off_policy_traces, need_prompt=environments is None)
+            except MissingColumnError as err:
+                if default_reward and "answer" in err.missing:  # opens with TRL's own refusal of a run without reward
+                    raise MissingColumnError(
+                        f"No reward source provided: pass reward_funcs (as to TRL's GRPOTrainer), or give the data an "
+                        f"'answer' column for the suite's {args.reward!r} reward (TGPOConfig.reward); {err}",
+                        err.missing) from None
+                raise
             if spec.off_policy_traces and not hasattr(train_dataset, "__len__"):
                 raise DataError(f"method {args.method!r} looks up each prompt's teacher trace by row: it needs a "
                                 "map-style train_dataset (datasets.Dataset), not a streaming IterableDataset")
-        if reward_funcs is None:
+        if default_reward:
             logger.warning("TGPOTrainer: no reward_funcs given, so the reward is the suite's %r reward against the "
                            "dataset's 'answer' column (TGPOConfig.reward); pass reward_funcs to choose another",
                            args.reward)
         super().__init__(
             model,
-            reward_funcs=reward_funcs if reward_funcs is not None else [REWARD_FUNCTIONS[args.reward]],
+            reward_funcs=[REWARD_FUNCTIONS[args.reward]] if default_reward else reward_funcs,
             args=args,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
