@@ -223,7 +223,8 @@ if os.environ["TRL_TESTS_TRAINER"] == "tgpo":
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        text = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        text = source[source.find("def "):]  # the body: a parametrize list names every case's model, not this one's
         text += " " + " ".join(str(v) for v in getattr(getattr(item, "callspec", None), "params", {}).values())
         missing = sorted({m for m in HUB_ID.findall(text) if m not in BUILT and m not in LOCAL_DATASETS})
         if missing:
@@ -297,26 +298,52 @@ def classify(trl: dict, tgpo: dict) -> dict[str, list]:
     return groups
 
 
+def _wall_seconds(xml: Path) -> float:
+    root = ET.parse(xml).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    return float(suite.get("time", "nan"))
+
+
+def _git_sha() -> str:
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "tgpo"], cwd=ROOT, capture_output=True, text=True).stdout
+    return sha.strip() + ("-dirty" if dirty.strip() else "")
+
+
 def report(work: Path, source: str, out: Path) -> int:
+    import datasets
+    import torch
+    import transformers
+    import trl as trl_package
+
     trl, tgpo = (outcomes(work / f"junit-{t}.xml") for t in TRAINERS)
     groups = classify(trl, tgpo)
     passed = {t: sum(s == "passed" for s, _ in r.values()) for t, r in (("trl", trl), ("tgpo", tgpo))}
-    import trl as trl_package
-
-    skip_reasons = Counter(re.sub(r"^.*?: ", "", m, count=0).split(",")[0] for _, m in groups["skipped"])
+    wall = {t: _wall_seconds(work / f"junit-{t}.xml") for t in TRAINERS}
+    built = json.loads((work / "stand_ins.json").read_text())
+    skip_reasons = Counter(m for _, m in groups["skipped"])
     lines = [
         "# TRL's own GRPO tests against `TGPOTrainer`",
         "",
-        "Written by `python -m bench.trl_tests report` (bench/trl_tests.py, which says how the tests are run: offline,",
+        "Written by `python -m bench.trl_tests report` (bench/trl_tests.py says how the tests are run: offline, on the",
         "CPU, one process, tiny local stand-ins under the Hub ids the tests load). Do not edit by hand.",
         "",
-        f"- TRL installed: {trl_package.__version__}; its tests: {source}.",
+        f"- TRL installed: {trl_package.__version__} (transformers {transformers.__version__}, torch "
+        f"{torch.__version__}, datasets {datasets.__version__}); the suite at git {_git_sha()}.",
+        f"- TRL's tests: {source}.",
+        "- Commands: `python -m bench.trl_tests setup --tests DIR --work WORK`, then `run --work WORK --trainer trl`, "
+        "`run --work WORK --trainer tgpo`, `report --work WORK --source ...`.",
+        f"- Wall time: {wall['trl']:.0f} s on TRL, {wall['tgpo']:.0f} s on the suite (2 shared CPU cores, one thread).",
+        f"- Stand-ins built: {', '.join(f'`{b}`' for b in built)}.",
+        "",
+        "## Counts",
+        "",
         f"- Tests collected: {len(trl)}; skipped: {len(groups['skipped'])}; failed on TRL itself: "
         f"{len(groups['trl_failed'])}.",
-        f"- **Passed on TRL's `GRPOTrainer`: {passed['trl']}. Passed on `TGPOTrainer` (the class name swapped, TRL's "
-        f"`GRPOConfig` kept): {passed['tgpo']}.**",
-        f"- Passed on TRL, failed on `TGPOTrainer`: {len(groups['refusal']) + len(groups['other'])} — documented "
-        f"refusals (docs/method.md §7): {len(groups['refusal'])}; anything else: {len(groups['other'])}.",
+        f"- **Passed on TRL's `GRPOTrainer`: {passed['trl']}. Passed on `TGPOTrainer` (`trl.GRPOTrainer` replaced "
+        f"before the tests import it; the tests keep passing TRL's `GRPOConfig`): {passed['tgpo']}.**",
+        f"- Passed on TRL and failed on `TGPOTrainer`: {len(groups['refusal']) + len(groups['other'])} — documented "
+        f"refusals (docs/method.md §7): {len(groups['refusal'])}; anything else: **{len(groups['other'])}**.",
         "",
         "## Documented refusals (passed on TRL; `TGPOTrainer` refuses with one line)",
         "",
@@ -330,11 +357,12 @@ def report(work: Path, source: str, out: Path) -> int:
         "",
         "## Not compared",
         "",
-        "Failed on TRL itself in this offline CPU setting (so not a measure of the suite):",
+        "Failed on TRL itself here (tests written for other stand-ins or another TRL commit; not a measure of the "
+        "suite):",
         "",
         *([f"- `{n}`: {m}" for n, m in groups["trl_failed"]] or ["None."]),
         "",
-        "Skipped (count by reason):",
+        "Skipped on both (count, reason):",
         "",
         *(f"- {count}: {reason}" for reason, count in skip_reasons.most_common()),
         "",
