@@ -276,21 +276,56 @@ def test_environments_own_prompts_and_rewards(tiny_pair, tmp_path, monkeypatch):
 def hub_cache(tmp_path, tiny_pair, monkeypatch):
     """A temporary HF cache (``HF_HUB_CACHE``) holding the tiny student and teacher as ``tiny-org/student`` and
     ``tiny-org/teacher``, in the cache's layout (``models--org--name/refs/main`` -> ``snapshots/<commit>/``)."""
-    import shutil
-
     from huggingface_hub import constants
 
     cache = tmp_path / "hf-cache"
-    commit = "0123456789abcdef0123456789abcdef01234567"
     for folder, name in zip(tiny_pair, ("student", "teacher")):
-        repo = cache / f"models--tiny-org--{name}"
-        shutil.copytree(folder, repo / "snapshots" / commit)
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(commit)
+        _cache_model(cache, f"tiny-org/{name}", folder)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return cache
+
+
+def _cache_model(cache: Path, repo_id: str, folder: Path) -> None:
+    """Put ``folder`` in the HF cache ``cache`` as ``repo_id``'s main revision (``refs/main`` -> ``snapshots/...``)."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_readme_training_example_runs_as_written(hub_cache, tiny_pair, tmp_path, monkeypatch):
+    # README's "Train" example, run as written with its model id in the local cache (offline) and its teacher folder
+    # relative to the working directory; only what it leaves to the reader is defined here.
+    import shutil
+
+    import transformers.training_args
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"## Train\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    model_id = re.search(r'model="([^"]+)"', example).group(1)
+    teacher = re.search(r'teacher_model="([^"]+)"', example).group(1)
+    _cache_model(hub_cache, model_id, tiny_pair[0])
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_pair[1], teacher)
+    # the defaults ask for bf16, which transformers refuses on a CPU without it (TRL's GRPOConfig alike): let it pass
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda: True)
+    train = TGPOTrainer.train
+
+    def one_step(self, *args, **kwargs):  # the example trains 3 epochs: one step shows it runs
+        self.args.max_steps = 1
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(TGPOTrainer, "train", one_step)
+    dataset = Dataset.from_list([{"prompt": "1+1=", "answer": "2"}])
+    names = {"my_reward": parity, "grpo_config": GRPOConfig(**_settings(tmp_path, "grpo")), "dataset": dataset}
+    exec(example, names)
+    trainer = names["trainer"]
+    assert trainer.args.method == "tgpo" and trainer.teacher is not None and trainer.state.global_step == 1
 
 
 def test_hub_ids_resolve_from_the_local_cache(hub_cache, tmp_path):
