@@ -111,6 +111,28 @@ def test_same_metrics_as_trl(tiny_pair, tmp_path, switch):
         _assert_same_logs(trl.state.log_history, ours.state.log_history, ("policy_loss", "entropy_coef"))
 
 
+def test_moe_student_keeps_the_router_load_balancing_loss(tmp_path):
+    # A mixture-of-experts student: TRL adds the router's load-balancing loss (router_aux_loss_coef) to the loss and
+    # logs it as aux_loss; the switch keeps both.
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tgpo.testing import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = AutoConfig.for_model("qwen3_moe", vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                  moe_intermediate_size=16, num_experts=4, num_experts_per_tok=2, num_hidden_layers=1,
+                                  num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path / "moe"
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    trl = _run("trl", folder, tmp_path, max_steps=2, gradient_accumulation_steps=2)
+    ours = _run("tgpo", folder, tmp_path, max_steps=2, gradient_accumulation_steps=2)
+    assert trl.aux_loss_enabled and ours.aux_loss_enabled
+    _assert_same_logs(trl.state.log_history, ours.state.log_history, COMPARED + ("aux_loss",))
+    assert all(h["aux_loss"] > 0 for h in ours.state.log_history if "loss" in h)
+
+
 def test_multiple_weighted_rewards_and_conversational_prompts(tiny_pair, tmp_path):
     kwargs = dict(reward_funcs=(parity, has_digit), data=_data(chat=True), reward_weights=[1.0, 0.5])
     trl = _run("trl", tiny_pair[0], tmp_path, **kwargs)

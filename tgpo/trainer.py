@@ -439,13 +439,15 @@ class TGPOTrainer(GRPOTrainer):
         weight = self.current_guidance_weight
         guided = "argmax" in self.method.teacher and weight > 0 and "teacher_argmax" in inputs
         with self._capture_hidden(model, guided) as hidden:
-            logp, entropy, _ = self._get_per_token_logps_and_entropies(
+            logp, entropy, aux_loss = self._get_per_token_logps_and_entropies(
                 model,
                 torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
                 torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1),
                 T,
                 compute_entropy=True,
+                compute_aux_loss=self.aux_loss_enabled,
             )
+        self._router_aux_loss = aux_loss  # a MoE student's load-balancing loss (else None), for _compute_loss
         guided_logp = None
         if guided:
             with contextlib.nullcontext() if self.method.guided_grad else torch.no_grad():
@@ -482,6 +484,10 @@ class TGPOTrainer(GRPOTrainer):
         self._log_loss_metrics(out.metrics, x.mask)
         if self.args.log_guidance_share and hidden and "guidance" in out.terms and self._share_due():
             self._metric("guidance/grad_share", self._gradient_share(out.terms["guidance"], out.terms["pg"], hidden[0]))
+        if self.aux_loss_enabled:  # MoE students: TRL adds the router's load-balancing loss (scaled for accumulation)
+            aux = self._router_aux_loss
+            self._metric("aux_loss", self.accelerator.gather_for_metrics(aux.detach()).mean())
+            return out.loss + self.router_aux_loss_coef * aux / (self._accumulation if self.model.training else 1)
         return out.loss
 
     def _log_loss_metrics(self, metrics: dict, mask: torch.Tensor) -> None:
