@@ -333,7 +333,7 @@ def report(work: Path, source: str, out: Path) -> int:
         f"- TRL's tests: {source}.",
         "- Commands: `python -m bench.trl_tests setup --tests DIR --work WORK`, then `run --work WORK --trainer trl`, "
         "`run --work WORK --trainer tgpo`, `report --work WORK --source ...`.",
-        f"- Wall time: {wall['trl']:.0f} s on TRL, {wall['tgpo']:.0f} s on the suite (2 shared CPU cores, one thread).",
+        f"- Wall time: {wall['trl']:.0f} s on TRL, {wall['tgpo']:.0f} s on the suite ({os.cpu_count()} CPU cores, shared; one torch thread).",
         f"- Stand-ins built: {', '.join(f'`{b}`' for b in built)}.",
         "",
         "## Counts",
