@@ -5,6 +5,9 @@
   pre-trained (teacher-forced cross-entropy on solutions; no RL here).
 * :data:`MODELS` — the registry of built models by name; :func:`get_model_config` also understands
   ``teacher_t<share>`` (e.g. ``teacher_t0.3``) so a divergence sweep can build teachers on demand.
+* :data:`WORLD_V2` / :data:`WORLDS` — the second generation of the world (issue 20): the same problems and splits,
+  with a style-only teacher family (style U) and long steps that carry the operands still to add
+  (:mod:`tgpo.lab.world`); its models (``v2_*``, :data:`V2_MODELS`) are opt-in and leave every v1 hash unchanged.
 
 A model's *config hash* (:func:`config_hash`) covers its architecture, its pre-training recipe, the world
 and :data:`LAB_VERSION`; ``tgpo lab build`` skips a model whose stored hash matches.
@@ -50,9 +53,20 @@ class WorldConfig:
     #: Generation budget of the eval tasks: the longest solution in either style (k=6 T-style ~ 110) fits.
     max_gen_toks: int = 128
     max_positions: int = 256
+    #: The step styles a correct solution may use (tgpo.lab.world.step_text): S (student), T (content-moving:
+    #: other operand first), U (style-only: same operands in the same order, other connectives and separators).
+    styles: tuple[str, ...] = ("S", "T")
+    #: Whether a step may be written long, carrying the operands still to add (``3+7+5+8=10+5+8;``).
+    long_steps: bool = False
+    #: RL completion cap of this world (None: the recipe's max_completion_length): room for long steps and rambling.
+    completion_cap: int | None = None
 
 
 WORLD = WorldConfig()
+#: World v2: the same problems, splits and held-out rule; solutions may also use style U and long steps, and a
+#: completion may run to 96 tokens (the longest correct k=6 solution, all steps long, has about 85).
+WORLD_V2 = WorldConfig(styles=("S", "T", "U"), long_steps=True, completion_cap=96)
+WORLDS = {"v1": WORLD, "v2": WORLD_V2}
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,11 @@ class PretrainConfig:
     #: operand (world.ood_first_min..ood_first_max), e.g. ``13+5+2=`` -> ``13+5=18;18+2=20;\\boxed{20}``.
     two_digit_share: float = 0.0
     two_digit_ks: tuple[int, ...] = (2, 3, 4)
+    #: World v2's kind-of-divergence knob: probability that a step is in the style-only style U (``a and b gives c, ``;
+    #: drawn with t_share: T with probability t_share, else U with probability u_share, else S).
+    u_share: float = 0.0
+    #: World v2's length knob: probability that a trace writes every step long (carrying the operands still to add).
+    long_share: float = 0.0
     label_smoothing: float = 0.0  # 0.1 for teachers: bounded confidence keeps reverse-KL rewards finite
     steps: int = 500  # maximum number of optimizer steps
     batch_size: int = 64
@@ -100,6 +119,7 @@ class LabModelConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     seed: int = 1234
     description: str = ""
+    world: str = "v1"  # a key of WORLDS: the grammar its outputs are graded and labelled by
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -176,23 +196,72 @@ MODELS: dict[str, LabModelConfig] = {
 #: Built by ``tgpo lab build`` without ``--only``.
 DEFAULT_MODELS = (STUDENT, SMALL_STUDENT, TEACHER_IN, TEACHER_CROSS)
 
-_TEACHER_RE = re.compile(r"^teacher_t(\d+(?:\.\d+)?)$")
+# --------------------------------------------------------------------------- world v2 (issue 20)
+V2 = "v2_"
+V2_STUDENT = "v2_student"
+V2_TEACHER_IN = "v2_teacher_in"
+V2_TEACHER_CROSS = "v2_teacher_cross"
+#: The student's share of long traces: rare in pre-training (teachers write every step long).
+V2_STUDENT_LONG_SHARE = 0.12
+#: Style-only teachers' divergence levels (share of U-style steps), built as ``v2_teacher_u<share>``.
+V2_STYLE_LEVELS = (0.5, 0.9)
+
+
+def v2_teacher_config(t_share: float = 0.0, u_share: float = 0.0, name: str | None = None) -> LabModelConfig:
+    """A world-v2 teacher: v1's recipe, every step long; steps in style T with probability ``t_share`` (content-moving)
+    or U with probability ``u_share`` (style-only)."""
+    if t_share and u_share:
+        raise ValueError("a v2 teacher moves content (t_share) or style only (u_share), not both")
+    base = teacher_config(t_share or u_share)
+    kind = f"T-style steps {t_share:g}" if t_share else f"U-style (style-only) steps {u_share:g}"
+    return dataclasses.replace(
+        base, name=name or (f"{V2}teacher_u{u_share:g}" if u_share else f"{V2}teacher_t{t_share:g}"), world="v2",
+        pretrain=dataclasses.replace(base.pretrain, t_share=float(t_share), u_share=float(u_share), long_share=1.0),
+        description=f"v2 teacher, k=2..6, every step long, share of {kind}, label smoothing 0.1")
+
+
+V2_MODELS: dict[str, LabModelConfig] = {
+    V2_STUDENT: dataclasses.replace(
+        MODELS[STUDENT], name=V2_STUDENT, world="v2",
+        pretrain=dataclasses.replace(_STUDENT_PRETRAIN, long_share=V2_STUDENT_LONG_SHARE),
+        description=f"v2 student: the student's recipe, {V2_STUDENT_LONG_SHARE:g} of traces with long steps"),
+    V2_TEACHER_IN: v2_teacher_config(name=V2_TEACHER_IN),
+    V2_TEACHER_CROSS: v2_teacher_config(t_share=0.9, name=V2_TEACHER_CROSS),
+    **{f"{V2}teacher_u{u:g}": v2_teacher_config(u_share=u) for u in V2_STYLE_LEVELS},
+}
+MODELS.update(V2_MODELS)
+
+_TEACHER_RE = re.compile(r"^(v2_)?teacher_([tu])(\d+(?:\.\d+)?)$")
 
 
 def get_model_config(name: str) -> LabModelConfig:
     if name in MODELS:
         return MODELS[name]
     m = _TEACHER_RE.match(name)
-    if m and 0.0 <= float(m.group(1)) <= 1.0:
-        return teacher_config(float(m.group(1)), name=name)
+    if m and (m.group(1) or m.group(2) == "t") and 0.0 <= float(m.group(3)) <= 1.0:
+        share = float(m.group(3))
+        if not m.group(1):
+            return teacher_config(share, name=name)
+        return v2_teacher_config(**{f"{m.group(2)}_share": share}, name=name)
     if m:
-        raise KeyError(f"unknown lab model {name!r}: teacher_t<share> takes a share of T-style steps in [0, 1], "
-                       f"e.g. teacher_t0.3")
-    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)} or teacher_t<share> (share in [0, 1])")
+        raise KeyError(f"unknown lab model {name!r}: teacher_t<share> (v1) or v2_teacher_t<share> / "
+                       f"v2_teacher_u<share> take a share of T- or U-style steps in [0, 1], e.g. teacher_t0.3")
+    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)}, teacher_t<share>, v2_teacher_t<share> or "
+                   f"v2_teacher_u<share> (share in [0, 1])")
 
 
-#: Pre-training fields omitted from the hash at their neutral value (added later; keeps older hashes valid).
-_OMIT_IF_UNUSED = ("two_digit_share", "two_digit_ks")
+def world_of(name: str) -> WorldConfig:
+    """The world (:data:`WORLDS`) of a lab model by name; v1 for a name the registry does not know (a folder)."""
+    try:
+        return WORLDS[get_model_config(name).world]
+    except KeyError:
+        return WORLD
+
+
+#: Fields added after lab-v1 models were built, omitted from the hash while unused (the switch at its neutral value),
+#: so the stored models' hashes stay valid: pre-training switch -> the fields it brings.
+_ADDED_PRETRAIN_FIELDS = {"two_digit_share": ("two_digit_share", "two_digit_ks"), "u_share": ("u_share",),
+                          "long_share": ("long_share",)}
 
 #: The world's fields that change what models are trained on (eval-only fields are not hashed).
 _WORLD_TRAINING_FIELDS = ("digit_min", "digit_max", "heldout_divisor", "max_positions")
@@ -203,11 +272,14 @@ def config_hash(cfg: LabModelConfig, world: WorldConfig = WORLD) -> str:
     d = cfg.to_dict()
     d.pop("name")
     d.pop("description")
+    if d["world"] == "v1":  # added with world v2: omitted for v1 models (their hashes stay valid)
+        d.pop("world")
     w = {k: getattr(world, k) for k in _WORLD_TRAINING_FIELDS}
     if d["pretrain"]["two_digit_share"]:
         w.update(ood_first_min=world.ood_first_min, ood_first_max=world.ood_first_max)
-    if not d["pretrain"]["two_digit_share"]:  # fields added after lab-v1 models were built: omitted when
-        for key in _OMIT_IF_UNUSED:  # unused, so the stored teachers' hashes stay valid
-            d["pretrain"].pop(key)
+    for switch, keys in _ADDED_PRETRAIN_FIELDS.items():
+        if not d["pretrain"][switch]:
+            for key in keys:
+                d["pretrain"].pop(key)
     payload = {"model": d, "world": w, "lab_version": LAB_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -218,7 +218,7 @@ def _batch(rng, tokenizer, pc, world):
     seqs, labels = [], []
     for _ in range(pc.batch_size):
         prompt, comp = W.sample_pretrain_example(
-            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks
+            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks, pc.u_share, pc.long_share
         )
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         c = tokenizer(comp, add_special_tokens=False)["input_ids"] + [eos]
