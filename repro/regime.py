@@ -20,8 +20,9 @@ Measures, with 95% intervals:
   teacher's argmax there (or the student's: greedy from the prefix) and continuing greedily with the student fixes
   the answer; and in correct rollouts, what the teacher's token at the first step start where it disagrees does.
 
-The world (its grammar: which solutions are correct, and its completion cap) is the student's (``v2_*`` models: world
-v2, :data:`tgpo.lab.config.WORLD_V2`; a cap of None is the recipe's). Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
+The grammar (which solutions are correct: :func:`tgpo.lab.config.grammar_of`) is the student's world's, with the styles
+and long steps either model writes; the completion cap is the student's world's (``v2_*`` models: world v2,
+:data:`tgpo.lab.config.WORLD_V2`; a cap of None is the recipe's). Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
 (:func:`repro.stats.cluster_ratio_interval`); ``n`` counts the units (problems, groups, positions, rollouts). Outputs in ``results/lab/``: ``regime_<name>.csv`` (one row per
 statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; earlier ones move to ``previous/``.
 """
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(f"--rl-split: {err}") from None
     from repro.lab_runner import model_dir
-    from tgpo.lab.config import world_of
+    from tgpo.lab.config import grammar_of
 
     for role in ("student", "teacher"):
         if not (model_dir(getattr(args, role)) / "config.json").exists():
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     student, tok = load(model_dir(args.student))
     teacher, _ = load(model_dir(args.teacher))
-    lab_world = world_of(Path(args.student).name)
+    lab_world = grammar_of(Path(args.student).name, Path(args.teacher).name)
     trainer = dict(table.trainer)
     trainer["max_completion_length"] = lab_world.completion_cap or trainer["max_completion_length"]
     rows: list[dict] = []

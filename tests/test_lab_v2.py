@@ -171,9 +171,27 @@ def test_v2_registry():
     hashes = {C.config_hash(C.get_model_config(n)) for n in [*names, *V1_HASHES]}
     assert len(hashes) == len(names) + len(V1_HASHES)
     assert C.world_of("student") is C.WORLD and C.world_of("/some/folder") is C.WORLD
-    for bad in ("teacher_u0.5", "v2_teacher_u1.5"):
+    for bad in ("teacher_u1.5", "v2_teacher_u1.5", "teacher_x0.5"):
         with pytest.raises(KeyError):
             C.get_model_config(bad)
+    with pytest.raises(ValueError):
+        C.teacher_config(0.5, u_share=0.5)
+
+
+def test_style_only_teachers_for_the_shipped_student():
+    """The style-only family differs from the in-family teacher by its U share alone (same recipe, seed, world)."""
+    for share in C.STYLE_ONLY_LEVELS:
+        u = C.get_model_config(f"teacher_u{share:g}")
+        assert u.world == "v1" and u.pretrain.u_share == share and u.pretrain.long_share == 0.0
+        assert C.dataclasses.replace(u.pretrain, u_share=0.0) == C.MODELS[C.TEACHER_IN].pretrain
+    assert C.get_model_config("teacher_u0.3").pretrain.u_share == 0.3
+
+
+def test_regime_grammar_is_the_students_world_with_what_either_model_writes():
+    assert C.grammar_of("student", "teacher_cross") == C.WORLD == C.grammar_of("student", "teacher_in")
+    assert C.grammar_of("student", "teacher_u0.9") == C.dataclasses.replace(C.WORLD, styles=("S", "T", "U"))
+    assert C.grammar_of("student", "/a/folder") == C.WORLD
+    assert C.grammar_of("student", "v2_teacher_in").long_steps and C.grammar_of("v2_student", "teacher_in") == V2
 
 
 def test_v2_splits_give_luffy_the_long_teacher_trace():

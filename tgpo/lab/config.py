@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 #: Bump when the world's text formats or the tokenizer change in a way a config does not show.
 LAB_VERSION = "lab-v1"
+#: Hashed into the models of a later world generation (:data:`WORLDS`): bump when that world's text formats (its
+#: styles, its long steps: tgpo.lab.world.STEP_TEMPLATES) change.
+WORLD_VERSIONS = {"v2": "lab-v2.0"}
 
 
 @dataclass(frozen=True)
@@ -145,17 +148,23 @@ _SMALL_STUDENT_PRETRAIN = dataclasses.replace(_STUDENT_PRETRAIN, steps=600)
 _TEACHER_ARCH = ArchConfig(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=384)
 
 
-def teacher_config(t_share: float, name: str | None = None) -> LabModelConfig:
-    """A teacher whose solution steps are in style T with probability ``t_share`` (the divergence knob)."""
-    if not 0.0 <= t_share <= 1.0:
-        raise ValueError(f"t_share must be in [0, 1], got {t_share}")
+def teacher_config(t_share: float, name: str | None = None, u_share: float = 0.0) -> LabModelConfig:
+    """A teacher whose solution steps are in style T with probability ``t_share`` (the divergence knob: content-moving),
+    or in the style-only style U with probability ``u_share`` (one of the two, not both)."""
+    for knob, share in (("t_share", t_share), ("u_share", u_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{knob} must be in [0, 1], got {share}")
+    if t_share and u_share:
+        raise ValueError("a teacher moves content (t_share) or style only (u_share), not both")
+    kind = f"U-style (style-only) steps {u_share:g}" if u_share else f"T-style steps {t_share:g}"
     return LabModelConfig(
-        name=name or f"teacher_t{t_share:g}",
+        name=name or (f"teacher_u{u_share:g}" if u_share else f"teacher_t{t_share:g}"),
         role="teacher",
         arch=_TEACHER_ARCH,
         pretrain=PretrainConfig(
             k_weights=TEACHER_MIX,
             t_share=float(t_share),
+            u_share=float(u_share),
             label_smoothing=0.1,
             steps=4000,
             eval_every=250,
@@ -163,7 +172,7 @@ def teacher_config(t_share: float, name: str | None = None) -> LabModelConfig:
             stop_at=0.97,
         ),
         seed=4321,
-        description=f"teacher, k=2..6, share of T-style steps {t_share:g}, label smoothing 0.1",
+        description=f"teacher, k=2..6, share of {kind}, label smoothing 0.1",
     )
 
 
@@ -196,6 +205,11 @@ MODELS: dict[str, LabModelConfig] = {
 #: Built by ``tgpo lab build`` without ``--only``.
 DEFAULT_MODELS = (STUDENT, SMALL_STUDENT, TEACHER_IN, TEACHER_CROSS)
 
+#: The style-only teacher family (issue 20: kind of divergence), for the shipped student: share of U-style steps,
+#: built as ``teacher_u<share>`` (any share in [0, 1] builds on demand, like ``teacher_t<share>``).
+STYLE_ONLY_LEVELS = (0.5, 0.9)
+MODELS.update({f"teacher_u{u:g}": teacher_config(0.0, u_share=u) for u in STYLE_ONLY_LEVELS})
+
 # --------------------------------------------------------------------------- world v2 (issue 20)
 V2 = "v2_"
 V2_STUDENT = "v2_student"
@@ -203,21 +217,14 @@ V2_TEACHER_IN = "v2_teacher_in"
 V2_TEACHER_CROSS = "v2_teacher_cross"
 #: The student's share of long traces: rare in pre-training (teachers write every step long).
 V2_STUDENT_LONG_SHARE = 0.12
-#: Style-only teachers' divergence levels (share of U-style steps), built as ``v2_teacher_u<share>``.
-V2_STYLE_LEVELS = (0.5, 0.9)
 
 
 def v2_teacher_config(t_share: float = 0.0, u_share: float = 0.0, name: str | None = None) -> LabModelConfig:
-    """A world-v2 teacher: v1's recipe, every step long; steps in style T with probability ``t_share`` (content-moving)
-    or U with probability ``u_share`` (style-only)."""
-    if t_share and u_share:
-        raise ValueError("a v2 teacher moves content (t_share) or style only (u_share), not both")
-    base = teacher_config(t_share or u_share)
-    kind = f"T-style steps {t_share:g}" if t_share else f"U-style (style-only) steps {u_share:g}"
-    return dataclasses.replace(
-        base, name=name or (f"{V2}teacher_u{u_share:g}" if u_share else f"{V2}teacher_t{t_share:g}"), world="v2",
-        pretrain=dataclasses.replace(base.pretrain, t_share=float(t_share), u_share=float(u_share), long_share=1.0),
-        description=f"v2 teacher, k=2..6, every step long, share of {kind}, label smoothing 0.1")
+    """A world-v2 teacher: :func:`teacher_config`'s, every step long."""
+    base = teacher_config(t_share, u_share=u_share)
+    return dataclasses.replace(base, name=name or f"{V2}{base.name}", world="v2",
+                               pretrain=dataclasses.replace(base.pretrain, long_share=1.0),
+                               description=base.description.replace("teacher,", "v2 teacher, every step long,", 1))
 
 
 V2_MODELS: dict[str, LabModelConfig] = {
@@ -227,7 +234,7 @@ V2_MODELS: dict[str, LabModelConfig] = {
         description=f"v2 student: the student's recipe, {V2_STUDENT_LONG_SHARE:g} of traces with long steps"),
     V2_TEACHER_IN: v2_teacher_config(name=V2_TEACHER_IN),
     V2_TEACHER_CROSS: v2_teacher_config(t_share=0.9, name=V2_TEACHER_CROSS),
-    **{f"{V2}teacher_u{u:g}": v2_teacher_config(u_share=u) for u in V2_STYLE_LEVELS},
+    **{f"{V2}teacher_u{u:g}": v2_teacher_config(u_share=u) for u in STYLE_ONLY_LEVELS},
 }
 MODELS.update(V2_MODELS)
 
@@ -238,16 +245,15 @@ def get_model_config(name: str) -> LabModelConfig:
     if name in MODELS:
         return MODELS[name]
     m = _TEACHER_RE.match(name)
-    if m and (m.group(1) or m.group(2) == "t") and 0.0 <= float(m.group(3)) <= 1.0:
-        share = float(m.group(3))
-        if not m.group(1):
-            return teacher_config(share, name=name)
-        return v2_teacher_config(**{f"{m.group(2)}_share": share}, name=name)
+    if m and 0.0 <= float(m.group(3)) <= 1.0:
+        shares = {f"{m.group(2)}_share": float(m.group(3))}
+        return v2_teacher_config(**shares, name=name) if m.group(1) else teacher_config(**{"t_share": 0.0, **shares},
+                                                                                        name=name)
     if m:
-        raise KeyError(f"unknown lab model {name!r}: teacher_t<share> (v1) or v2_teacher_t<share> / "
-                       f"v2_teacher_u<share> take a share of T- or U-style steps in [0, 1], e.g. teacher_t0.3")
-    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)}, teacher_t<share>, v2_teacher_t<share> or "
-                   f"v2_teacher_u<share> (share in [0, 1])")
+        raise KeyError(f"unknown lab model {name!r}: [v2_]teacher_t<share> / [v2_]teacher_u<share> take a share of T- "
+                       f"or U-style steps in [0, 1], e.g. teacher_t0.3")
+    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)}, [v2_]teacher_t<share> or "
+                   f"[v2_]teacher_u<share> (share in [0, 1])")
 
 
 def world_of(name: str) -> WorldConfig:
@@ -256,6 +262,19 @@ def world_of(name: str) -> WorldConfig:
         return WORLDS[get_model_config(name).world]
     except KeyError:
         return WORLD
+
+
+def grammar_of(student: str, teacher: str) -> WorldConfig:
+    """The grammar to grade a student's rollouts by when a teacher reads them: the student's world (its completion cap),
+    with style U if either model writes it and long steps if either does (names the registry does not know: v1's)."""
+    world, used = world_of(student), []
+    for name in (student, teacher):
+        try:
+            used.append(get_model_config(name).pretrain)
+        except KeyError:
+            continue
+    styles = world.styles + tuple(s for s in ("U",) if s not in world.styles and any(p.u_share for p in used))
+    return dataclasses.replace(world, styles=styles, long_steps=world.long_steps or any(p.long_share for p in used))
 
 
 #: Fields added after lab-v1 models were built, omitted from the hash while unused (the switch at its neutral value),
@@ -282,4 +301,6 @@ def config_hash(cfg: LabModelConfig, world: WorldConfig = WORLD) -> str:
             for key in keys:
                 d["pretrain"].pop(key)
     payload = {"model": d, "world": w, "lab_version": LAB_VERSION}
+    if "world" in d:
+        payload["world_version"] = WORLD_VERSIONS[d["world"]]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
