@@ -187,12 +187,13 @@ def test_style_only_teachers_for_the_shipped_student():
     assert C.get_model_config("teacher_u0.3").pretrain.u_share == 0.3
 
 
-def test_the_shipped_style_only_teacher_is_up_to_date():
+@pytest.mark.parametrize("share", C.STYLE_ONLY_LEVELS)
+def test_the_shipped_style_only_teachers_are_up_to_date(share):
     from tgpo.lab import models as M
 
-    zoo = M.default_models_dir()
-    assert M.is_built(C.get_model_config("teacher_u0.9"), zoo)
-    assert (M.read_build_info(zoo / "teacher_u0.9") or {})["config"]["pretrain"]["u_share"] == 0.9
+    zoo, name = M.default_models_dir(), f"teacher_u{share:g}"
+    assert M.is_built(C.get_model_config(name), zoo)
+    assert (M.read_build_info(zoo / name) or {})["config"]["pretrain"]["u_share"] == share
 
 
 def test_regime_grammar_is_the_students_world_with_what_either_model_writes():
