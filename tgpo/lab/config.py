@@ -217,14 +217,16 @@ V2_TEACHER_IN = "v2_teacher_in"
 V2_TEACHER_CROSS = "v2_teacher_cross"
 #: The student's share of long traces: rare in pre-training (teachers write every step long).
 #: Prototype check (issue 20: the base student must be >= 15 points more accurate where it writes the long form), NOT
-#: PASSED yet, so no v2 model is built. Each design: the v2 student's recipe (500 steps, this share) pre-trained once, then
-#: 256 RL-split k=4 prompts x 8 rollouts at T=0.6, cap 96 (repro.regime.length_rows: accuracy of rollouts with a long
+#: PASSED yet, so no v2 model is built. Each design (prototyped outside the package): the v2 student's recipe (500
+#: steps, the share given) pre-trained once, then 256 RL-split k=4 prompts x 8 rollouts at T=0.6, cap 96 (repro.regime.length_rows: accuracy of rollouts with a long
 #: step minus those without, points, [95% interval clustered by prompt]; the share of rollouts with a long step):
 #:   carried operands after the sum, 3+7=10+5+8; (this module's design)  12%: -28.8 [-43.4, -14.2], 1.7% long
 #:   the same                                                             30%:  +3.6 [-2.8, 10.0], 13.4% long
 #:   the prompt's pair first, 7+5:10+5=15;                               12%: -59.4 [-72.5, -46.3], 2.4% long
 #:   the prompt's prefix first, 3+7+5:10+5=15;                           12%: -23.7 [-37.9, -9.6], 2.4% long
 #:   the whole remaining sum on both sides, 3+7+5+8=10+5+8;              12%: -67.5 [-73.9, -61.2], 3.8% long
+#:   the operand's index in the prompt first, 3:10+5=15;                 12%: -16.5 [-30.7, -2.3], 2.5% long
+#:     (k=5: -25.3 [-34.5, -16.2])
 #: Reading: a format seen in 12% of traces is learned worse than the main one by a student pre-trained to the edge of
 #: its transition, so every long form so far costs accuracy (its errors: miscopied carried operands, most where the
 #: prompt repeats a digit); T=0.6 turns the 12% choice into 2-4% of rollouts. The short forms' accuracy moved with the
