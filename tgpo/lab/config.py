@@ -227,6 +227,8 @@ V2_TEACHER_CROSS = "v2_teacher_cross"
 #:   the whole remaining sum on both sides, 3+7+5+8=10+5+8;              12%: -67.5 [-73.9, -61.2], 3.8% long
 #:   the operand's index in the prompt first, 3:10+5=15;                 12%: -16.5 [-30.7, -2.3], 2.5% long
 #:     (k=5: -25.3 [-34.5, -16.2])
+#:   an explicit carry, units first, 15+8=13+10=23;                      12%: -18.5 [-30.2, -6.7], 3.2% long
+#:     (k=5: -15.0 [-21.5, -8.5])
 #: Reading: a format seen in 12% of traces is learned worse than the main one by a student pre-trained to the edge of
 #: its transition, so every long form so far costs accuracy (its errors: miscopied carried operands, most where the
 #: prompt repeats a digit); T=0.6 turns the 12% choice into 2-4% of rollouts. The short forms' accuracy moved with the
