@@ -233,6 +233,12 @@ def test_length_rows_split_accuracy_by_long_form():
     assert regime.length_rows(rollouts + [cut], cap=4)[2]["value"] == pytest.approx(100 / 7)
 
 
+def test_regime_first_errors_read_the_grammar_it_is_given():
+    wrong = _rollout("3+7+5=", "3 and 7 gives 11, \\boxed{11}", 0)
+    assert regime.first_errors([wrong])[0][1:] == (1, frozenset({"+"}))  # v1: a space after 3 is already wrong
+    assert regime.first_errors([wrong], C.grammar_of("student", "teacher_u0.5"))[0][1:] == (15, frozenset({"0"}))
+
+
 def test_cluster_ratio_difference():
     # one rollout of each kind per cluster: the difference of means, with the paired t interval of the differences
     a, b = [1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]
