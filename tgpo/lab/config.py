@@ -231,11 +231,13 @@ V2_TEACHER_CROSS = "v2_teacher_cross"
 #:     (k=5: -15.0 [-21.5, -8.5])
 #:   carried operands, 50% of traces for 300 steps, then 5%              -32.8 [-47.3, -18.4], 2.1% long
 #:     (k=5: -20.5 [-28.1, -12.8])
+#:   carried operands, 50% of k<=3 traces and 12% of k>=4                -43.9 [-55.2, -32.5], 4.1% long
+#:     (k=5: -64.1 [-70.6, -57.5]; long rollouts carry as many operands as a k=3 trace would)
 #: Reading: a format seen in 12% of traces is learned worse than the main one by a student pre-trained to the edge of
 #: its transition, so every long form so far costs accuracy (its errors: miscopied carried operands, most where the
 #: prompt repeats a digit); T=0.6 turns the 12% choice into 2-4% of rollouts. The short forms' accuracy moved with the
-#: data stream (sampled 42% to 95%: the student's step count must be re-chosen for a v2 recipe). Next to try: teach
-#: the carried copy where it is cheap (long traces common for k=2-3, rare for k>=4), or a larger student.
+#: data stream (sampled 42% to 95%: the student's step count must be re-chosen for a v2 recipe). Next to try: a larger
+#: student, or a long form that copies nothing (the errors above are all in copying).
 V2_STUDENT_LONG_SHARE = 0.12
 
 
