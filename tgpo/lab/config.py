@@ -237,7 +237,8 @@ V2_TEACHER_CROSS = "v2_teacher_cross"
 #: its transition, so every long form so far costs accuracy (its errors: miscopied carried operands, most where the
 #: prompt repeats a digit); T=0.6 turns the 12% choice into 2-4% of rollouts. The short forms' accuracy moved with the
 #: data stream (sampled 42% to 95%: the student's step count must be re-chosen for a v2 recipe). Next to try: a larger
-#: student, or a long form that copies nothing (the errors above are all in copying).
+#: student, or more pre-training before the student is made weak again (the errors above are in writing the rarely
+#: seen form itself: miscopied or dropped operands, a wrong decomposition).
 V2_STUDENT_LONG_SHARE = 0.12
 
 
