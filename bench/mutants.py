@@ -54,7 +54,11 @@ _ONE_ROLLOUT = ("Equivalent: only reached for a group of one rollout (or a batch
 _TIE = ("Not killed: differs only where the ratio equals 1 + eps_high (or 1 - eps) exactly; there both branches of "
         "the surrogate are equal and neither is 'the clipped branch'. exp of a float log-ratio does not hit the tie "
         "in any test, and no behaviour depends on how the diagnostic counts it.")
+_ONE_DEVICE = ("Not killable on a CPU: the tensor is created on the default device instead of the batch's; they are "
+               "the same device in every CPU run (CI's), and only a GPU run would put it elsewhere.")
 REASONS: dict[str, str] = {
+    **dict.fromkeys([f"tgpo.trainer.xǁTGPOTrainerǁ_generate_and_score_completions__mutmut_{n}"
+                     for n in (6, 29, 56, 58, 66, 68)], _ONE_DEVICE),
     "tgpo.objectives.x_surrogate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_2": _UNUSED_DEFAULT,
