@@ -249,7 +249,25 @@ def step_rows(log: list[dict]) -> list[dict]:
             for phase in PHASES:
                 rows.append({"section": "phase", "name": name, "clock": clock, "phase": phase,
                              "value": statistics.fmean(s[phase] for s in split), "unit": "s per step (mean)"})
-    return rows
+    return rows + share_rows(log, rounds)
+
+
+def share_rows(log: list[dict], rounds: list[int]) -> list[dict]:
+    """The guidance-share diagnostic's cost: CPU seconds on the TGPO steps that measure it (the trainer's default
+    cadence, every ``guidance_share_every``-th step), and that cost spread over the cadence as a fraction of TGPO's
+    median step (issue 26's bound: 1%)."""
+    from tgpo import TGPOConfig
+
+    every = TGPOConfig.__dataclass_fields__["guidance_share_every"].default
+    tgpo = [r for r in log if r["contender"] == "tgpo" and r["round"] in rounds]
+    measured = [r["diagnostics_cpu"] for r in tgpo if r.get("diagnostics_cpu", 0.0) > 0.0]
+    if not measured:
+        return []
+    cost, step = statistics.median(measured), statistics.median(r["cpu"] for r in tgpo)
+    return [{"section": "share", "name": "cost per measured step", "clock": "cpu", "value": cost, "n": len(measured),
+             "unit": "s"},
+            {"section": "share", "name": f"amortised over every {every} steps / tgpo step", "clock": "cpu",
+             "value": cost / every / step, "n": len(measured), "unit": "fraction of a step"}]
 
 
 # ------------------------------------------------------------------------------------------ the head
@@ -332,7 +350,7 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a sentence for the README about the conditions of this run")
     args = parser.parse_args(argv)
     if args.report_only:
-        return _report_only(args.output_dir)
+        return _report_only(args.output_dir, args.note)
     import tempfile
 
     if args.quick:
@@ -374,8 +392,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _report_only(out: Path) -> int:
-    """README and plot again from stored figures (after editing their wording), without measuring anything."""
+def _report_only(out: Path, note: str = "") -> int:
+    """README and plot again from stored figures (after editing their wording), without measuring anything;
+    ``note`` (when given) replaces the manifest's sentence about the run's conditions."""
     def typed(v: str):
         try:
             return float(v)
@@ -387,7 +406,14 @@ def _report_only(out: Path) -> int:
     for r in rows:
         if "rows" in r:
             r["rows"] = int(r["rows"])
+    steps = out / "steps.json"
+    if steps.is_file():  # the step sections are derived from the per-step records: recompute them (new rows included)
+        log = json.loads(steps.read_text())
+        rows = step_rows(log) + [r for r in rows if r["section"] not in {"ratio", "step", "phase", "share"}]
     manifest = json.loads((out / "manifest.json").read_text())
+    if note:
+        manifest["config"]["note"] = note
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _plot(rows, out / "bench.png")
     _readme(rows, out, manifest["wall_time_s"], manifest["config"])
     return 0
@@ -488,6 +514,12 @@ def _readme(rows, out: Path, wall: float, config: dict) -> None:
         lines.append(f"| {name} | {step:.3f} | " + " | ".join(f"{ph[p]:.3f}" for p in PHASES) + " |")
     lines += ["", "Student forward = the loss hook minus the diagnostics; rest = the step minus the named phases "
               "(the data loader, logging, Trainer's bookkeeping; gradient clipping is in it)."]
+    share = {r["name"]: r for r in _sec(rows, "share")}
+    if share:
+        cost, frac = share["cost per measured step"], next(r for n, r in share.items() if n.startswith("amortised"))
+        lines += ["", f"Guidance-share diagnostic (TGPO, CPU): {cost['value']:.3f} s on each step that measures it "
+                  f"({int(cost['n'])} timed); {frac['name']}: **{100 * frac['value']:.2f}%** "
+                  f"(target <= 1%: {'met' if frac['value'] <= 0.01 else 'NOT met'})."]
     head = _sec(rows, "head")
     if head:
         hr = {r["name"]: r for r in _sec(rows, "head_ratio")}
