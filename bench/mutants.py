@@ -49,8 +49,6 @@ TARGETS = [t for targets in PARTS.values() for t in targets]
 #: Surviving mutants that are equivalent to the original (no test can kill them), each with the argument why.
 _UNUSED_DEFAULT = ("Equivalent: a default argument no caller in the library uses (the registry passes the value from "
                    "LossConfig every time), so no loss on the trained path can change.")
-_ONE_ROLLOUT = ("Equivalent: only reached for a group of one rollout (or a batch of one reward), which the flat-group "
-                "rule sets to an advantage of exactly 0 whatever std is (NaN included: torch.where picks the 0).")
 _TIE = ("Not killed: differs only where the ratio equals 1 + eps_high (or 1 - eps) exactly; there both branches of "
         "the surrogate are equal and neither is 'the clipped branch'. exp of a float log-ratio does not hit the tie "
         "in any test, and no behaviour depends on how the diagnostic counts it.")
@@ -63,10 +61,6 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_kl_estimate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_2": _UNUSED_DEFAULT,
     "tgpo.objectives.x_entropy_bonus__mutmut_1": _UNUSED_DEFAULT,
-    "tgpo.objectives.x_group_advantages__mutmut_41": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_51": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_62": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_65": _ONE_ROLLOUT,
     "tgpo.objectives.x_surrogate__mutmut_64": _TIE,
     "tgpo.objectives.x_surrogate__mutmut_70": _TIE,
     **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49"],
