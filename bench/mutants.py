@@ -61,6 +61,9 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_kl_estimate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_2": _UNUSED_DEFAULT,
     "tgpo.objectives.x_entropy_bonus__mutmut_1": _UNUSED_DEFAULT,
+    **dict.fromkeys(["tgpo.objectives.x_clip_ratios__mutmut_10", "tgpo.objectives.x_clip_ratios__mutmut_13"], (
+        "Equivalent: the clipped mask comes from surrogate, which marks a token only where A > 0 or A < 0, so a "
+        "clipped token never has A == 0 and A <= 0 (A >= 0) selects the same tokens as A < 0 (A > 0).")),
     "tgpo.objectives.x_surrogate__mutmut_64": _TIE,
     "tgpo.objectives.x_surrogate__mutmut_70": _TIE,
     **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49"],
