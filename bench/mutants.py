@@ -9,7 +9,9 @@ survivor has no stated reason (a new survivor needs a test, or an argument here)
 
 Usage: ``python -m bench.mutants`` (a fresh run of both parts: mutmut's ``mutants/`` folder is removed first), or
 ``--part objectives`` / ``--part trainer`` (rerun one part, keep the other's last results), ``--survivors`` (rerun
-only the mutants not killed last time, e.g. after adding a test), ``--report-only``.
+only the mutants not killed last time, e.g. after adding a test), ``--report-only``. A new test in a file the
+selection already names is picked up by ``--survivors``; a change to the selection itself (``[tool.mutmut]``) makes
+mutmut drop every cached result, so run the whole session again after it.
 """
 
 from __future__ import annotations
@@ -64,10 +66,14 @@ REASONS: dict[str, str] = {
     **dict.fromkeys(["tgpo.objectives.x_clip_ratios__mutmut_10", "tgpo.objectives.x_clip_ratios__mutmut_13"], (
         "Equivalent: the clipped mask comes from surrogate, which marks a token only where A > 0 or A < 0, so a "
         "clipped token never has A == 0 and A <= 0 (A >= 0) selects the same tokens as A < 0 (A > 0).")),
+    "tgpo.objectives.x_clip_ratios__mutmut_16": (
+        "Equivalent for the masks the trainer passes (TRL's integer completion_mask, or bool): a float share times an "
+        "integer mask, over an integer count, is the same float32 value as over the mask cast to float32."),
     "tgpo.objectives.x_surrogate__mutmut_64": _TIE,
     "tgpo.objectives.x_surrogate__mutmut_70": _TIE,
-    **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49"],
-                    "Equivalent: per-token losses and masks are [B, T], so dimension +1 is dimension -1."),
+    **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49",
+                     "tgpo.objectives.x_clip_ratios__mutmut_22", "tgpo.objectives.x_clip_ratios__mutmut_25"],
+                    "Equivalent: per-token losses, clip flags and masks are [B, T], so dimension +1 is dimension -1."),
     "tgpo.objectives.x_mean_tok__mutmut_12": (
         "Equivalent: the denominator is a token count (or the batch's token count), exact in float32 below 2**24, and "
         "the division promotes it to the numerator's dtype; the value is the same."),
