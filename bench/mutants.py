@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
@@ -78,7 +79,7 @@ REASONS: dict[str, str] = {
         "Equivalent: the denominator is a token count (or the batch's token count), exact in float32 below 2**24, and "
         "the division promotes it to the numerator's dtype; the value is the same."),
     "tgpo.objectives.x_group_advantages__mutmut_47": "Equivalent: torch's std is unbiased by default.",
-    **dict.fromkeys([f"tgpo.objectives.x_canonical_method__mutmut_{n}" for n in (7, 10, 11)], (
+    **dict.fromkeys([f"tgpo.objectives.x_canonical_method__mutmut_{n}" for n in (10, 11)], (
         "Not killable under mutmut: the warning's stacklevel points at the caller, but mutmut's trampoline adds a "
         "frame in mutants/, so no test there can check which frame the warning names.")),
     "tgpo.objectives.x__as_bool__mutmut_2": "Equivalent: .bool() of a bool tensor is the same tensor's values.",
@@ -88,33 +89,10 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_mean_tok__mutmut_15": (
         "Equivalent: the denominator is a token count, exact in float32 below 2**24, and the division promotes it to "
         "the numerator's dtype."),
-    "tgpo.objectives.x__pg__mutmut_38": (
-        "Equivalent for float32 log-probs (every test and the lab): the mean of a bool mask is computed in float32 "
-        "either way; with bf16 log-probs the diagnostic would be logged from float32 instead of bf16, a precision "
-        "detail of a logged number."),
 }
 #: Survivors of the last committed run that a test added afterwards kills (each checked by running that test with
 #: the mutant switched on, ``MUTANT_UNDER_TEST=<name> pytest <test>`` in mutants/); the next run records them killed.
-KILLED_BY_NEW_TESTS: dict[str, str] = {
-    **{f"tgpo.objectives.x_group_advantages__mutmut_{n}": "tests/test_objectives.py::test_group_advantages_match_the_oracle"
-       for n in (42, 66, 70, 93, 97)},
-    **{f"tgpo.objectives.x_group_advantages__mutmut_{n}":
-       "tests/test_objectives.py::test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype"
-       for n in (67, 98)},
-    **{name: "tests/test_objectives.py::test_bad_settings_are_one_exact_line_naming_the_input"
-       for name in ("tgpo.objectives.x_group_advantages__mutmut_4", "tgpo.objectives.x_method_loss__mutmut_6")},
-    "tgpo.objectives.x_entropy_from_logits__mutmut_9":
-        "tests/test_objectives.py::test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype",
-    "tgpo.objectives.x_surrogate__mutmut_25": "tests/test_objectives.py::test_importance_ratio_is_the_exp_of_the_clamped_log_ratio",
-    **{f"tgpo.objectives.x_surrogate__mutmut_{n}": "tests/test_objectives.py::test_clipping_zeroes_gradient_exactly_where_spec_says"
-       for n in (62, 68)},
-    **{f"tgpo.objectives.x_aggregate__mutmut_{n}": "tests/test_objectives.py::test_aggregation_of_one_row_and_of_no_row"
-       for n in (37, 53)},
-    **{f"tgpo.objectives.x_canonical_method__mutmut_{n}":
-       "tests/test_objectives.py::test_method_names_are_case_blind_and_old_names_warn" for n in (5, 6, 8, 9)},
-    **{f"tgpo.objectives.xǁMethodǁresolve_aggregation__mutmut_{n}":
-       "tests/test_objectives.py::test_a_method_resolves_unset_aggregation_settings" for n in (4, 6, 8)},
-}
+KILLED_BY_NEW_TESTS: dict[str, str] = {}
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
@@ -144,6 +122,17 @@ def diff_of(mutant: str) -> str:
     return "\n".join(line for line in lines if re.match(r"^[-+@ ]", line) and not line.startswith(("---", "+++")))
 
 
+def provenance(parts: list[str]) -> str:
+    """The commands of the recorded runs, when the last one finished (UTC) and the commit mutmut generated from."""
+    commands = {"all": "python -m bench.mutants", "survivors rerun": "python -m bench.mutants --survivors"}
+    runs = "; then ".join(f"`{commands.get(p, f'python -m bench.mutants --part {p}')}`" for p in parts) or "none"
+    stats = ROOT / "mutants" / "mutmut-stats.json"
+    sha = json.loads(stats.read_text()).get("git_commit") if stats.exists() else None
+    when = (datetime.fromtimestamp(WALL.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            if WALL.exists() else "unknown")
+    return f"- runs: {runs}; the last finished {when}; mutants of commit `{(sha or 'unknown')[:12]}` (mutmut's record)"
+
+
 def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
     walls = {p: t for p, t in times.items() if not p.endswith(" load")}
     parts = [f"{p}: {t:.0f} s, load average {times.get(p + ' load', 0):.1f} at its start" for p, t in walls.items()]
@@ -166,6 +155,7 @@ def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
         "",
         f"- mutmut {version('mutmut')}, one process (`--max-children 1`), wall time **{sum(walls.values()):.0f} s** "
         f"({'; '.join(parts)}; other work on the machine lengthens it)",
+        provenance(list(walls)),
         f"- **{total} mutants, {killed} killed ({100 * share:.1f}%)**, goal {100 * GOAL:.0f}%; "
         f"{len(survivors)} not killed ({', '.join(f'{s}: {c}' for s, c in sorted(counts.items()) if s not in KILLED) or 'none'})",
         f"- survivors without a stated reason: {len(unexplained)}",
@@ -225,7 +215,7 @@ def main(argv=None) -> int:
     times = json.loads(WALL.read_text()) if WALL.exists() else {}
     text, ok = report(status, times)
     OUT.write_text(text)
-    print("\n".join(text.splitlines()[5:9]))
+    print("\n".join(text.splitlines()[5:10]))
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0 if ok else 1
 
