@@ -9,7 +9,9 @@ survivor has no stated reason (a new survivor needs a test, or an argument here)
 
 Usage: ``python -m bench.mutants`` (a fresh run of both parts: mutmut's ``mutants/`` folder is removed first), or
 ``--part objectives`` / ``--part trainer`` (rerun one part, keep the other's last results), ``--survivors`` (rerun
-only the mutants not killed last time, e.g. after adding a test), ``--report-only``.
+only the mutants not killed last time, e.g. after adding a test), ``--report-only``. A new test in a file the
+selection already names is picked up by ``--survivors``; a change to the selection itself (``[tool.mutmut]``) makes
+mutmut drop every cached result, so run the whole session again after it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
@@ -49,29 +52,34 @@ TARGETS = [t for targets in PARTS.values() for t in targets]
 #: Surviving mutants that are equivalent to the original (no test can kill them), each with the argument why.
 _UNUSED_DEFAULT = ("Equivalent: a default argument no caller in the library uses (the registry passes the value from "
                    "LossConfig every time), so no loss on the trained path can change.")
-_ONE_ROLLOUT = ("Equivalent: only reached for a group of one rollout (or a batch of one reward), which the flat-group "
-                "rule sets to an advantage of exactly 0 whatever std is (NaN included: torch.where picks the 0).")
 _TIE = ("Not killed: differs only where the ratio equals 1 + eps_high (or 1 - eps) exactly; there both branches of "
         "the surrogate are equal and neither is 'the clipped branch'. exp of a float log-ratio does not hit the tie "
         "in any test, and no behaviour depends on how the diagnostic counts it.")
+_ONE_DEVICE = ("Not killable on a CPU: the tensor is created on the default device instead of the batch's; they are "
+               "the same device in every CPU run (CI's), and only a GPU run would put it elsewhere.")
 REASONS: dict[str, str] = {
+    **dict.fromkeys([f"tgpo.trainer.xǁTGPOTrainerǁ_generate_and_score_completions__mutmut_{n}"
+                     for n in (6, 29, 56, 58, 66, 68)], _ONE_DEVICE),
     "tgpo.objectives.x_surrogate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_1": _UNUSED_DEFAULT,
     "tgpo.objectives.x_kl_estimate__mutmut_2": _UNUSED_DEFAULT,
     "tgpo.objectives.x_entropy_bonus__mutmut_1": _UNUSED_DEFAULT,
-    "tgpo.objectives.x_group_advantages__mutmut_41": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_51": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_62": _ONE_ROLLOUT,
-    "tgpo.objectives.x_group_advantages__mutmut_65": _ONE_ROLLOUT,
+    **dict.fromkeys(["tgpo.objectives.x_clip_ratios__mutmut_10", "tgpo.objectives.x_clip_ratios__mutmut_13"], (
+        "Equivalent: the clipped mask comes from surrogate, which marks a token only where A > 0 or A < 0, so a "
+        "clipped token never has A == 0 and A <= 0 (A >= 0) selects the same tokens as A < 0 (A > 0).")),
+    "tgpo.objectives.x_clip_ratios__mutmut_16": (
+        "Equivalent for the masks the trainer passes (TRL's integer completion_mask, or bool): a float share times an "
+        "integer mask, over an integer count, is the same float32 value as over the mask cast to float32."),
     "tgpo.objectives.x_surrogate__mutmut_64": _TIE,
     "tgpo.objectives.x_surrogate__mutmut_70": _TIE,
-    **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49"],
-                    "Equivalent: per-token losses and masks are [B, T], so dimension +1 is dimension -1."),
+    **dict.fromkeys(["tgpo.objectives.x_aggregate__mutmut_44", "tgpo.objectives.x_aggregate__mutmut_49",
+                     "tgpo.objectives.x_clip_ratios__mutmut_22", "tgpo.objectives.x_clip_ratios__mutmut_25"],
+                    "Equivalent: per-token losses, clip flags and masks are [B, T], so dimension +1 is dimension -1."),
     "tgpo.objectives.x_mean_tok__mutmut_12": (
         "Equivalent: the denominator is a token count (or the batch's token count), exact in float32 below 2**24, and "
         "the division promotes it to the numerator's dtype; the value is the same."),
     "tgpo.objectives.x_group_advantages__mutmut_47": "Equivalent: torch's std is unbiased by default.",
-    **dict.fromkeys([f"tgpo.objectives.x_canonical_method__mutmut_{n}" for n in (7, 10, 11)], (
+    **dict.fromkeys([f"tgpo.objectives.x_canonical_method__mutmut_{n}" for n in (10, 11)], (
         "Not killable under mutmut: the warning's stacklevel points at the caller, but mutmut's trampoline adds a "
         "frame in mutants/, so no test there can check which frame the warning names.")),
     "tgpo.objectives.x__as_bool__mutmut_2": "Equivalent: .bool() of a bool tensor is the same tensor's values.",
@@ -81,33 +89,10 @@ REASONS: dict[str, str] = {
     "tgpo.objectives.x_mean_tok__mutmut_15": (
         "Equivalent: the denominator is a token count, exact in float32 below 2**24, and the division promotes it to "
         "the numerator's dtype."),
-    "tgpo.objectives.x__pg__mutmut_38": (
-        "Equivalent for float32 log-probs (every test and the lab): the mean of a bool mask is computed in float32 "
-        "either way; with bf16 log-probs the diagnostic would be logged from float32 instead of bf16, a precision "
-        "detail of a logged number."),
 }
 #: Survivors of the last committed run that a test added afterwards kills (each checked by running that test with
 #: the mutant switched on, ``MUTANT_UNDER_TEST=<name> pytest <test>`` in mutants/); the next run records them killed.
-KILLED_BY_NEW_TESTS: dict[str, str] = {
-    **{f"tgpo.objectives.x_group_advantages__mutmut_{n}": "tests/test_objectives.py::test_group_advantages_match_the_oracle"
-       for n in (42, 66, 70, 93, 97)},
-    **{f"tgpo.objectives.x_group_advantages__mutmut_{n}":
-       "tests/test_objectives.py::test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype"
-       for n in (67, 98)},
-    **{name: "tests/test_objectives.py::test_bad_settings_are_one_exact_line_naming_the_input"
-       for name in ("tgpo.objectives.x_group_advantages__mutmut_4", "tgpo.objectives.x_method_loss__mutmut_6")},
-    "tgpo.objectives.x_entropy_from_logits__mutmut_9":
-        "tests/test_objectives.py::test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype",
-    "tgpo.objectives.x_surrogate__mutmut_25": "tests/test_objectives.py::test_importance_ratio_is_the_exp_of_the_clamped_log_ratio",
-    **{f"tgpo.objectives.x_surrogate__mutmut_{n}": "tests/test_objectives.py::test_clipping_zeroes_gradient_exactly_where_spec_says"
-       for n in (62, 68)},
-    **{f"tgpo.objectives.x_aggregate__mutmut_{n}": "tests/test_objectives.py::test_aggregation_of_one_row_and_of_no_row"
-       for n in (37, 53)},
-    **{f"tgpo.objectives.x_canonical_method__mutmut_{n}":
-       "tests/test_objectives.py::test_method_names_are_case_blind_and_old_names_warn" for n in (5, 6, 8, 9)},
-    **{f"tgpo.objectives.xǁMethodǁresolve_aggregation__mutmut_{n}":
-       "tests/test_objectives.py::test_a_method_resolves_unset_aggregation_settings" for n in (4, 6, 8)},
-}
+KILLED_BY_NEW_TESTS: dict[str, str] = {}
 KILLED = {"killed", "timeout", "caught by type check"}
 
 
@@ -137,6 +122,17 @@ def diff_of(mutant: str) -> str:
     return "\n".join(line for line in lines if re.match(r"^[-+@ ]", line) and not line.startswith(("---", "+++")))
 
 
+def provenance(parts: list[str]) -> str:
+    """The commands of the recorded runs, when the last one finished (UTC) and the commit mutmut generated from."""
+    commands = {"all": "python -m bench.mutants", "survivors rerun": "python -m bench.mutants --survivors"}
+    runs = "; then ".join(f"`{commands.get(p, f'python -m bench.mutants --part {p}')}`" for p in parts) or "none"
+    stats = ROOT / "mutants" / "mutmut-stats.json"
+    sha = json.loads(stats.read_text()).get("git_commit") if stats.exists() else None
+    when = (datetime.fromtimestamp(WALL.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            if WALL.exists() else "unknown")
+    return f"- runs: {runs}; the last finished {when}; mutants of commit `{(sha or 'unknown')[:12]}` (mutmut's record)"
+
+
 def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
     walls = {p: t for p, t in times.items() if not p.endswith(" load")}
     parts = [f"{p}: {t:.0f} s, load average {times.get(p + ' load', 0):.1f} at its start" for p, t in walls.items()]
@@ -159,6 +155,7 @@ def report(status: dict[str, str], times: dict[str, float]) -> tuple[str, bool]:
         "",
         f"- mutmut {version('mutmut')}, one process (`--max-children 1`), wall time **{sum(walls.values()):.0f} s** "
         f"({'; '.join(parts)}; other work on the machine lengthens it)",
+        provenance(list(walls)),
         f"- **{total} mutants, {killed} killed ({100 * share:.1f}%)**, goal {100 * GOAL:.0f}%; "
         f"{len(survivors)} not killed ({', '.join(f'{s}: {c}' for s, c in sorted(counts.items()) if s not in KILLED) or 'none'})",
         f"- survivors without a stated reason: {len(unexplained)}",
@@ -218,7 +215,7 @@ def main(argv=None) -> int:
     times = json.loads(WALL.read_text()) if WALL.exists() else {}
     text, ok = report(status, times)
     OUT.write_text(text)
-    print("\n".join(text.splitlines()[5:9]))
+    print("\n".join(text.splitlines()[5:10]))
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0 if ok else 1
 

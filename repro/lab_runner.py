@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from repro import run_lock
 from repro.records import read_eval_dir
 from repro.run_cache import RunCache, RunKey, reuse_report
+from tgpo.lab.kernels import KERNEL_ENV
 
 #: Columns of the training curves kept from TRL's log history (``step`` is added); class-wise agreement
 #: (``teacher/argmax_agreement/<class>``) is kept too. ``policy_loss`` and ``clip_ratio/*`` are TRL's names; records
@@ -44,22 +45,14 @@ CURVE_KEYS = (
     "pg_loss", "clip_fraction",  # the names in records made before TRL's names were logged
 )
 BASE = "base"
-#: Environment of the job processes, set before they start (each is read once, at process start):
-#: ``OMP_NUM_THREADS=1`` because tiny models are ~20x slower with two threads per process on 2 cores; glibc's malloc
-#: settings keep freed blocks of up to 32 MB (the largest mmap threshold glibc accepts) in the heap rather than handing
-#: them back to the kernel, so each step's activations reuse pages instead of faulting in fresh zeroed ones (measured
-#: here: system time of a training process 1.7 s -> 0.6 s, steps 6-8% faster with two jobs side by side; allocation
-#: does not touch arithmetic, results are bit-identical). Other allocators ignore these variables.
-#: The vector instruction set is pinned to AVX2 for torch's own kernels, MKL (its conditional numerical
-#: reproducibility mode) and oneDNN: float32 kernels round differently under AVX2 and AVX-512, and an RL run amplifies
-#: a last-bit difference into different samples, so without the pin the same code and library versions gave other
-#: lab numbers on another x86-64 machine (GRPO's in-distribution score moved by a point). AVX2 is the common
-#: instruction set of current x86-64 servers; on a machine with AVX-512 it costs some speed, here (AVX2) nothing.
+#: Environment of the job processes, set before they start (each is read once, at process start): the lab's pinned
+#: kernels and one thread (``tgpo.lab.kernels.KERNEL_ENV``, which says why); glibc's malloc settings keep freed
+#: blocks of up to 32 MB (the largest mmap threshold glibc accepts) in the heap rather than handing them back to the
+#: kernel, so each step's activations reuse pages instead of faulting in fresh zeroed ones (measured here: system
+#: time of a training process 1.7 s -> 0.6 s, steps 6-8% faster with two jobs side by side; allocation does not touch
+#: arithmetic, results are bit-identical). Other allocators ignore these variables.
 JOB_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "ATEN_CPU_CAPABILITY": "avx2",
-    "MKL_CBWR": "AVX2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    **KERNEL_ENV,
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(2**30),
     "MALLOC_TOP_PAD_": str(256 * 2**20),

@@ -6,6 +6,9 @@
 Measures, with 95% intervals:
 
 * accuracy: student and teacher, greedy, on the RL split (600 fresh prompts) and the lab's eval splits (id, hard, ood);
+* length: the student's rollouts' mean length, the share that write a long step (a world-v2 step that carries the
+  operands still to add, :mod:`tgpo.lab.world`), their accuracy against the short ones (a paired difference over
+  prompts) and the share cut by the completion cap;
 * reward density: under GRPO with Table 1's lab recipe (``repro/configs/lab/table1.yaml``'s trainer, preset
   ``controlled``) on the RL split, the share of all-wrong and all-right groups per step and over steps
   1..``--grpo-steps`` (TRL's ``frac_reward_zero_std`` is their sum), and the reward curve;
@@ -17,7 +20,9 @@ Measures, with 95% intervals:
   teacher's argmax there (or the student's: greedy from the prefix) and continuing greedily with the student fixes
   the answer; and in correct rollouts, what the teacher's token at the first step start where it disagrees does.
 
-Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
+The grammar (which solutions are correct: :func:`tgpo.lab.config.grammar_of`) is the student's world's, with the styles
+and long steps either model writes; the completion cap is the student's world's (``v2_*`` models: world v2,
+:data:`tgpo.lab.config.WORLD_V2`; a cap of None is the recipe's). Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
 (:func:`repro.stats.cluster_ratio_interval`); ``n`` counts the units (problems, groups, positions, rollouts). Outputs in ``results/lab/``: ``regime_<name>.csv`` (one row per
 statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; earlier ones move to ``previous/``.
 """
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(f"--rl-split: {err}") from None
     from repro.lab_runner import model_dir
+    from tgpo.lab.config import grammar_of
 
     for role in ("student", "teacher"):
         if not (model_dir(getattr(args, role)) / "config.json").exists():
@@ -102,18 +108,21 @@ def main(argv: list[str] | None = None) -> int:
 
     student, tok = load(model_dir(args.student))
     teacher, _ = load(model_dir(args.teacher))
-    trainer = table.trainer
+    lab_world = grammar_of(Path(args.student).name, Path(args.teacher).name)
+    trainer = dict(table.trainer)
+    trainer["max_completion_length"] = lab_world.completion_cap or trainer["max_completion_length"]
     rows: list[dict] = []
     rows += accuracy_rows(student, teacher, tok, args.rl_split)
     print(f"[regime] accuracy done ({time.time() - started:.0f}s)", flush=True)
     rl_rows = world.rl_split(args.rl_split, n=args.prompts, seed=RL_EVAL_SEED + 1)
     rollouts = sample_rollouts(student, tok, rl_rows, args.rollouts, trainer["temperature"],
                                trainer["max_completion_length"])
+    rows += length_rows(rollouts, trainer["max_completion_length"])
     score_positions(student, teacher, tok, rollouts)
     rows += disagreement_rows(rollouts)
-    rows += first_error_rows(student, tok, rollouts, trainer["max_completion_length"])
+    rows += first_error_rows(student, tok, rollouts, trainer["max_completion_length"], lab_world)
     print(f"[regime] rollout statistics done ({time.time() - started:.0f}s)", flush=True)
-    curve = grpo_groups(args, table) if args.grpo_steps else pd.DataFrame()
+    curve = grpo_groups(args, table, trainer) if args.grpo_steps else pd.DataFrame()
     rows += group_rows(curve, args.grpo_steps)
 
     frame = pd.DataFrame(rows, columns=CSV_COLUMNS)
@@ -123,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest.extra = {"regime": {"student": args.student, "teacher": args.teacher, "rl_split": args.rl_split,
                                  "prompts": args.prompts, "rollouts": args.rollouts, "grpo_steps": args.grpo_steps,
                                  "grpo_seed": args.seed, "rollout_seed": ROLLOUT_SEED,
+                                 "completion_cap": trainer["max_completion_length"],
                                  "recipe": f"repro/configs/lab/{RECIPE}.yaml trainer, preset {args.preset}",
                                  "grpo_curve": curve.to_dict("records")}}
     manifest.write(out_dir, stem, [])
@@ -172,6 +182,43 @@ def sample_rollouts(student, tok, problems: list[dict], n: int, temperature: flo
         tokens = tokens + completion_tokens("", eos=True) if len(tokens) < cap else tokens
         out.append({"prompt": problem["prompt"], "answer": problem["answer"], "group": i // n, "text": text,
                     "tokens": tokens, "classes": position_classes(tokens), "correct": is_correct(text, problem["answer"])})
+    return out
+
+
+def is_long(rollout: dict) -> bool:
+    """Whether a rollout writes a long step (a token of class ``carried``, :mod:`tgpo.lab.positions`)."""
+    return "carried" in rollout["classes"]
+
+
+def length_rows(rollouts: list[dict], cap: int) -> list[dict]:
+    """Mean length (completion tokens, with EOS), the share of rollouts with a long step, the share cut by the cap
+    ``cap``, and sampled accuracy of long-form against short rollouts (points; a difference over the same prompts)."""
+    n_groups = 1 + max(r["group"] for r in rollouts)
+
+    def per_prompt(value, keep=lambda r: True):
+        num, den = np.zeros(n_groups), np.zeros(n_groups)
+        for r in rollouts:
+            if keep(r):
+                num[r["group"]] += value(r)
+                den[r["group"]] += 1
+        return num, den
+
+    def interval(value, keep=lambda r: True):
+        num, den = per_prompt(value, keep)
+        return replace(stats.cluster_ratio_interval(num, den), n=int(den.sum()))
+
+    correct = lambda r: 100.0 * r["correct"]  # noqa: E731
+    short = lambda r: not is_long(r)  # noqa: E731
+    out = [_row("length", "mean length (tokens)", interval(lambda r: len(r["tokens"]))),
+           _row("length", "rollouts with a long step (%)", interval(lambda r: 100.0 * is_long(r))),
+           _row("length", f"rollouts cut by the cap of {cap} (%)",
+                interval(lambda r: 100.0 * (len(r["tokens"]) >= cap and r["tokens"][-1] != "<eos>")))]
+    if any(map(is_long, rollouts)):
+        out += [_row("length", "sampled accuracy, rollouts with a long step (%)", interval(correct, is_long)),
+                _row("length", "sampled accuracy, rollouts without (%)", interval(correct, short))]
+        diff = stats.cluster_ratio_difference(*per_prompt(correct, is_long), *per_prompt(correct, short))
+        out.append(_row("length", "accuracy with a long step - without (points)",
+                        replace(diff, n=len(rollouts))))
     return out
 
 
@@ -276,14 +323,16 @@ def _continue(student, tok, rollouts: list[dict], prefixes: list[list[str]], cap
     return [is_correct(text, r["answer"]) for text, r in zip(texts, rollouts)]
 
 
-def first_errors(rollouts: list[dict]) -> list[tuple[dict, int, frozenset]]:
-    """``(rollout, index, correct tokens there)`` of each wrong rollout with a first error (:func:`first_error`)."""
+def first_errors(rollouts: list[dict], world=None) -> list[tuple[dict, int, frozenset]]:
+    """``(rollout, index, correct tokens there)`` of each wrong rollout with a first error (:func:`first_error`) in
+    ``world``'s grammar (default: v1's)."""
+    from tgpo.lab.config import WORLD
     from tgpo.lab.positions import first_error, operands_of
 
     out = []
     for r in rollouts:
         if not r["correct"]:
-            found = first_error(operands_of(r["prompt"]), r["tokens"])
+            found = first_error(operands_of(r["prompt"]), r["tokens"], world or WORLD)
             if found is not None:
                 out.append((r, *found))
     return out
@@ -307,10 +356,10 @@ def _clustered(pairs: list[tuple[int, float]], n_groups: int) -> stats.Interval:
     return replace(stats.cluster_ratio_interval(num, den), n=len(pairs))
 
 
-def first_error_rows(student, tok, rollouts: list[dict], cap: int) -> list[dict]:
+def first_error_rows(student, tok, rollouts: list[dict], cap: int, world=None) -> list[dict]:
     n_groups = 1 + max(r["group"] for r in rollouts)
     wrong = [r for r in rollouts if not r["correct"]]
-    found = first_errors(rollouts)
+    found = first_errors(rollouts, world)
     all_wrong_groups = {g for g, aw in enumerate(group_outcomes([r["correct"] for r in rollouts],
                                                                 len(rollouts) // n_groups)[0]) if aw}
     out = [_point("rollouts", "sampled accuracy (%)", 100 * (1 - len(wrong) / len(rollouts)), len(rollouts)),
@@ -351,15 +400,15 @@ def first_error_rows(student, tok, rollouts: list[dict], cap: int) -> list[dict]
 
 
 # --------------------------------------------------------------------------- GRPO group shares
-def grpo_groups(args, table) -> pd.DataFrame:
-    """Train GRPO for ``args.grpo_steps`` steps with the recipe's trainer settings on the RL split and record, per
-    step, the share of all-wrong and all-right groups (from the rewards themselves), TRL's ``frac_reward_zero_std``
-    and the mean reward."""
+def grpo_groups(args, table, trainer: dict | None = None) -> pd.DataFrame:
+    """Train GRPO for ``args.grpo_steps`` steps with the recipe's trainer settings (``trainer``: those with the world's
+    completion cap) on the RL split and record, per step, the share of all-wrong and all-right groups (from the rewards
+    themselves), TRL's ``frac_reward_zero_std`` and the mean reward."""
     from repro.lab_runner import LabJob, run_config
     from tgpo.lab.world import rl_split, write_rows
     from tgpo.train_cli import build_trainer
 
-    trainer_cfg = dict(table.trainer)
+    trainer_cfg = dict(trainer or table.trainer)
     generations = trainer_cfg.get("num_generations", 8)
     per_step = trainer_cfg["per_device_train_batch_size"] // generations
     trainer_cfg["max_steps"] = args.grpo_steps
@@ -424,7 +473,7 @@ def _cell(r) -> str:
 def render(frame: pd.DataFrame, curve: pd.DataFrame, args, name: str) -> str:
     lines = [f"# Regime statistics: {name}", "",
              f"Student `{args.student}`, teacher `{args.teacher}`, RL split `{args.rl_split}`; rollouts: {args.prompts} "
-             f"prompts x {args.rollouts} at Table 1's lab recipe (temperature, completion cap); GRPO probe: "
+             f"prompts x {args.rollouts} at Table 1's lab recipe's temperature and the world's completion cap; GRPO probe: "
              f"{args.grpo_steps} steps (seed {args.seed}). Values with [95% interval]; `python -m repro.regime` "
              "(docstring: definitions).", ""]
     for section, part in frame.groupby("section", sort=False):

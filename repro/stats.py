@@ -75,6 +75,23 @@ def cluster_ratio_interval(numerators: Sequence[float], denominators: Sequence[f
     return Interval(ratio, float(sps.t.ppf(0.5 + level / 2, n - 1) * se), se, n)
 
 
+def cluster_ratio_difference(num_a: Sequence[float], den_a: Sequence[float], num_b: Sequence[float],
+                              den_b: Sequence[float], level: float = LEVEL) -> Interval:
+    """Interval of ``sum(num_a)/sum(den_a) - sum(num_b)/sum(den_b)`` when both ratios come from the same independent
+    clusters (e.g. a prompt's long and short rollouts): the delta-method standard error of the difference, clustered,
+    with a t quantile on ``n - 1`` clusters (:func:`cluster_ratio_interval`'s estimator for each part)."""
+    na, da, nb, db = (np.asarray(x, dtype=float) for x in (num_a, den_a, num_b, den_b))
+    n, ta, tb = len(na), float(da.sum()), float(db.sum())
+    if n == 0 or ta == 0 or tb == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), n)
+    ra, rb = float(na.sum() / ta), float(nb.sum() / tb)
+    if n < 2:
+        return Interval(ra - rb, float("nan"), float("nan"), n)
+    residuals = (na - ra * da) / ta - (nb - rb * db) / tb
+    se = float(np.sqrt(n / (n - 1) * np.sum(residuals**2)))
+    return Interval(ra - rb, float(sps.t.ppf(0.5 + level / 2, n - 1) * se), se, n)
+
+
 def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
     """t interval of ``mean(a - b)`` for values paired by position (same seed, same data order)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -347,3 +347,26 @@ def test_lab_data_writes_rows_tgpo_train_reads(tmp_path, capsys):
     assert len(read_jsonl(tmp_path / "id.jsonl")) == W.WORLD.eval_size
     capsys.readouterr()
     assert "is a folder" in _lab_error(capsys, ["data", str(tmp_path)])
+
+
+def test_lab_cli_runs_the_pinned_kernels_before_torch_loads():
+    """``tgpo lab build/measure/eval/list`` set the lab jobs' kernel pin (tgpo.lab.kernels) before torch is imported,
+    so a rebuilt model gets the same float32 arithmetic as the lab's training jobs; a user's own setting is kept."""
+    import subprocess
+    import sys
+
+    from tgpo.lab.kernels import KERNEL_ENV
+
+    script = (
+        "import os, sys, warnings\n"
+        "warnings.simplefilter('error')\n"  # pin() warns if torch was imported before it
+        "from tgpo.cli import main\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert main(['lab', 'list']) == 0\n"
+        f"print(repr({{k: os.environ.get(k) for k in {sorted(KERNEL_ENV)!r}}}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    env["MKL_CBWR"] = "COMPATIBLE"  # the user's own choice wins
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    got = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr of a dict of strings
+    assert got == {**KERNEL_ENV, "MKL_CBWR": "COMPATIBLE"}

@@ -10,6 +10,7 @@ model's LM head would see them.
 from __future__ import annotations
 
 import math
+import warnings
 
 import oracles
 import pytest
@@ -611,6 +612,15 @@ def test_group_advantages_of_one_rollout_are_zero_and_keep_a_float_dtype():
     assert ints.dtype == torch.float32
     torch.testing.assert_close(ints, obj.group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4))
     assert obj.entropy_from_logits(torch.zeros(2, 5, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_group_advantages_of_one_rollout_warn_about_nothing():
+    """A group (or batch) of one rollout has no std to take: its advantage is 0 without computing one, so torch's
+    "degrees of freedom <= 0" warning (an error here) never reaches the user's log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for scale in ("group", "batch"):
+            assert torch.equal(obj.group_advantages(torch.tensor([3.0]), 1, scale=scale), torch.zeros(1))
 
 
 def test_group_advantages_match_spec_formula():

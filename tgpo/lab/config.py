@@ -5,6 +5,9 @@
   pre-trained (teacher-forced cross-entropy on solutions; no RL here).
 * :data:`MODELS` — the registry of built models by name; :func:`get_model_config` also understands
   ``teacher_t<share>`` (e.g. ``teacher_t0.3``) so a divergence sweep can build teachers on demand.
+* :data:`WORLD_V2` / :data:`WORLDS` — the second generation of the world (issue 20): the same problems and splits,
+  with a style-only teacher family (style U) and long steps that carry the operands still to add
+  (:mod:`tgpo.lab.world`); its models (``v2_*``, :data:`V2_MODELS`) are opt-in and leave every v1 hash unchanged.
 
 A model's *config hash* (:func:`config_hash`) covers its architecture, its pre-training recipe, the world
 and :data:`LAB_VERSION`; ``tgpo lab build`` skips a model whose stored hash matches.
@@ -20,6 +23,9 @@ from dataclasses import dataclass, field
 
 #: Bump when the world's text formats or the tokenizer change in a way a config does not show.
 LAB_VERSION = "lab-v1"
+#: Hashed into the models of a later world generation (:data:`WORLDS`): bump when that world's text formats (its
+#: styles, its long steps: tgpo.lab.world.STEP_TEMPLATES) change.
+WORLD_VERSIONS = {"v2": "lab-v2.0"}
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,20 @@ class WorldConfig:
     #: Generation budget of the eval tasks: the longest solution in either style (k=6 T-style ~ 110) fits.
     max_gen_toks: int = 128
     max_positions: int = 256
+    #: The step styles a correct solution may use (tgpo.lab.world.step_text): S (student), T (content-moving:
+    #: other operand first), U (style-only: same operands in the same order, other connectives and separators).
+    styles: tuple[str, ...] = ("S", "T")
+    #: Whether a step may be written long, carrying the operands still to add (``3+7+5+8=10+5+8;``).
+    long_steps: bool = False
+    #: RL completion cap of this world (None: the recipe's max_completion_length): room for long steps and rambling.
+    completion_cap: int | None = None
 
 
 WORLD = WorldConfig()
+#: World v2: the same problems, splits and held-out rule; solutions may also use style U and long steps, and a
+#: completion may run to 96 tokens (the longest correct k=6 solution, all steps long, has about 85).
+WORLD_V2 = WorldConfig(styles=("S", "T", "U"), long_steps=True, completion_cap=96)
+WORLDS = {"v1": WORLD, "v2": WORLD_V2}
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,11 @@ class PretrainConfig:
     #: operand (world.ood_first_min..ood_first_max), e.g. ``13+5+2=`` -> ``13+5=18;18+2=20;\\boxed{20}``.
     two_digit_share: float = 0.0
     two_digit_ks: tuple[int, ...] = (2, 3, 4)
+    #: World v2's kind-of-divergence knob: probability that a step is in the style-only style U (``a and b gives c, ``;
+    #: drawn with t_share: T with probability t_share, else U with probability u_share, else S).
+    u_share: float = 0.0
+    #: World v2's length knob: probability that a trace writes every step long (carrying the operands still to add).
+    long_share: float = 0.0
     label_smoothing: float = 0.0  # 0.1 for teachers: bounded confidence keeps reverse-KL rewards finite
     steps: int = 500  # maximum number of optimizer steps
     batch_size: int = 64
@@ -100,6 +122,7 @@ class LabModelConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     seed: int = 1234
     description: str = ""
+    world: str = "v1"  # a key of WORLDS: the grammar its outputs are graded and labelled by
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,17 +148,23 @@ _SMALL_STUDENT_PRETRAIN = dataclasses.replace(_STUDENT_PRETRAIN, steps=600)
 _TEACHER_ARCH = ArchConfig(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=384)
 
 
-def teacher_config(t_share: float, name: str | None = None) -> LabModelConfig:
-    """A teacher whose solution steps are in style T with probability ``t_share`` (the divergence knob)."""
-    if not 0.0 <= t_share <= 1.0:
-        raise ValueError(f"t_share must be in [0, 1], got {t_share}")
+def teacher_config(t_share: float, name: str | None = None, u_share: float = 0.0) -> LabModelConfig:
+    """A teacher whose solution steps are in style T with probability ``t_share`` (the divergence knob: content-moving),
+    or in the style-only style U with probability ``u_share`` (one of the two, not both)."""
+    for knob, share in (("t_share", t_share), ("u_share", u_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{knob} must be in [0, 1], got {share}")
+    if t_share and u_share:
+        raise ValueError("a teacher moves content (t_share) or style only (u_share), not both")
+    kind = f"U-style (style-only) steps {u_share:g}" if u_share else f"T-style steps {t_share:g}"
     return LabModelConfig(
-        name=name or f"teacher_t{t_share:g}",
+        name=name or (f"teacher_u{u_share:g}" if u_share else f"teacher_t{t_share:g}"),
         role="teacher",
         arch=_TEACHER_ARCH,
         pretrain=PretrainConfig(
             k_weights=TEACHER_MIX,
             t_share=float(t_share),
+            u_share=float(u_share),
             label_smoothing=0.1,
             steps=4000,
             eval_every=250,
@@ -143,7 +172,7 @@ def teacher_config(t_share: float, name: str | None = None) -> LabModelConfig:
             stop_at=0.97,
         ),
         seed=4321,
-        description=f"teacher, k=2..6, share of T-style steps {t_share:g}, label smoothing 0.1",
+        description=f"teacher, k=2..6, share of {kind}, label smoothing 0.1",
     )
 
 
@@ -176,23 +205,105 @@ MODELS: dict[str, LabModelConfig] = {
 #: Built by ``tgpo lab build`` without ``--only``.
 DEFAULT_MODELS = (STUDENT, SMALL_STUDENT, TEACHER_IN, TEACHER_CROSS)
 
-_TEACHER_RE = re.compile(r"^teacher_t(\d+(?:\.\d+)?)$")
+#: The style-only teacher family (issue 20: kind of divergence), for the shipped student: share of U-style steps,
+#: built as ``teacher_u<share>`` (any share in [0, 1] builds on demand, like ``teacher_t<share>``).
+STYLE_ONLY_LEVELS = (0.5, 0.9)
+MODELS.update({f"teacher_u{u:g}": teacher_config(0.0, u_share=u) for u in STYLE_ONLY_LEVELS})
+
+# --------------------------------------------------------------------------- world v2 (issue 20)
+V2 = "v2_"
+V2_STUDENT = "v2_student"
+V2_TEACHER_IN = "v2_teacher_in"
+V2_TEACHER_CROSS = "v2_teacher_cross"
+#: The student's share of long traces: rare in pre-training (teachers write every step long).
+#: Prototype check (issue 20: the base student must be >= 15 points more accurate where it writes the long form), NOT
+#: PASSED yet, so no v2 model is built. Each design (prototyped outside the package): the v2 student's recipe (500
+#: steps, the share given) pre-trained once, then 256 RL-split k=4 prompts x 8 rollouts at T=0.6, cap 96 (repro.regime.length_rows: accuracy of rollouts with a long
+#: step minus those without, points, [95% interval clustered by prompt]; the share of rollouts with a long step):
+#:   carried operands after the sum, 3+7=10+5+8; (this module's design)  12%: -28.8 [-43.4, -14.2], 1.7% long
+#:   the same                                                             30%:  +3.6 [-2.8, 10.0], 13.4% long
+#:   the prompt's pair first, 7+5:10+5=15;                               12%: -59.4 [-72.5, -46.3], 2.4% long
+#:   the prompt's prefix first, 3+7+5:10+5=15;                           12%: -23.7 [-37.9, -9.6], 2.4% long
+#:   the whole remaining sum on both sides, 3+7+5+8=10+5+8;              12%: -67.5 [-73.9, -61.2], 3.8% long
+#:   the operand's index in the prompt first, 3:10+5=15;                 12%: -16.5 [-30.7, -2.3], 2.5% long
+#:     (k=5: -25.3 [-34.5, -16.2])
+#:   an explicit carry, units first, 15+8=13+10=23;                      12%: -18.5 [-30.2, -6.7], 3.2% long
+#:     (k=5: -15.0 [-21.5, -8.5])
+#:   carried operands, 50% of traces for 300 steps, then 5%              -32.8 [-47.3, -18.4], 2.1% long
+#:     (k=5: -20.5 [-28.1, -12.8])
+#:   carried operands, 50% of k<=3 traces and 12% of k>=4                -43.9 [-55.2, -32.5], 4.1% long
+#:     (k=5: -64.1 [-70.6, -57.5]; long rollouts carry as many operands as a k=3 trace would)
+#: Reading: a format seen in 12% of traces is learned worse than the main one by a student pre-trained to the edge of
+#: its transition, so every long form so far costs accuracy (its errors: miscopied carried operands, most where the
+#: prompt repeats a digit); T=0.6 turns the 12% choice into 2-4% of rollouts. The short forms' accuracy moved with the
+#: data stream (sampled 42% to 95%: the student's step count must be re-chosen for a v2 recipe). Next to try: a larger
+#: student, or more pre-training before the student is made weak again (the errors above are in writing the rarely
+#: seen form itself: miscopied or dropped operands, a wrong decomposition).
+V2_STUDENT_LONG_SHARE = 0.12
+
+
+def v2_teacher_config(t_share: float = 0.0, u_share: float = 0.0, name: str | None = None) -> LabModelConfig:
+    """A world-v2 teacher: :func:`teacher_config`'s, every step long."""
+    base = teacher_config(t_share, u_share=u_share)
+    return dataclasses.replace(base, name=name or f"{V2}{base.name}", world="v2",
+                               pretrain=dataclasses.replace(base.pretrain, long_share=1.0),
+                               description=base.description.replace("teacher,", "v2 teacher, every step long,", 1))
+
+
+V2_MODELS: dict[str, LabModelConfig] = {
+    V2_STUDENT: dataclasses.replace(
+        MODELS[STUDENT], name=V2_STUDENT, world="v2",
+        pretrain=dataclasses.replace(_STUDENT_PRETRAIN, long_share=V2_STUDENT_LONG_SHARE),
+        description=f"v2 student: the student's recipe, {V2_STUDENT_LONG_SHARE:g} of traces with long steps"),
+    V2_TEACHER_IN: v2_teacher_config(name=V2_TEACHER_IN),
+    V2_TEACHER_CROSS: v2_teacher_config(t_share=0.9, name=V2_TEACHER_CROSS),
+    **{f"{V2}teacher_u{u:g}": v2_teacher_config(u_share=u) for u in STYLE_ONLY_LEVELS},
+}
+MODELS.update(V2_MODELS)
+
+_TEACHER_RE = re.compile(r"^(v2_)?teacher_([tu])(\d+(?:\.\d+)?)$")
 
 
 def get_model_config(name: str) -> LabModelConfig:
     if name in MODELS:
         return MODELS[name]
     m = _TEACHER_RE.match(name)
-    if m and 0.0 <= float(m.group(1)) <= 1.0:
-        return teacher_config(float(m.group(1)), name=name)
+    if m and 0.0 <= float(m.group(3)) <= 1.0:
+        shares = {f"{m.group(2)}_share": float(m.group(3))}
+        return v2_teacher_config(**shares, name=name) if m.group(1) else teacher_config(**{"t_share": 0.0, **shares},
+                                                                                        name=name)
     if m:
-        raise KeyError(f"unknown lab model {name!r}: teacher_t<share> takes a share of T-style steps in [0, 1], "
-                       f"e.g. teacher_t0.3")
-    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)} or teacher_t<share> (share in [0, 1])")
+        raise KeyError(f"unknown lab model {name!r}: [v2_]teacher_t<share> / [v2_]teacher_u<share> take a share of T- "
+                       f"or U-style steps in [0, 1], e.g. teacher_t0.3")
+    raise KeyError(f"unknown lab model {name!r}; known: {sorted(MODELS)}, [v2_]teacher_t<share> or "
+                   f"[v2_]teacher_u<share> (share in [0, 1])")
 
 
-#: Pre-training fields omitted from the hash at their neutral value (added later; keeps older hashes valid).
-_OMIT_IF_UNUSED = ("two_digit_share", "two_digit_ks")
+def world_of(name: str) -> WorldConfig:
+    """The world (:data:`WORLDS`) of a lab model by name; v1 for a name the registry does not know (a folder)."""
+    try:
+        return WORLDS[get_model_config(name).world]
+    except KeyError:
+        return WORLD
+
+
+def grammar_of(student: str, teacher: str) -> WorldConfig:
+    """The grammar to grade a student's rollouts by when a teacher reads them: the student's world (its completion cap),
+    with style U if either model writes it and long steps if either does (names the registry does not know: v1's)."""
+    world, used = world_of(student), []
+    for name in (student, teacher):
+        try:
+            used.append(get_model_config(name).pretrain)
+        except KeyError:
+            continue
+    styles = world.styles + tuple(s for s in ("U",) if s not in world.styles and any(p.u_share for p in used))
+    return dataclasses.replace(world, styles=styles, long_steps=world.long_steps or any(p.long_share for p in used))
+
+
+#: Fields added after lab-v1 models were built, omitted from the hash while unused (the switch at its neutral value),
+#: so the stored models' hashes stay valid: pre-training switch -> the fields it brings.
+_ADDED_PRETRAIN_FIELDS = {"two_digit_share": ("two_digit_share", "two_digit_ks"), "u_share": ("u_share",),
+                          "long_share": ("long_share",)}
 
 #: The world's fields that change what models are trained on (eval-only fields are not hashed).
 _WORLD_TRAINING_FIELDS = ("digit_min", "digit_max", "heldout_divisor", "max_positions")
@@ -203,11 +314,16 @@ def config_hash(cfg: LabModelConfig, world: WorldConfig = WORLD) -> str:
     d = cfg.to_dict()
     d.pop("name")
     d.pop("description")
+    if d["world"] == "v1":  # added with world v2: omitted for v1 models (their hashes stay valid)
+        d.pop("world")
     w = {k: getattr(world, k) for k in _WORLD_TRAINING_FIELDS}
     if d["pretrain"]["two_digit_share"]:
         w.update(ood_first_min=world.ood_first_min, ood_first_max=world.ood_first_max)
-    if not d["pretrain"]["two_digit_share"]:  # fields added after lab-v1 models were built: omitted when
-        for key in _OMIT_IF_UNUSED:  # unused, so the stored teachers' hashes stay valid
-            d["pretrain"].pop(key)
+    for switch, keys in _ADDED_PRETRAIN_FIELDS.items():
+        if not d["pretrain"][switch]:
+            for key in keys:
+                d["pretrain"].pop(key)
     payload = {"model": d, "world": w, "lab_version": LAB_VERSION}
+    if "world" in d:
+        payload["world_version"] = WORLD_VERSIONS[d["world"]]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

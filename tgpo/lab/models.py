@@ -25,6 +25,7 @@ from tgpo.lab.config import (
     LAB_VERSION,
     STUDENT,
     WORLD,
+    WORLDS,
     LabModelConfig,
     config_hash,
     get_model_config,
@@ -218,7 +219,7 @@ def _batch(rng, tokenizer, pc, world):
     seqs, labels = [], []
     for _ in range(pc.batch_size):
         prompt, comp = W.sample_pretrain_example(
-            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks
+            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks, pc.u_share, pc.long_share
         )
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         c = tokenizer(comp, add_special_tokens=False)["input_ids"] + [eos]
@@ -329,7 +330,7 @@ def build_one(
         "role": cfg.role,
         "description": cfg.description,
         "config": cfg.to_dict(),
-        "world": dataclasses.asdict(WORLD),
+        "world": dataclasses.asdict(WORLDS[cfg.world]),
         "lab_version": LAB_VERSION,
         "config_hash": config_hash(cfg),
         "seed": cfg.seed,

@@ -6,6 +6,16 @@ Two solution styles share one tokenizer:
 * **T** (the cross-family teacher's preferred style): ``7 plus 3 is 10. 5 plus 10 is 15. 8 plus 15 is 23. \\boxed{23}``
   (the other operand first, about twice as long). A mixed trace picks S or T independently per step.
 
+World v2 (:data:`tgpo.lab.config.WORLD_V2`, issue 20) adds, opt-in:
+
+* **U** (the style-only teacher family): ``3 and 7 gives 10, 10 and 5 gives 15, 15 and 8 gives 23, \boxed{23}`` — the
+  same operands in the same order and the same digits as S; only connectives, separators and step ends differ.
+* **long steps**: a step may carry the operands still to add after its sum, ``3+7=10+5+8;10+5=15+8;15+8=23;``
+  (in T: ``7 plus 3 is 10+5+8. ``; in U: ``3 and 7 gives 10+5+8, ``). The next step then copies its operand from
+  right behind (``10+5``) instead of picking the right one of the prompt's operands (a tiny model miscounts which
+  comes next: most of its first errors are a wrong operand). The last step carries nothing, so its long form is its
+  short form.
+
 Prompts are plain text, ``"3+7+5+8="``; the completion follows directly, then EOS. Answers are plain
 integer strings.
 
@@ -58,25 +68,37 @@ def answer_of(operands: Sequence[int]) -> str:
     return str(sum(operands))
 
 
-def step_text(a: int, b: int, style: str) -> str:
-    """One step adding ``b`` to the running value ``a``."""
-    if style == "S":
-        return f"{a}+{b}={a + b};"
-    if style == "T":
-        return f"{b} plus {a} is {a + b}. "
-    raise ValueError(f"unknown style {style!r}")
+#: Step templates by style: ``a`` the running value, ``b`` the operand added, ``c`` their sum, ``r`` the carried
+#: operands of a long step (``+5+8``; empty in a short step).
+STEP_TEMPLATES = {
+    "S": "{a}+{b}={c}{r};",
+    "T": "{b} plus {a} is {c}{r}. ",
+    "U": "{a} and {b} gives {c}{r}, ",
+}
+#: What ends a step in some style (a regular expression): S's ``;``, T's ``. ``, U's ``, ``.
+STEP_END_PATTERN = r";|\. |, "
 
 
-def solution(operands: Sequence[int], styles: str | Sequence[str] = "S") -> str:
-    """The step-by-step solution (no EOS). ``styles``: one style for every step, or one per step."""
+def step_text(a: int, b: int, style: str, rest: Sequence[int] = ()) -> str:
+    """One step adding ``b`` to the running value ``a``; long when it carries ``rest``, the operands still to add."""
+    if style not in STEP_TEMPLATES:
+        raise ValueError(f"unknown style {style!r}")
+    return STEP_TEMPLATES[style].format(a=a, b=b, c=a + b, r="".join(f"+{x}" for x in rest))
+
+
+def solution(operands: Sequence[int], styles: str | Sequence[str] = "S", long: bool | Sequence[bool] = False) -> str:
+    """The step-by-step solution (no EOS). ``styles``: one style for every step, or one per step; ``long``: whether
+    steps carry the operands still to add (world v2), for every step or one flag per step."""
     n_steps = len(operands) - 1
     if isinstance(styles, str) and len(styles) == 1:
         styles = styles * n_steps
-    if len(styles) != n_steps:
-        raise ValueError("need one style per step")
+    if isinstance(long, bool):
+        long = [long] * n_steps
+    if len(styles) != n_steps or len(long) != n_steps:
+        raise ValueError("need one style (and one long flag) per step")
     acc, parts = operands[0], []
-    for b, st in zip(operands[1:], styles):
-        parts.append(step_text(acc, b, st))
+    for i, (b, st, carry) in enumerate(zip(operands[1:], styles, long)):
+        parts.append(step_text(acc, b, st, operands[i + 2 :] if carry else ()))
         acc += b
     return "".join(parts) + f"{BOXED}{acc}}}"
 
@@ -85,7 +107,7 @@ def step_start_offsets(text: str) -> list[int]:
     """Character offsets (in a completion) where an arithmetic step begins (not the final ``\\boxed{``)."""
     end = text.find(BOXED)
     end = len(text) if end < 0 else end
-    starts = [0] + [m.end() for m in re.finditer(r";|\. ", text)]
+    starts = [0] + [m.end() for m in re.finditer(STEP_END_PATTERN, text)]
     return sorted({s for s in starts if s < end})
 
 
@@ -104,8 +126,12 @@ def sample_training_operands(rng: random.Random, k: int, world: WorldConfig = WO
             return ops
 
 
-def sample_styles(rng: random.Random, n_steps: int, t_share: float) -> str:
-    return "".join("T" if rng.random() < t_share else "S" for _ in range(n_steps))
+def sample_styles(rng: random.Random, n_steps: int, t_share: float, u_share: float = 0.0) -> str:
+    """One style per step: T with probability ``t_share``, else U with ``u_share``, else S (one draw per step)."""
+    def one(x: float) -> str:
+        return "T" if x < t_share else ("U" if x < t_share + u_share else "S")
+
+    return "".join(one(rng.random()) for _ in range(n_steps))
 
 
 def sample_pretrain_example(
@@ -115,21 +141,26 @@ def sample_pretrain_example(
     world: WorldConfig = WORLD,
     two_digit_share: float = 0.0,
     two_digit_ks: Sequence[int] = (2, 3, 4),
+    u_share: float = 0.0,
+    long_share: float = 0.0,
 ) -> tuple[str, str]:
-    """(prompt, completion-without-EOS) for pre-training: k from the mix, each step T with prob ``t_share``;
-    with probability ``two_digit_share`` instead a k-operand sum (k from ``two_digit_ks``) with a two-digit
-    first operand."""
+    """(prompt, completion-without-EOS) for pre-training: k from the mix, each step T with prob ``t_share`` (else U
+    with prob ``u_share``); with probability ``two_digit_share`` instead a k-operand sum (k from ``two_digit_ks``)
+    with a two-digit first operand; with probability ``long_share`` every step long. Draws nothing for a share of 0,
+    so a v1 recipe sees the same stream as before world v2."""
     if two_digit_share and rng.random() < two_digit_share:
         k = rng.choice(list(two_digit_ks))
         while True:
             ops = sample_operands(rng, k, world, ood=True)
             if not is_heldout(ops, world):
                 break
-        return prompt_of(ops), solution(ops, sample_styles(rng, k - 1, t_share))
-    ks, ws = zip(*k_weights)
-    k = rng.choices(ks, weights=ws)[0]
-    ops = sample_training_operands(rng, k, world)
-    return prompt_of(ops), solution(ops, sample_styles(rng, k - 1, t_share))
+    else:
+        ks, ws = zip(*k_weights)
+        k = rng.choices(ks, weights=ws)[0]
+        ops = sample_training_operands(rng, k, world)
+    styles = sample_styles(rng, k - 1, t_share, u_share)
+    long = bool(long_share) and rng.random() < long_share
+    return prompt_of(ops), solution(ops, styles, long)
 
 
 # --------------------------------------------------------------------------- splits
@@ -156,8 +187,8 @@ def make_split(
 ) -> list[dict]:
     """Rows ``{"id", "problem", "prompt", "answer", "teacher_completion", "solution", "k"}``.
 
-    ``teacher_completion`` is a correct trace in the cross-family teacher's preferred style T (for LUFFY);
-    ``solution`` the same in the student's style S. Eval splits (id/hard/ood) default to the fixed
+    ``teacher_completion`` is a correct trace in the cross-family teacher's preferred style T (for LUFFY; every step
+    long in a world with long steps, as its teachers write); ``solution`` the same in the student's style S, short. Eval splits (id/hard/ood) default to the fixed
     ``world.eval_size`` problems drawn with ``world.eval_seed``: distinct, held-out. ``rl_train`` rows are
     i.i.d. non-held-out problems (default n=1024, seed 0). Same (name, n, seed) -> same rows.
     """
@@ -187,7 +218,7 @@ def make_split(
                 "problem": "+".join(str(x) for x in ops),
                 "prompt": prompt_of(ops),
                 "answer": answer_of(ops),
-                "teacher_completion": solution(ops, "T"),
+                "teacher_completion": solution(ops, "T", world.long_steps),
                 "solution": solution(ops, "S"),
                 "k": k,
             }
