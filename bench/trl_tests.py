@@ -14,8 +14,10 @@ a scratch folder (``--work``, outside the repository) beside what it builds ther
 * a Hugging Face cache (``HF_HOME``) with tiny stand-ins under the Hub ids the tests load
   (:data:`STAND_INS`: random tiny models over a byte-level tokenizer without merges, TRL's chat templates);
 * a local ``trl-internal-testing/zen`` dataset (its two prompt-only configurations; prompts from Python's ``this``);
-* a ``conftest.py`` that points ``load_dataset`` at it, swaps the trainer class (``--trainer tgpo``), and skips the
-  tests that need a model without a stand-in (vision models, remote code) or a package that is not installed.
+* a ``conftest.py`` that points ``load_dataset`` at it, swaps the trainer class (``--trainer tgpo``), defines the
+  availability checks the tests import and the installed TRL lacks, and skips the tests that need a model without a
+  stand-in (vision models, remote code). TRL's own markers skip those needing an absent package (peft, vllm,
+  liger-kernel) or an accelerator.
 
 Then ``run`` runs one trainer (one process, JUnit XML into the scratch folder) and ``report`` compares the two runs
 and writes ``results/bench/trl_conformance.md``::
