@@ -272,7 +272,8 @@ def test_one_ctrl_c_stops_an_api_eval_with_hanging_requests(tmp_path):
     from stand_in_server import StandInServer
 
     out = tmp_path / "out"
-    env = {**os.environ, "TGPO_BENCHMARK_DIR": str(FIXTURES), "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: if the run does not end, the SIGABRT below makes it print where each thread is
+    env = {**os.environ, "TGPO_BENCHMARK_DIR": str(FIXTURES), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     with StandInServer(_lookup(), mode="right", hang_after=2) as srv:
         proc = subprocess.Popen([sys.executable, "-m", "tgpo.cli", "eval", "--model", "stand-in", "--backend", "api",
                                  "--base-url", srv.base_url, "--output-dir", str(out), "--retry-wait", "0",
@@ -286,6 +287,9 @@ def test_one_ctrl_c_stops_an_api_eval_with_hanging_requests(tmp_path):
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
             _, err = proc.communicate(timeout=20)
         finally:
             proc.kill()
