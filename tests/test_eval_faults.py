@@ -294,9 +294,44 @@ def test_one_ctrl_c_stops_an_api_eval_with_hanging_requests(tmp_path):
         finally:
             proc.kill()
         waited = time.monotonic() - sent
-    assert proc.returncode == 130 and waited < 10, (proc.returncode, waited, err[-2000:])
+    stacks = err.find("Thread 0x")  # faulthandler's dump, when the run had to be aborted
+    assert proc.returncode == 130 and waited < 10, (proc.returncode, waited, err[stacks:stacks + 6000] if stacks >= 0
+                                                    else err[-2000:])
     lines = [line for line in err.splitlines() if line.startswith("tgpo eval:")]
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err
     assert _cache_answers(out) == 2
     rc, rows, requests = _eval(out, ONE_TASK)
     assert rc == 0 and len(requests) == 2
+
+
+def test_ctrl_c_ends_an_eval_even_when_the_interrupt_is_swallowed():
+    """A library that catches KeyboardInterrupt (or a main thread stuck behind a hung request) cannot keep an
+    interrupted eval alive: the watchdog armed by Ctrl-C ends the process with 130 after the grace period."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from tgpo.cli import interrupt_with_deadline\n"
+        "interrupt_with_deadline(1.0)\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"  # a library that swallows it, then waits on
+        "    pass\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    waited = time.monotonic() - sent
+    assert proc.returncode == 130 and 0.9 < waited < 10, (proc.returncode, waited, err)
+    lines = [line for line in err.splitlines() if line.startswith("tgpo eval:")]
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err

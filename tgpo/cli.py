@@ -62,10 +62,39 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error, already printed as one line (2)
         return int(exit_.code or 0)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    if process_entry and args.command == "eval":
+        interrupt_with_deadline(EVAL_INTERRUPT_GRACE_S)
     code = int(module.run(args) or 0)
     if process_entry and code == INTERRUPTED and args.command == "eval":
         _exit_now(code)
     return code
+
+
+#: Seconds an interrupted eval may take to keep its answers and print its line before it is ended anyway.
+EVAL_INTERRUPT_GRACE_S = 5.0
+
+
+def interrupt_with_deadline(grace_s: float) -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual (the eval closes its answer cache and prints its line), and arms a
+    watchdog that ends the process ``grace_s`` later with exit 130 whatever became of that exception: a library
+    that catches it, or a main thread blocked behind a hung request, must not keep a stopped run alive. Answers are
+    committed to the SQLite cache one by one, so ending the process loses none. A second Ctrl-C is Python's own."""
+    import signal
+    import threading
+    import time
+
+    def watchdog() -> None:
+        time.sleep(grace_s)
+        print(f"tgpo eval: interrupted; ended {grace_s:.0f} s after Ctrl-C, the answers so far are kept: rerun the "
+              "same command to generate only the rest", file=sys.stderr, flush=True)
+        os._exit(INTERRUPTED)
+
+    def on_sigint(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.Thread(target=watchdog, name="tgpo-interrupt-watchdog", daemon=True).start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
 
 
 def _exit_now(code: int) -> None:
