@@ -321,12 +321,24 @@ def test_presets_shift_pairs_the_committed_preset_runs(tmp_path):
     """TGPO-Reg and TGPO-Adv resolve to the same settings under both presets (the presets differ only in the
     baselines' normalisation), and RKL's only difference, ``scale_rewards``, acts on an outcome advantage that RKL does
     not use; so their runs under the two presets are identical (training is deterministic given the seed): a shift of
-    exactly 0 by seed."""
+    exactly 0 by seed.
+    When the two committed tables were made by other code or on other kernels (their run keys' code part or their
+    manifests' pinned ISA differ), the runs cannot be identical; their shifts must then be noise: intervals that
+    contain 0."""
     from repro import presets_shift
 
     assert presets_shift.main(["--output-dir", str(tmp_path)]) == 0
     frame = pd.read_csv(tmp_path / "table1_presets_shift.csv", index_col="row")
+    made = [json.loads((REPO / "results" / "lab" / f"{name}_manifest.json").read_text())
+            for name in ("table1_6seeds", "table1_authors_final_6seeds")]
+    code = [{run["key"].split("/", 1)[1] for run in m["rows"]["TGPO-Reg"]["runs"]} for m in made]
+    kernels = [m.get("machine", {}).get("job_kernels_isa") for m in made]
+    same_arithmetic = code[0] == code[1] and kernels[0] == kernels[1] is not None
     for row in ("TGPO-Reg", "TGPO-Adv", "RKL"):
-        assert frame.loc[row, "Δ In-dist. avg"] == 0 and frame.loc[row, "Δ In-dist. avg ci"] == 0, row
+        shift, half_width = frame.loc[row, "Δ In-dist. avg"], frame.loc[row, "Δ In-dist. avg ci"]
+        if same_arithmetic:
+            assert shift == 0 and half_width == 0, row
+        else:
+            assert abs(shift) <= half_width, (row, shift, half_width)
     assert frame.loc["GRPO", "Δ In-dist. avg"] != 0  # the authors' GRPO normalisation does move it
     assert frame.loc["GRPO", "n_seeds"] == 6
