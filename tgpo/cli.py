@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error, already printed as one line (2)
         return int(exit_.code or 0)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    if process_entry and args.command == "eval":
+    eval_process = process_entry and args.command == "eval"  # Ctrl-C ends it promptly (see the helpers below)
+    if eval_process:
         interrupt_with_deadline(EVAL_INTERRUPT_GRACE_S)
     code = int(module.run(args) or 0)
-    if process_entry and code == INTERRUPTED and args.command == "eval":
+    if eval_process and code == INTERRUPTED:
         _exit_now(code)
     return code
 
