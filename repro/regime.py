@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import tempfile
 import time
@@ -83,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     from tgpo.lab import world
 
     args = parse_args(argv)
-    from repro.lab_runner import JOB_ENV
+    from tgpo.lab import kernels
 
-    for key, value in JOB_ENV.items():  # the lab jobs' threads and kernel ISA, read when torch loads (below)
-        os.environ.setdefault(key, value)
+    kernels.pin()  # the lab jobs' threads and kernel ISA, before torch loads (below)
     try:
         world.parse_rl_split(args.rl_split)
     except ValueError as err:
