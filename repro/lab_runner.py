@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from repro import run_lock
 from repro.records import read_eval_dir
 from repro.run_cache import RunCache, RunKey, reuse_report
+from repro.table_config import DEFAULT_RL_SPLIT
 from tgpo.lab.kernels import KERNEL_ENV
 
 #: Columns of the training curves kept from TRL's log history (``step`` is added); class-wise agreement
@@ -79,6 +80,7 @@ class LabJob:
     trainer: dict  # TGPOConfig fields of this row (table's trainer + the row's overrides), before the preset
     train_size: int
     data_seed: int
+    rl_split: str  # the RL prompts' split (tgpo.lab.world.rl_split), e.g. "k4" (Table 1's first) or "k5"
     eval_tasks: str
     eval_limit: int | None
     eval_batch_size: int
@@ -126,6 +128,8 @@ def job_settings(job: LabJob) -> dict:
         trainer = dict(run_config(job).trainer)
         trainer.pop("output_dir")
         settings.update(preset=job.preset, trainer=trainer, train_size=job.train_size, data_seed=job.data_seed)
+        if job.rl_split != DEFAULT_RL_SPLIT:  # named only off the default, so runs made before the field keep their keys
+            settings["rl_split"] = job.rl_split
     return settings
 
 
@@ -134,10 +138,10 @@ def job_models(job: LabJob) -> list[Path]:
     return [model_dir(job.student)] + ([model_dir(job.teacher)] if job.reads_teacher and job.teacher else [])
 
 
-def _write_train_jsonl(path: Path, size: int, seed: int) -> Path:
-    from tgpo.lab.world import write_jsonl
+def _write_train_jsonl(path: Path, job: LabJob) -> Path:
+    from tgpo.lab.world import rl_split, write_rows
 
-    write_jsonl(path, "rl_train", n=size, seed=seed)
+    write_rows(path, rl_split(job.rl_split, n=job.train_size, seed=job.data_seed))
     return path
 
 
@@ -177,7 +181,7 @@ def run_lab_job(job: LabJob) -> dict:
     record = {**asdict(job), "curves": [], "train_seconds": 0.0}
     model = str(model_dir(job.student))
     if job.trained:
-        data = _write_train_jsonl(work / "train.jsonl", job.train_size, job.data_seed)
+        data = _write_train_jsonl(work / "train.jsonl", job)
         run = run_config(job, data_path=str(data), output_dir=str(work / "model"))
         record["trainer_resolved"] = {k: v for k, v in run.trainer.items() if k != "output_dir"}
         trainer = build_trainer(run)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from repro import lab_runner, paper
 from repro.options import output_dir, seeds_of
 from repro.paths import runs_dir
-from repro.table_config import LAB_PROFILES, Row, Table, UsageError
+from repro.table_config import DEFAULT_RL_SPLIT, LAB_PROFILES, Row, Table, UsageError
 
 
 @dataclass
@@ -38,11 +38,14 @@ def lab_job(table: Table, row: Row, seed: int, preset: str):
 
     student = row.student or table.student
     teacher = row.teacher or table.teacher
-    name = "-".join(p for p in (_slug(row.key), student, teacher if row.trained else None, f"s{seed}") if p)
+    split = row.rl_split or table.rl_split
+    shown_split = split if row.trained and split != DEFAULT_RL_SPLIT else None
+    name = "-".join(p for p in (_slug(row.key), student, teacher if row.trained else None, shown_split and _slug(split),
+                                f"s{seed}") if p)
     return lab_runner.LabJob(
         name=name, row=row.key, label=row.label, variant=row.variant, method=row.method, seed=seed,
         student=student, teacher=teacher, preset=preset, trainer={**table.trainer, **row.trainer},
-        train_size=row.train_size or table.get("train_size", 0), data_seed=table.get("data_seed", 0),
+        train_size=row.train_size or table.get("train_size", 0), data_seed=table.get("data_seed", 0), rl_split=split,
         eval_tasks=table.eval["tasks"], eval_limit=table.eval.get("limit"),
         eval_batch_size=table.eval.get("batch_size", 64), work_dir="",
     )

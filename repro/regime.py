@@ -415,7 +415,8 @@ def grpo_groups(args, table, trainer: dict | None = None) -> pd.DataFrame:
         write_rows(data, rl_split(args.rl_split, n=per_step * args.grpo_steps, seed=table.get("data_seed", 0)))
         job = LabJob(name=f"regime-grpo-{args.rl_split}", row="grpo", label="GRPO", variant=None, method="grpo",
                      seed=args.seed, student=args.student, teacher=None, preset=args.preset, trainer=trainer_cfg,
-                     train_size=per_step * args.grpo_steps, data_seed=table.get("data_seed", 0), eval_tasks="",
+                     train_size=per_step * args.grpo_steps, data_seed=table.get("data_seed", 0),
+                     rl_split=args.rl_split, eval_tasks="",
                      eval_limit=None, eval_batch_size=1, work_dir=work)
         trainer = build_trainer(run_config(job, data_path=str(data), output_dir=str(Path(work) / "model")))
         groups: list[dict] = []

@@ -18,13 +18,15 @@ underneath; mappings merge key by key, lists — such as ``rows`` — are replac
         teacher: teacher_in              # lab, optional: this row's teacher
         student: student_small           # lab, optional: this row's student
         train_size: 3840                 # lab, optional: this row's number of RL prompts
+        rl_split: k5                     # lab, optional: this row's RL split (tgpo.lab.world.rl_split)
         trainer: {guidance_weight: 0.02} # lab, optional: TGPOConfig fields over the table's `trainer`
         config: ../7b_cross_tgpo_adv.yaml   # paper, required for a trained row: its training config (relative
                                             # to this file; `tgpo train` resolves it, --preset on top)
     columns: {task: label}               # lm-eval task -> column label, in order
     averages: {label: [column, ...]}     # unweighted means of columns, per seed
     eval: {tasks: tgpo_lab, limit: null, batch_size: 100}    # paper: {tasks, backend, model_args}
-    train_size: 1600                     # lab: RL prompts per run (tgpo.lab.rl_dataset(n, data_seed))
+    train_size: 1600                     # lab: RL prompts per run, drawn i.i.d. from the RL split
+    rl_split: k4                         # lab: the RL split (tgpo.lab.world.rl_split: k4, k5, k4+k5, ...); default k4
     data_seed: 0                         # lab
     trainer: {...}                       # lab: TGPOConfig fields shared by every row
     reported_models: [...]               # paper: models of the reported-numbers section
@@ -52,7 +54,9 @@ ALL_METHODS = "all_methods"
 BASE_LABEL = "Base student"
 #: The row every other row is compared with (paired differences).
 REFERENCE_METHOD = "grpo"
-ROW_KEYS = {"method", "label", "variant", "teacher", "student", "train_size", "trainer", "config"}
+ROW_KEYS = {"method", "label", "variant", "teacher", "student", "train_size", "rl_split", "trainer", "config"}
+#: The lab's RL split when a config names none: the k=4 sums Table 1 was first built on (``rl_train``).
+DEFAULT_RL_SPLIT = "k4"
 
 
 class UsageError(Exception):
@@ -71,6 +75,7 @@ class Row:
     teacher: str | None = None
     student: str | None = None
     train_size: int | None = None
+    rl_split: str | None = None
     trainer: dict = field(default_factory=dict, hash=False)
     config: Path | None = None
 
@@ -124,6 +129,10 @@ class Table:
         return self.data.get("trainer") or {}
 
     @property
+    def rl_split(self) -> str:
+        return self.data.get("rl_split") or DEFAULT_RL_SPLIT
+
+    @property
     def labels(self) -> list[str]:
         return [row.label for row in self.rows]
 
@@ -159,6 +168,8 @@ def load_table(profile: str, name: str, path: Path | None = None) -> Table:
         unknown = [m for m in members if m not in labels]
         if unknown:
             raise UsageError(f"{where}: average {avg!r} names unknown columns {unknown}")
+    if data.get("rl_split") is not None:
+        check_rl_split(data["rl_split"], where)
     rows = [parse_row(spec, path, profile) for spec in expand_rows(data["rows"], where, profile)]
     for attr in ("key", "label"):
         values = [getattr(r, attr) for r in rows]
@@ -205,19 +216,33 @@ def parse_row(spec, path: Path, profile: str) -> Row:
         raise UsageError(f"{where}: 'trainer' must be a mapping of TGPOConfig fields")
     config = spec.get("config")
     if profile == "paper":
-        if trainer or any(spec.get(k) is not None for k in ("teacher", "student", "train_size")):
+        if trainer or any(spec.get(k) is not None for k in ("teacher", "student", "train_size", "rl_split")):
             raise UsageError(f"{where}: a paper row names its training config (`config`), not lab settings")
         if method != BASE and not config:
             raise UsageError(f"{where}: a trained paper row needs `config` (its training config file)")
     elif config:
         raise UsageError(f"{where}: a lab row takes `trainer` overrides, not a training config file")
+    if spec.get("rl_split") is not None:
+        check_rl_split(spec["rl_split"], where)
     if config:
         config = (path.parent / str(config)).resolve()
         if not config.exists():
             raise UsageError(f"{where}: training config {config} does not exist")
     return Row(key=method if variant is None else f"{method}@{variant}", method=method, label=str(label),
                variant=variant, teacher=spec.get("teacher"), student=spec.get("student"),
-               train_size=spec.get("train_size"), trainer=dict(trainer), config=config)
+               train_size=spec.get("train_size"), rl_split=spec.get("rl_split"), trainer=dict(trainer),
+               config=config)
+
+
+def check_rl_split(spec, where: str) -> None:
+    """A lab RL split spec (``k4``, ``k5``, ``k4+k5``; :func:`tgpo.lab.world.parse_rl_split`), else a one-line
+    :class:`UsageError` naming the config."""
+    from tgpo.lab.world import parse_rl_split
+
+    try:
+        parse_rl_split(str(spec))
+    except ValueError as err:
+        raise UsageError(f"{where}: {err}") from None
 
 
 

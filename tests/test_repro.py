@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from repro import options, table_config, tables
+from repro import options, planning, table_config, tables
 from tgpo.objectives import METHODS, guidance_weight
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,6 +121,8 @@ def test_table_configs_inherit_and_rows_are_replaced_not_merged(tmp_path):
     ("[{method: grpo}]", "paper", "needs `config`"),
     ("[{method: grpo, trainer: {a: 1}, config: p.yaml}]", "paper", "not lab settings"),
     ("[{method: grpo, config: missing.yaml}]", "paper", "does not exist"),
+    ("[{method: grpo, rl_split: k9}]", "lab", "RL split 'k9'"),
+    ("[{method: grpo, rl_split: k5, config: p.yaml}]", "paper", "not lab settings"),
 ])
 def test_bad_table_configs_are_refused_naming_the_row(tmp_path, rows, profile, message):
     write(tmp_path / "p.yaml", "model: m\n")
@@ -128,6 +130,20 @@ def test_bad_table_configs_are_refused_naming_the_row(tmp_path, rows, profile, m
     with pytest.raises(table_config.UsageError, match="t.yaml") as err:
         table_config.load_table(profile, "t", path)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_rl_splits_come_from_the_row_then_the_table_and_name_the_job(tmp_path):
+    from argparse import Namespace
+
+    path = write(tmp_path / "t.yaml", "student: s\nteacher: t\nseeds: 1\ncolumns: {t: T}\nrl_split: k5\n"
+                                      "eval: {tasks: x}\nrows: [base, grpo, {method: rkl, rl_split: k4}]\n")
+    table = table_config.load_table("lab", "t", path)
+    jobs = planning.plan_runs(table, Namespace(seeds=None, preset="controlled")).jobs
+    assert [(j.method, j.rl_split) for j in jobs] == [("base", "k5"), ("grpo", "k5"), ("rkl", "k4")]
+    assert [j.name for j in jobs] == ["base-s-s0", "grpo-s-t-k5-s0", "rkl-s-t-s0"]  # the default split is not named
+    bad = write(tmp_path / "b.yaml", "student: s\nseeds: 1\ncolumns: {t: T}\nrl_split: k4+k4\nrows: [grpo]\n")
+    with pytest.raises(table_config.UsageError, match="b.yaml: RL split 'k4\\+k4'"):
+        table_config.load_table("lab", "b", bad)
 
 
 def committed_tables():

@@ -3,6 +3,7 @@ gives one line and exit code 2 before any earlier result is archived, or (the ca
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def make_job(tmp_path: Path, name: str, seed: int = 0, **changes) -> lab_runner.
         (model / "model.safetensors").write_bytes(b"weights v1")
         (model / "build_info.json").write_text("{}")
     fields = dict(name=name, row="grpo", label="GRPO", variant=None, method="grpo", seed=seed, student=str(model),
-                  teacher=None, preset="controlled", trainer={"max_steps": 2}, train_size=8, data_seed=0,
+                  teacher=None, preset="controlled", trainer={"max_steps": 2}, train_size=8, data_seed=0, rl_split="k4",
                   eval_tasks="tgpo_lab", eval_limit=4, eval_batch_size=4, work_dir=str(tmp_path / "jobs" / name))
     return lab_runner.LabJob(**{**fields, **changes})
 
@@ -207,13 +208,33 @@ def test_cached_runs_are_not_reused_under_other_library_versions(tmp_path, capsy
 def test_the_config_preset_and_seed_are_part_of_the_key(tmp_path, capsys, fake_runs):
     _, ran = fake_runs
     run([make_job(tmp_path, "a")], tmp_path, capsys)
-    for changed in ({"seed": 1}, {"preset": "authors_final"}, {"trainer": {"max_steps": 3}}, {"eval_limit": 8}):
+    for changed in ({"seed": 1}, {"preset": "authors_final"}, {"trainer": {"max_steps": 3}}, {"eval_limit": 8},
+                    {"rl_split": "k5"}):
         ran.clear()
         run([make_job(tmp_path, "a", **changed)], tmp_path, capsys)
         assert ran == ["a"], changed
     ran.clear()
     run([make_job(tmp_path, "renamed", label="Another label")], tmp_path, capsys)  # names are not settings
     assert ran == []
+
+
+def test_the_default_rl_split_leaves_keys_of_runs_made_before_it_unchanged(tmp_path):
+    """Runs cached before jobs named their RL split trained on k4: their key must not change with the field."""
+    settings = lab_runner.job_settings(make_job(tmp_path, "a"))
+    assert "rl_split" not in settings
+    assert lab_runner.job_settings(make_job(tmp_path, "a", rl_split="k5"))["rl_split"] == "k5"
+
+
+def test_a_job_trains_on_its_rl_split(tmp_path):
+    from tgpo.lab import world
+
+    for split, ks in (("k4", {4}), ("k5", {5}), ("k4+k5", {4, 5})):
+        path = lab_runner._write_train_jsonl(tmp_path / f"{split}.jsonl", make_job(tmp_path, "a", rl_split=split,
+                                                                                   train_size=40))
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == 40 and {len(r["prompt"].rstrip("=").split("+")) for r in rows} == ks, split
+    k4 = [json.loads(line)["prompt"] for line in (tmp_path / "k4.jsonl").read_text().splitlines()]
+    assert k4 == [r["prompt"] for r in world.make_split("rl_train", n=40, seed=0)]  # what jobs trained on before
 
 
 def test_no_cache_reruns_and_identical_jobs_run_once(tmp_path, capsys, fake_runs):
