@@ -1,0 +1,176 @@
+"""Pre-registration of Table 1's default regime: for each candidate RL split, in the config's order, train GRPO and
+RKL (with the in-family and the cross-family teacher) over seeds, read the split's regime statistics, and check the
+config's criteria; the first candidate that meets every one is the default. No TGPO row runs here, so the choice
+cannot be tuned on TGPO's result.
+
+    python -m repro.default_regime [--seeds N --workers N --no-cache]
+
+Criteria and candidates: ``repro/configs/lab/default_regime.yaml``. The regime statistics come from the committed
+``results/lab/regime_<student>_<teacher>_<split>.csv`` (``python -m repro.regime``). Outputs in ``results/lab/``:
+``default_regime.md``, ``default_regime.csv``, ``default_regime_runs.json``, ``default_regime_manifest.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from repro import options, planning, stats, table_config, tables
+from repro.manifest import Manifest, save_runs
+from repro.paths import RESULTS
+from repro.session import archive
+
+NAME = "default_regime"
+SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
+#: The rows every candidate trains (their `variant` in the config): GRPO, and RKL with each teacher.
+IN_FAMILY, CROSS_FAMILY = "in-family", "cross-family"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One pre-registered criterion: a measured value (mean and 95% interval) against its minimum."""
+
+    name: str
+    minimum: float
+    mean: float
+    low: float
+    high: float
+    source: str
+
+    @property
+    def met(self) -> bool:  # the point estimate decides, as the config says; the interval is shown beside it
+        return self.mean >= self.minimum
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, figures=False)
+    table = table_config.load_table(args.profile, NAME)
+    stem = options.output_stem(NAME, args, table)
+    candidates, criteria = _candidates(table), table.get("criteria") or {}
+    regimes = {split: regime_statistics(args.profile, table, split) for split in candidates}  # before any run
+    plans = {split: planning.plan_runs(table, args, rows=candidate_rows(table, split)) for split in candidates}
+    if args.dry_run:
+        return max(planning.print_plan(plan) for plan in plans.values())
+    for plan in plans.values():
+        planning.check_ready(plan)
+    out_dir = archive(options.output_dir(args), [stem + s for s in SUFFIXES])
+    manifest = Manifest(NAME, args, table, plans[candidates[0]].seeds, extra={"candidates": candidates,
+                                                                              "criteria": criteria})
+    records, checked, chosen = [], {}, None
+    for split in candidates:  # in order; stop at the first that meets every criterion
+        runs = planning.run_plan(plans[split], args, desc=f"Default regime {split} ({args.profile}, {args.preset})")
+        records += [r for r in runs if r["method"] != table_config.BASE or not records]  # one base: split-free
+        checked[split] = check(runs, table, split, regimes[split], criteria)
+        if all(c.met for c in checked[split]):
+            chosen = split
+            break
+    manifest.extra["chosen"] = chosen
+    frame = pd.DataFrame([{"rl_split": split, "criterion": c.name, "minimum": c.minimum, "mean": c.mean,
+                           "low": c.low, "high": c.high, "met": c.met, "source": c.source}
+                          for split, found in checked.items() for c in found])
+    frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
+    text = render(checked, chosen, candidates, table, args)
+    (out_dir / f"{stem}.md").write_text(text)
+    save_runs(records, out_dir, stem)
+    manifest.write(out_dir, stem, records)
+    print(text)
+    return 0
+
+
+def _candidates(table: table_config.Table) -> list[str]:
+    where = f"config {table.path}"
+    candidates = table.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        raise table_config.UsageError(f"{where}: 'candidates' (RL splits in order, e.g. [k5, k6]) is required")
+    for split in candidates:
+        table_config.check_rl_split(split, where)
+    variants = {row.variant for row in table.rows if row.method == "rkl"}
+    if not any(row.method == "grpo" for row in table.rows) or variants != {IN_FAMILY, CROSS_FAMILY}:
+        raise table_config.UsageError(f"{where}: rows must be base, grpo and rkl with variants {IN_FAMILY} and "
+                                      f"{CROSS_FAMILY}")
+    return [str(split) for split in candidates]
+
+
+def candidate_rows(table: table_config.Table, split: str) -> list[table_config.Row]:
+    """The config's rows on RL split ``split`` (the untrained student does not depend on it)."""
+    return [row if not row.trained else replace(row, key=f"{row.key}@{split}", label=f"{row.label} [{split}]",
+                                                rl_split=split) for row in table.rows]
+
+
+def regime_statistics(profile: str, table: table_config.Table, split: str) -> pd.DataFrame:
+    """The committed regime file of the student and the cross-family teacher on ``split`` (its GRPO group shares and
+    first-error statistics); a missing file stops the script before anything trains, naming the command."""
+    teacher = next(row.teacher for row in table.rows if row.variant == CROSS_FAMILY)
+    path = RESULTS / profile / f"regime_{table.student}_{teacher}_{split.replace('+', '')}.csv"
+    if not path.exists():
+        raise table_config.UsageError(f"no regime statistics for RL split {split}: {path} does not exist; make it with "
+                                      f"python -m repro.regime --teacher {teacher} --rl-split {split}")
+    return pd.read_csv(path)
+
+
+def _regime_value(regime: pd.DataFrame, section: str, statistic: str) -> tuple[float, float, float]:
+    hit = regime[(regime["section"] == section) & (regime["statistic"] == statistic)]
+    if hit.empty:
+        raise table_config.UsageError(f"regime file: no {section!r} / {statistic!r} row (remake it with repro.regime)")
+    row = hit.iloc[0]
+    return float(row["value"]), float(row["low"]), float(row["high"])
+
+
+def check(records: list[dict], table: table_config.Table, split: str, regime: pd.DataFrame,
+          criteria: dict) -> list[Criterion]:
+    """Every criterion of the config, measured for one candidate (see the config for their meaning)."""
+    headline = next(iter(table.averages))
+    hard = table["criteria_hard_column"]
+    wide = tables.wide_scores(records, table.columns, table.averages)
+    label = {(row.method, row.variant): row.label for row in candidate_rows(table, split)}
+    base = wide.xs(label[(table_config.BASE, None)], level="row")
+    grpo = wide.xs(label[("grpo", None)], level="row")
+    rkl_in = wide.xs(label[("rkl", IN_FAMILY)], level="row")[headline].to_numpy()
+    rkl_cross = wide.xs(label[("rkl", CROSS_FAMILY)], level="row")[headline].to_numpy()
+    measured = {
+        "all_wrong_groups": (_regime_value(regime, "GRPO groups", "all-wrong groups (%), steps 1-25"),
+                             "all-wrong groups under GRPO, steps 1-25 (%) [regime file]"),
+        "teacher_first_error": (_regime_value(regime, "first error", "teacher argmax correct (%)"),
+                                "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]"),
+        "grpo_gain": (_interval(stats.t_interval(grpo[headline].to_numpy() - base[headline].iloc[0])),
+                      f"GRPO − base student, {headline} (points)"),
+        "grpo_hard_gain": (_interval(stats.t_interval(grpo[hard].to_numpy() - base[hard].iloc[0])),
+                           f"GRPO − base student, {hard} (points)"),
+        "rkl_drop": (_interval(stats.paired_t_interval(rkl_in, rkl_cross)),
+                     f"RKL in-family − RKL cross-family, {headline} (points)"),
+    }
+    unknown = set(criteria) - set(measured)
+    if unknown:
+        raise table_config.UsageError(f"config {table.path}: unknown criteria {sorted(unknown)}; expected some of "
+                                      f"{sorted(measured)}")
+    return [Criterion(name, float(criteria[name]), *measured[name][0], source=measured[name][1]) for name in criteria]
+
+
+def _interval(interval: stats.Interval) -> tuple[float, float, float]:
+    return interval.mean, interval.low, interval.high
+
+
+def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: list[str], table, args) -> str:
+    lines = [f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, "
+             f"{len(options.seeds_of(args, table))} seeds)", ""]
+    for split in candidates:
+        if split not in checked:
+            lines += [f"## RL split {split}: not run (an earlier candidate met every criterion)", ""]
+            continue
+        verdict = "meets every criterion: **chosen**" if split == chosen else "misses a criterion"
+        shown = pd.DataFrame([{"criterion": c.source, "minimum": f"{c.minimum:g}",
+                               "measured [95% interval]": f"{c.mean:.1f} [{c.low:.1f}, {c.high:.1f}]",
+                               "met": "yes" if c.met else "no"} for c in checked[split]])
+        lines += [f"## RL split {split}: {verdict}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+    lines.append(f"Chosen: **{chosen}**." if chosen else "No candidate meets every criterion: the default stays.")
+    lines.append("\nA criterion is met when its mean reaches the minimum (decided before the runs; the interval is "
+                 "shown beside it). Scores: greedy pass@1 (%) on 600 problems per split; t intervals over seeds "
+                 "(RKL's drop paired by seed). Only GRPO and RKL ran: no TGPO result entered the choice. Measured by "
+                 "this repo.\n")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(options.cli(main))
