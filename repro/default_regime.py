@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from repro import options, planning, stats, table_config, tables
+from repro import options, planning, regime, stats, table_config, tables
 from repro.manifest import Manifest, save_runs
-from repro.paths import RESULTS
 from repro.session import archive
 
 NAME = "default_regime"
@@ -49,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     table = table_config.load_table(args.profile, NAME)
     stem = options.output_stem(NAME, args, table)
     candidates, criteria = _candidates(table), table.get("criteria") or {}
-    regimes = {split: regime_statistics(args.profile, table, split) for split in candidates}  # before any run
+    teacher = next(row.teacher for row in table.rows if row.variant == CROSS_FAMILY)
+    regimes = {split: regime.committed(args.profile, table.student, teacher, split) for split in candidates}  # first
     plans = {split: planning.plan_runs(table, args, rows=candidate_rows(table, split)) for split in candidates}
     if args.dry_run:
         return max(planning.print_plan(plan) for plan in plans.values())
@@ -99,26 +99,7 @@ def candidate_rows(table: table_config.Table, split: str) -> list[table_config.R
                                                 rl_split=split) for row in table.rows]
 
 
-def regime_statistics(profile: str, table: table_config.Table, split: str) -> pd.DataFrame:
-    """The committed regime file of the student and the cross-family teacher on ``split`` (its GRPO group shares and
-    first-error statistics); a missing file stops the script before anything trains, naming the command."""
-    teacher = next(row.teacher for row in table.rows if row.variant == CROSS_FAMILY)
-    path = RESULTS / profile / f"regime_{table.student}_{teacher}_{split.replace('+', '')}.csv"
-    if not path.exists():
-        raise table_config.UsageError(f"no regime statistics for RL split {split}: {path} does not exist; make it with "
-                                      f"python -m repro.regime --teacher {teacher} --rl-split {split}")
-    return pd.read_csv(path)
-
-
-def _regime_value(regime: pd.DataFrame, section: str, statistic: str) -> tuple[float, float, float]:
-    hit = regime[(regime["section"] == section) & (regime["statistic"] == statistic)]
-    if hit.empty:
-        raise table_config.UsageError(f"regime file: no {section!r} / {statistic!r} row (remake it with repro.regime)")
-    row = hit.iloc[0]
-    return float(row["value"]), float(row["low"]), float(row["high"])
-
-
-def check(records: list[dict], table: table_config.Table, split: str, regime: pd.DataFrame,
+def check(records: list[dict], table: table_config.Table, split: str, regime_stats: pd.DataFrame,
           criteria: dict) -> list[Criterion]:
     """Every criterion of the config, measured for one candidate (see the config for their meaning)."""
     headline = next(iter(table.averages))
@@ -130,9 +111,9 @@ def check(records: list[dict], table: table_config.Table, split: str, regime: pd
     rkl_in = wide.xs(label[("rkl", IN_FAMILY)], level="row")[headline].to_numpy()
     rkl_cross = wide.xs(label[("rkl", CROSS_FAMILY)], level="row")[headline].to_numpy()
     measured = {
-        "all_wrong_groups": (_regime_value(regime, "GRPO groups", "all-wrong groups (%), steps 1-25"),
+        "all_wrong_groups": (regime.statistic(regime_stats, "GRPO groups", "all-wrong groups (%), steps 1-25"),
                              "all-wrong groups under GRPO, steps 1-25 (%) [regime file]"),
-        "teacher_first_error": (_regime_value(regime, "first error", "teacher argmax correct (%)"),
+        "teacher_first_error": (regime.statistic(regime_stats, "first error", "teacher argmax correct (%)"),
                                 "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]"),
         "grpo_gain": (_interval(stats.t_interval(grpo[headline].to_numpy() - base[headline].iloc[0])),
                       f"GRPO − base student, {headline} (points)"),

@@ -397,6 +397,29 @@ def first_error_rows(student, tok, rollouts: list[dict], cap: int, world=None) -
     return out
 
 
+# --------------------------------------------------------------------------- reading committed regime files
+def committed(profile: str, student: str, teacher: str, split: str) -> pd.DataFrame:
+    """The committed ``results/<profile>/regime_<student>_<teacher>_<split>.csv`` (what this script wrote with the
+    default name); a missing file is a one-line :class:`UsageError` naming the command that makes it."""
+    path = RESULTS / profile / f"regime_{student}_{teacher}_{split.replace('+', '')}.csv"
+    if not path.exists():
+        raise UsageError(f"no regime statistics for {student}, {teacher}, RL split {split}: {path} does not exist; "
+                         f"make it with python -m repro.regime --student {student} --teacher {teacher} --rl-split {split}")
+    return pd.read_csv(path)
+
+
+def statistic(frame: pd.DataFrame, section: str, name: str, cls: str | None = None) -> tuple[float, float, float]:
+    """``(value, low, high)`` of one statistic of a regime file (``cls``: its position class, where it has one)."""
+    hit = frame[(frame["section"] == section) & (frame["statistic"] == name)]
+    if cls is not None:
+        hit = hit[hit["cls"] == cls]
+    if hit.empty:
+        raise UsageError(f"regime file: no {section!r} / {name!r}{f' / {cls!r}' if cls else ''} row (remake it with "
+                         "python -m repro.regime)")
+    row = hit.iloc[0]
+    return float(row["value"]), float(row["low"]), float(row["high"])
+
+
 # --------------------------------------------------------------------------- GRPO group shares
 def grpo_groups(args, table, trainer: dict | None = None) -> pd.DataFrame:
     """Train GRPO for ``args.grpo_steps`` steps with the recipe's trainer settings (``trainer``: those with the world's

@@ -1,0 +1,182 @@
+"""Regime map (beyond the paper): where teacher guidance helps and where it cannot. Cells are a kind of divergence
+(in-family, style-only, content-moving teacher) x a reward density (RL split); in each cell every guided method is
+paired with GRPO on the same split and seeds, as a 95% t interval over seeds, beside the cell's measured divergence
+(from its committed regime file).
+
+    python -m repro.regime_map [--seeds N --workers N --no-cache]
+    python -m repro.regime_map --redraw              # redraw the figure from the committed runs
+
+Cells, methods and seeds: ``repro/configs/lab/regime_map.yaml``. Outputs in ``results/lab/``: ``regime_map.png``,
+``regime_map.csv``, ``regime_map.md``, ``regime_map_runs.json``, ``regime_map_manifest.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from repro import options, plots, regime, stats, table_config, tables
+from repro.session import start
+
+NAME = "regime_map"
+SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
+#: Measured divergence of a cell's teacher on its split (regime file rows: section, statistic, position class).
+DIVERGENCE = {
+    "KL(teacher||student) per token": ("disagreement", "KL(teacher||student) per token", "all"),
+    "content disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "content"),
+    "style disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "style"),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the map: a teacher (a kind of divergence) on an RL split (a reward density)."""
+
+    kind: str  # e.g. "style-only"
+    teacher: str  # lab model name
+    density: str  # e.g. "sparse (k5)"
+    split: str  # RL split spec
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}, {self.density}"
+
+
+def cells(table: table_config.Table) -> list[Cell]:
+    where = f"config {table.path}"
+    teachers, splits = table.get("teachers"), table.get("splits")
+    if not isinstance(teachers, dict) or not teachers or not isinstance(splits, dict) or not splits:
+        raise table_config.UsageError(f"{where}: 'teachers' ({{kind: teacher}}) and 'splits' ({{density: RL split}}) "
+                                      "are required")
+    for split in splits.values():
+        table_config.check_rl_split(split, where)
+    return [Cell(kind, teacher, density, str(split)) for density, split in splits.items()
+            for kind, teacher in teachers.items()]
+
+
+def map_rows(table: table_config.Table) -> list[table_config.Row]:
+    """The untrained student; per RL split the reference (GRPO, which reads no teacher); per cell every other row of
+    the config with the cell's teacher and split."""
+    reference = [row for row in table.rows if row.method == table_config.REFERENCE_METHOD]
+    guided = [row for row in table.rows if row.trained and row.method != table_config.REFERENCE_METHOD]
+    if len(reference) != 1 or not guided:
+        raise table_config.UsageError(f"config {table.path}: rows must be {table_config.REFERENCE_METHOD} and the "
+                                      "methods paired with it")
+    out = [table_config.Row(key="base", method=table_config.BASE, label=table_config.BASE_LABEL)]
+    for density, split in table["splits"].items():
+        out.append(replace(reference[0], key=f"{reference[0].key}@{split}", variant=density,
+                           label=f"{reference[0].label} [{density}]", rl_split=str(split)))
+    for cell in cells(table):
+        out += [replace(row, key=f"{row.key}@{cell.kind}@{cell.split}", variant=cell.name, teacher=cell.teacher,
+                        rl_split=cell.split, label=f"{row.label} [{cell.name}]") for row in guided]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    session = start(NAME, __doc__, argv, SUFFIXES, profiles=table_config.LAB_PROFILES, rows=map_rows)
+    if isinstance(session, int):
+        return session
+    table, stem, out_dir, args = session.table, session.stem, session.out_dir, session.args
+    divergence = {cell: cell_divergence(args.profile, table, cell) for cell in cells(table)}  # before any run
+
+    records = session.run("Regime map")
+
+    frame = map_frame(records, table, divergence)
+    plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
+    if session.redraw:
+        session.finish(records, [f"{stem}.png"])
+        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+        return 0
+    frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
+    text = render(frame, table, args, len(session.plan.seeds))
+    (out_dir / f"{stem}.md").write_text(text)
+    session.finish(records, [f"{stem}.png"])
+    print(text)
+    return 0
+
+
+def cell_divergence(profile: str, table: table_config.Table, cell: Cell) -> dict[str, float]:
+    stats_frame = regime.committed(profile, table.student, cell.teacher, cell.split)
+    return {label: regime.statistic(stats_frame, *where)[0] for label, where in DIVERGENCE.items()}
+
+
+def map_frame(records: list[dict], table: table_config.Table, divergence: dict[Cell, dict]) -> pd.DataFrame:
+    """One row per (cell, method): the method's and GRPO's headline means, and method − GRPO as a paired t interval
+    over seeds, for every average of the config; then the cell's measured divergence."""
+    wide = tables.wide_scores(records, table.columns, table.averages)
+    reference = next(row for row in table.rows if row.method == table_config.REFERENCE_METHOD)
+    out = []
+    for cell in cells(table):
+        grpo = wide.xs(f"{reference.label} [{cell.density}]", level="row")
+        for row in table.rows:
+            if not row.trained or row.method == reference.method:
+                continue
+            method = wide.xs(f"{row.label} [{cell.name}]", level="row")
+            seeds = sorted(set(method.index) & set(grpo.index))
+            entry = {"kind": cell.kind, "teacher": cell.teacher, "density": cell.density, "rl_split": cell.split,
+                     "method": row.method, "label": row.label, "n_seeds": len(seeds)}
+            for avg in table.averages:
+                diff = stats.paired_t_interval(method.loc[seeds, avg].to_numpy(), grpo.loc[seeds, avg].to_numpy())
+                entry.update({f"{avg} mean": method.loc[seeds, avg].mean(), f"GRPO {avg} mean": grpo.loc[seeds, avg].mean(),
+                              f"Δ {avg}": diff.mean, f"Δ {avg} ci": diff.half})
+            out.append({**entry, **divergence[cell]})
+    return pd.DataFrame(out)
+
+
+def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -> str:
+    headline = next(iter(table.averages))
+    grid = frame.assign(cell=frame["kind"] + ", " + frame["density"], value=[
+        tables.cell(m, h, signed=True) for m, h in zip(frame[f"Δ {headline}"], frame[f"Δ {headline} ci"])])
+    order = list(dict.fromkeys(grid["cell"]))
+    shown = grid.pivot(index="label", columns="cell", values="value")[order]
+    shown = shown.loc[list(dict.fromkeys(frame["label"]))].rename_axis("")
+    cells_frame = frame.drop_duplicates(["kind", "density"])
+    measured = pd.DataFrame({"cell": cells_frame["kind"] + ", " + cells_frame["density"],
+                             "teacher": cells_frame["teacher"], "RL split": cells_frame["rl_split"],
+                             f"GRPO {headline}": cells_frame[f"GRPO {headline} mean"].map(lambda v: f"{v:.1f}"),
+                             **{k: cells_frame[k].map(lambda v: f"{v:.2f}") for k in DIVERGENCE}})
+    return (f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, {n_seeds} "
+            f"seeds)\n\nMethod − GRPO in {headline} (percentage points): paired 95% t interval over seeds (same seed "
+            f"and RL data order on the cell's split).\n\n{shown.to_markdown(disable_numparse=True)}\n\n"
+            f"Cells: the teacher and RL split, GRPO's mean, and the teacher's measured divergence on the student's own "
+            f"rollouts (from results/{args.profile}/regime_<student>_<teacher>_<split>.csv).\n\n"
+            f"{measured.to_markdown(index=False, disable_numparse=True)}\n\nMeasured by this repo.\n")
+
+
+def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> Path:
+    """One panel per reward density: method − GRPO (headline, 95% interval) at each kind of divergence, one colour
+    and marker per method (the registry's), a line at 0."""
+    import matplotlib.pyplot as plt
+
+    headline = next(iter(table.averages))
+    densities = list(dict.fromkeys(frame["density"]))
+    kinds = list(dict.fromkeys(frame["kind"]))
+    methods = list(dict.fromkeys(frame["method"]))
+    with plt.rc_context(plots.FONT):
+        fig, axes = plt.subplots(1, len(densities), figsize=plots.SLIDE, sharey=True, squeeze=False)
+        for ax, density in zip(axes[0], densities):
+            part = frame[frame["density"] == density]
+            for i, method in enumerate(methods):
+                rows = part[part["method"] == method].set_index("kind").loc[kinds]
+                offset = (i - (len(methods) - 1) / 2) * 0.12
+                style = plots.method_style(method)
+                ax.errorbar([k + offset for k in range(len(kinds))], rows[f"Δ {headline}"], yerr=rows[f"Δ {headline} ci"],
+                            color=style["color"], marker=style["marker"], linestyle="none", capsize=4,
+                            label=rows["label"].iloc[0])
+            ax.axhline(0, color="#555555", linewidth=1)
+            ax.set_xticks(range(len(kinds)), [f"{k}\n({part[part['kind'] == k]['teacher'].iloc[0]})" for k in kinds])
+            ax.set_title(f"RL split: {density}")
+            ax.grid(axis="y", alpha=0.3)
+        axes[0][0].set_ylabel(f"method − GRPO, {headline} (points)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        plots.legend(fig, handles, labels)
+        fig.suptitle(f"{table['title']}: guided methods against GRPO by kind of divergence and reward density")
+        return plots.save_figure(fig, out, caption=f"Paired 95% t intervals over {n_seeds} seeds. Measured by this "
+                                                   "repo.", legend_below=True)
+
+
+if __name__ == "__main__":
+    sys.exit(options.cli(main))

@@ -1,0 +1,131 @@
+"""The regime map (python -m repro.regime_map) and the default regime's pre-registration (python -m
+repro.default_regime): which runs they plan, how they pair them, and the pre-registered stop rule, on synthetic run
+records (no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from repro import default_regime, planning, regime, regime_map, table_config
+
+TASKS = ("tgpo_lab_id", "tgpo_lab_hard", "tgpo_lab_ood")
+
+
+def record(label: str, method: str, seed: int, id_: float, hard: float, ood: float = 0.2) -> dict:
+    return {"label": label, "method": method, "seed": seed, "scores": dict(zip(TASKS, (id_, hard, ood))),
+            "problems": {}}
+
+
+def regime_file(all_wrong: float, teacher_correct: float) -> pd.DataFrame:
+    rows = [("GRPO groups", "all-wrong groups (%), steps 1-25", None, all_wrong),
+            ("first error", "teacher argmax correct (%)", None, teacher_correct)]
+    rows += [("disagreement", "KL(teacher||student) per token", "all", 1.5),
+             ("disagreement", "teacher argmax != sampled (%)", "content", 20.0),
+             ("disagreement", "teacher argmax != sampled (%)", "style", 30.0)]
+    return pd.DataFrame([{"section": s, "statistic": n, "cls": c, "value": v, "low": v - 1, "high": v + 1, "n": 9}
+                         for s, n, c, v in rows])
+
+
+# ------------------------------------------------------------------------------------------------ the map
+def test_the_map_plans_grpo_once_per_split_and_every_guided_method_once_per_cell():
+    table = table_config.load_table("lab", "regime_map")
+    rows = regime_map.map_rows(table)
+    cells = regime_map.cells(table)
+    assert len(cells) == len(table["teachers"]) * len(table["splits"])
+    grpo = [r for r in rows if r.method == "grpo"]
+    assert sorted(r.rl_split for r in grpo) == sorted(table["splits"].values())
+    guided = [r for r in rows if r.trained and r.method != "grpo"]
+    assert len(guided) == len(cells) * (len(table.rows) - 1)
+    assert {(r.teacher, r.rl_split) for r in guided} == {(c.teacher, c.split) for c in cells}
+    assert len({r.label for r in rows}) == len(rows)
+    tgpo = next(r for r in guided if r.method == "tgpo")
+    assert tgpo.trainer["guidance_weight"] == table["guidance"]["tgpo"]["guidance_weight"]  # the row's schedule kept
+
+
+def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
+    table = table_config.load_table("lab", "regime_map")
+    cells = regime_map.cells(table)
+    records = []
+    for seed in range(3):
+        for density in table["splits"]:
+            # GRPO's scores differ by split, so pairing with the other split's GRPO would give other numbers
+            base = 0.3 if density.startswith("dense") else 0.1
+            records.append(record(f"GRPO [{density}]", "grpo", seed, base + 0.01 * seed, base))
+        for i, cell in enumerate(cells):
+            base = 0.3 if cell.split == "k4" else 0.1
+            for row in table.rows[1:]:
+                records.append(record(f"{row.label} [{cell.name}]", row.method, seed, base + 0.01 * seed + 0.01 * i,
+                                      base + 0.02 * i))
+    divergence = {c: {k: float(j) for j, k in enumerate(regime_map.DIVERGENCE)} for c in cells}
+    frame = regime_map.map_frame(records, table, divergence)
+    assert len(frame) == len(cells) * (len(table.rows) - 1)
+    for i, cell in enumerate(cells):
+        part = frame[(frame["kind"] == cell.kind) & (frame["density"] == cell.density)]
+        # method − GRPO = (0.01 i on ID + 0.02 i on Harder) / 2 in points, the same at every seed: no spread
+        assert part["Δ In-dist. avg"].tolist() == pytest.approx([1.5 * i] * len(part))
+        assert part["Δ In-dist. avg ci"].tolist() == pytest.approx([0.0] * len(part), abs=1e-9)
+        assert (part["n_seeds"] == 3).all()
+    text = regime_map.render(frame, table, type("A", (), {"profile": "lab", "preset": "controlled"}), 3)
+    assert "+7.5 ± 0.0" in text and "content-moving, sparse (k5)" in text
+
+
+def test_a_cell_without_a_regime_file_stops_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(regime, "RESULTS", tmp_path)
+    with pytest.raises(table_config.UsageError, match="python -m repro.regime --student student --teacher teacher_u0.5"):
+        regime.committed("lab", "student", "teacher_u0.5", "k5")
+
+
+# ------------------------------------------------------------------------------------- the default regime
+def fake_runs(gains: dict[str, tuple[float, float]]):
+    """``planning.run_plan`` standing in for training: GRPO at base + gain on each split, RKL in-family 0.4 and
+    cross-family 0.4 - drop; ``gains[split] = (grpo_gain, rkl_drop)`` in fractions."""
+    ran = []
+
+    def run_plan(plan, args, desc):
+        out = []
+        for job in plan.jobs:
+            ran.append(job.name)
+            gain, drop = gains.get(job.rl_split, (0.0, 0.0))
+            if job.method == "base":
+                out.append(record(job.label, "base", 0, 0.30, 0.10))
+            elif job.method == "grpo":
+                out.append(record(job.label, "grpo", job.seed, 0.30 + gain + 0.001 * job.seed, 0.10 + gain))
+            else:
+                level = 0.4 - (drop if job.variant == default_regime.CROSS_FAMILY else 0.0)
+                out.append(record(job.label, "rkl", job.seed, level + 0.001 * job.seed, level))
+        return out
+
+    return ran, run_plan
+
+
+@pytest.mark.parametrize("k5, chosen, k6_runs", [((0.15, 0.3), "k5", False),   # k5 meets all: k6 never runs
+                                                 ((0.03, 0.3), "k6", True)])   # GRPO gains too little on k5
+def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_never_run(tmp_path, monkeypatch, k5,
+                                                                                        chosen, k6_runs):
+    ran, run_plan = fake_runs({"k5": k5, "k6": (0.2, 0.3)})
+    monkeypatch.setattr(planning, "run_plan", run_plan)
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
+    assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
+    assert any("k6" in name for name in ran) == k6_runs
+    frame = pd.read_csv(tmp_path / "default_regime_2seeds.csv")
+    assert set(frame["rl_split"]) == ({"k5", "k6"} if k6_runs else {"k5"})
+    k5_rows = frame[frame["rl_split"] == "k5"].set_index("criterion")
+    assert k5_rows.loc["grpo_gain", "mean"] == pytest.approx(100 * k5[0] + 0.025)  # seed offsets on ID only
+    assert k5_rows.loc["rkl_drop", "mean"] == pytest.approx(100 * k5[1])
+    assert bool(k5_rows.loc["grpo_gain", "met"]) == (chosen == "k5")
+    manifest = json.loads((tmp_path / "default_regime_2seeds_manifest.json").read_text())
+    assert manifest["chosen"] == chosen and manifest["criteria"]["grpo_gain"] == 12
+    assert f"Chosen: **{chosen}**" in (tmp_path / "default_regime_2seeds.md").read_text()
+
+
+def test_a_sparse_split_with_too_few_all_wrong_groups_is_not_chosen(tmp_path, monkeypatch):
+    _, run_plan = fake_runs({"k5": (0.2, 0.3), "k6": (0.2, 0.3)})
+    monkeypatch.setattr(planning, "run_plan", run_plan)
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(30.0, 90.0))
+    assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
+    assert "No candidate meets every criterion" in (tmp_path / "default_regime_2seeds.md").read_text()
