@@ -45,8 +45,8 @@ class Criterion:
 
 def main(argv: list[str] | None = None) -> int:
     args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, figures=False)
-    table = table_config.load_table(args.profile, NAME)
-    stem = options.output_stem(NAME, args, table)
+    table = table_config.load_table(args.profile, options.config_name(args, NAME))
+    stem = options.output_stem(options.config_name(args, NAME), args, table)
     candidates, criteria = _candidates(table), table.get("criteria") or {}
     teacher = next(row.teacher for row in table.rows if row.variant == CROSS_FAMILY)
     regimes = {split: regime.committed(args.profile, table.student, teacher, split) for split in candidates}  # first

@@ -25,7 +25,7 @@ PANELS = ["reward", "completions/mean_length", "grad_norm", "guidance/grad_share
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, config=False)
     tables = {figure: table_config.load_table(args.profile, name) for figure, name in FIGURES.items()}
     stems = {figure: options.output_stem(figure, args, table) for figure, table in tables.items()}
     plans = {figure: planning.plan_runs(table, args, rows=table.select(curve_methods()))

@@ -33,9 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
-               profiles: Sequence[str] = PROFILES, figures: bool = True) -> argparse.Namespace:
+               profiles: Sequence[str] = PROFILES, figures: bool = True, config: bool = True) -> argparse.Namespace:
     """The options every script takes. ``--preset`` defaults to the profile's. A script that draws no figures
-    (``figures=False``) refuses ``--redraw`` rather than train."""
+    (``figures=False``) refuses ``--redraw`` rather than train; one that reads several configs (``config=False``)
+    takes no ``--config``."""
     from tgpo.run_config import presets
 
     parser = _Parser(prog=f"python -m repro.{script}", description=doc.strip().splitlines()[0],
@@ -46,6 +47,9 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
     parser.add_argument("--preset", choices=[p for p in presets() if not p.startswith("_")],
                         help="settings preset of every trained row (default: controlled for lab/smoke, authors_final "
                              "for paper); another than the default writes <name>_<preset>.*")
+    if config:
+        parser.add_argument("--config", help=f"another table config of repro/configs/<profile>/ than {script}.yaml "
+                                             "(its name, e.g. table1_k4); the outputs are named after it")
     parser.add_argument("--seeds", type=seed_count,
                         help="number of seeds, 0..N-1 (default: the config's; another N writes <name>_<N>seeds.*)")
     parser.add_argument("--output-dir", type=Path, help="default: results/<profile>/")
@@ -82,6 +86,12 @@ def cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         return 1
     finally:
         run_lock.release_all()  # the script's locks (repro.run_lock), also when it ran inside another process
+
+
+def config_name(args: argparse.Namespace, script: str) -> str:
+    """The table config a script reads, and the name its outputs start with: ``--config`` where given, else the
+    script's own."""
+    return getattr(args, "config", None) or script
 
 
 def seeds_of(args: argparse.Namespace, table: Table) -> list[int]:

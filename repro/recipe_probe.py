@@ -26,8 +26,8 @@ CANDIDATE_KEYS = {"name", "student", "prompts", "lr", "steps", "trainer"}
 
 def main(argv: list[str] | None = None) -> int:
     args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, figures=False)
-    table = table_config.load_table(args.profile, NAME)
-    stem = options.output_stem(NAME, args, table)
+    table = table_config.load_table(args.profile, options.config_name(args, NAME))
+    stem = options.output_stem(options.config_name(args, NAME), args, table)
     rows = candidate_rows(table)
     plan = planning.plan_runs(table, args, rows=rows)
     if args.dry_run:

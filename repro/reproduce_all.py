@@ -19,7 +19,7 @@ FIGURE_SCRIPTS = ["table1", "table2", "figure2", "figure4", "figure5", "sweep"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args("reproduce_all", __doc__, argv, profiles=table_config.LAB_PROFILES)
+    args = options.parse_args("reproduce_all", __doc__, argv, profiles=table_config.LAB_PROFILES, config=False)
     passthrough = ["--profile", args.profile, "--preset", args.preset]
     for flag, value in (("--seeds", args.seeds), ("--output-dir", args.output_dir), ("--workers", args.workers)):
         if value is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from repro import paths, planning, redraw, run_lock, versions
 from repro.manifest import Manifest, save_runs
-from repro.options import output_dir, output_stem, parse_args
+from repro.options import config_name, output_dir, output_stem, parse_args
 from repro.planning import Plan
 from repro.table_config import PROFILES, Row, Table, UsageError, load_table
 
@@ -63,8 +63,8 @@ def start(name: str, doc: str, argv: Sequence[str] | None, suffixes: Sequence[st
     """Parse, load the table config (``table``, default ``name``), plan; with ``--dry-run`` print the plan and return
     its exit code; with ``--redraw`` start a session that draws from committed records; else check that the plan can run here and archive earlier outputs (``<stem><suffix>``)."""
     args = parse_args(name, doc, argv, profiles=profiles, figures=figures)
-    config = load_table(args.profile, table or name)
-    stem = output_stem(name, args, config)
+    config = load_table(args.profile, getattr(args, "config", None) or table or name)
+    stem = output_stem(config_name(args, name), args, config)
     plan = planning.plan_runs(config, args, rows=rows(config) if rows else None, stem=stem)
     if args.dry_run:
         return planning.print_plan(plan)

@@ -225,6 +225,23 @@ def test_outputs_of_other_presets_and_seed_counts_get_their_own_names():
     assert stem(profile="paper", preset="authors_final") == "table1"
 
 
+def test_another_config_is_read_and_names_the_outputs(tmp_path, monkeypatch):
+    from repro import session
+
+    write(tmp_path / "lab" / "table1.yaml", "student: s\nseeds: 1\ncolumns: {t: T}\neval: {tasks: x}\nrows: [grpo]\n")
+    write(tmp_path / "lab" / "table1_k5.yaml", "base: table1.yaml\nseeds: 3\nrl_split: k5\n")
+    monkeypatch.setattr(table_config, "CONFIGS", tmp_path)
+    started = session.start("table1", "doc", ["--config", "table1_k5", "--dry-run"], (".md",))
+    assert started == 0  # the plan was printed: its jobs below
+    args = options.parse_args("table1", "doc", ["--config", "table1_k5", "--seeds", "2"])
+    table = table_config.load_table("lab", options.config_name(args, "table1"))
+    assert table.rl_split == "k5" and options.output_stem(options.config_name(args, "table1"), args, table) == "table1_k5_2seeds"
+    with pytest.raises(table_config.UsageError, match="no lab config for nosuch"):
+        session.start("table1", "doc", ["--config", "nosuch", "--dry-run"], (".md",))
+    with pytest.raises(table_config.UsageError, match="unrecognized arguments: --config"):
+        options.parse_args("figure4", "doc", ["--config", "x"], config=False)
+
+
 # ------------------------------------------------------------------------------------------ scripts
 def run_script(*args, env=None, timeout=600):
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
