@@ -30,6 +30,7 @@ statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; earlier on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 import tempfile
@@ -68,14 +69,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompts", type=options.positive_int, default=256, help="RL prompts for rollout statistics")
     parser.add_argument("--rollouts", type=options.positive_int, default=8, help="rollouts per prompt")
     parser.add_argument("--grpo-steps", type=int, default=25, help="GRPO steps for the group shares (0: skip)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the GRPO probe")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the GRPO and TGPO-Reg probes")
+    parser.add_argument("--guidance-steps", type=int, default=50,
+                        help="TGPO-Reg steps for the guidance gradient by position class (0: skip)")
+    parser.add_argument("--guidance-at", type=step_list, default=(1, 10, 25),
+                        help="steps measured besides the last, comma-separated (those beyond --guidance-steps are left out)")
+    parser.add_argument("--guidance-only", action="store_true",
+                        help="measure only the guidance gradient by position class (regime_<name>_guidance.*)")
     parser.add_argument("--name", help="output name (default <student>_<teacher>_<rl-split>)")
     parser.add_argument("--output-dir", type=Path, help="default: results/lab/")
     args = parser.parse_args(argv)
-    if args.grpo_steps < 0:
-        raise UsageError(f"--grpo-steps {args.grpo_steps}: expected 0 or more")
+    for flag in ("grpo_steps", "guidance_steps"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected 0 or more")
+    if args.guidance_only and not args.guidance_steps:
+        raise UsageError("--guidance-only with --guidance-steps 0: nothing to measure")
     args.preset, args.profile = DEFAULT_PRESET["lab"], "lab"
     return args
+
+
+def step_list(text: str) -> tuple[int, ...]:
+    """An ``argparse`` type: comma-separated optimizer steps (each >= 1), e.g. ``1,10,25``."""
+    return tuple(sorted({options.positive_int(part) for part in text.split(",")}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,17 +113,30 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{Path(args.student).name}_{Path(args.teacher).name}_{args.rl_split.replace('+', '')}"
     stem = f"{NAME}_{name}"
     table = load_table("lab", RECIPE)
-    out_dir = archive(Path(args.output_dir or RESULTS / "lab"), [stem + s for s in SUFFIXES])
-    manifest = Manifest(NAME, args, table, [args.seed])
-    started = time.time()
-
-    from tgpo.lab.models import load
-
-    student, tok = load(model_dir(args.student))
-    teacher, _ = load(model_dir(args.teacher))
+    measured = guidance_steps(args, table) if args.guidance_steps else []
+    stems = ([] if args.guidance_only else [stem]) + ([f"{stem}{GUIDANCE}"] if measured else [])
+    out_dir = archive(Path(args.output_dir or RESULTS / "lab"), [s + suffix for s in stems for suffix in SUFFIXES])
     lab_world = grammar_of(Path(args.student).name, Path(args.teacher).name)
     trainer = dict(table.trainer)
     trainer["max_completion_length"] = lab_world.completion_cap or trainer["max_completion_length"]
+    if not args.guidance_only:
+        regime_statistics(args, table, trainer, lab_world, out_dir, name)
+    if measured:
+        guidance_statistics(args, table, trainer, measured, out_dir, name)
+    return 0
+
+
+def regime_statistics(args, table, trainer: dict, lab_world, out_dir: Path, name: str) -> None:
+    """Everything but the guidance gradient: ``regime_<name>.{csv,md}`` and its manifest."""
+    from repro.lab_runner import model_dir
+    from tgpo.lab import world
+    from tgpo.lab.models import load
+
+    stem = f"{NAME}_{name}"
+    manifest = Manifest(NAME, args, table, [args.seed])
+    started = time.time()
+    student, tok = load(model_dir(args.student))
+    teacher, _ = load(model_dir(args.teacher))
     rows: list[dict] = []
     rows += accuracy_rows(student, teacher, tok, args.rl_split)
     print(f"[regime] accuracy done ({time.time() - started:.0f}s)", flush=True)
@@ -135,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
                                  "grpo_curve": curve.to_dict("records")}}
     manifest.write(out_dir, stem, [])
     print(text)
-    return 0
 
 
 # --------------------------------------------------------------------------- statistics
@@ -420,28 +447,37 @@ def statistic(frame: pd.DataFrame, section: str, name: str, cls: str | None = No
     return float(row["value"]), float(row["low"]), float(row["high"])
 
 
+# --------------------------------------------------------------------------- lab training runs
+@contextlib.contextmanager
+def lab_trainer(args, table, method: str, trainer_cfg: dict, train_size: int, teacher: str | None = None):
+    """A :class:`~tgpo.trainer.TGPOTrainer` of ``method`` built as the lab's jobs build theirs (a
+    :class:`~repro.lab_runner.LabJob` through :func:`~repro.lab_runner.run_config` and the preset ``args.preset``), with
+    ``trainer_cfg`` (TGPOConfig fields), ``train_size`` prompts of the RL split ``args.rl_split`` (the table's data
+    seed) and seed ``args.seed``, in a temporary folder that lives as long as the context."""
+    from repro.lab_runner import LabJob, run_config
+    from tgpo.lab.world import rl_split, write_rows
+    from tgpo.train_cli import build_trainer
+
+    with tempfile.TemporaryDirectory(prefix="tgpo-regime-") as work:
+        data = Path(work) / "train.jsonl"
+        write_rows(data, rl_split(args.rl_split, n=train_size, seed=table.get("data_seed", 0)))
+        job = LabJob(name=f"regime-{method}-{args.rl_split}", row=method, label=method, variant=None, method=method,
+                     seed=args.seed, student=args.student, teacher=teacher, preset=args.preset, trainer=trainer_cfg,
+                     train_size=train_size, data_seed=table.get("data_seed", 0), rl_split=args.rl_split,
+                     eval_tasks="", eval_limit=None, eval_batch_size=1, work_dir=work)
+        yield build_trainer(run_config(job, data_path=str(data), output_dir=str(Path(work) / "model")))
+
+
 # --------------------------------------------------------------------------- GRPO group shares
 def grpo_groups(args, table, trainer: dict | None = None) -> pd.DataFrame:
     """Train GRPO for ``args.grpo_steps`` steps with the recipe's trainer settings (``trainer``: those with the world's
     completion cap) on the RL split and record, per step, the share of all-wrong and all-right groups (from the rewards
     themselves), TRL's ``frac_reward_zero_std`` and the mean reward."""
-    from repro.lab_runner import LabJob, run_config
-    from tgpo.lab.world import rl_split, write_rows
-    from tgpo.train_cli import build_trainer
-
     trainer_cfg = dict(trainer or table.trainer)
     generations = trainer_cfg.get("num_generations", 8)
     per_step = trainer_cfg["per_device_train_batch_size"] // generations
     trainer_cfg["max_steps"] = args.grpo_steps
-    with tempfile.TemporaryDirectory(prefix="tgpo-regime-") as work:
-        data = Path(work) / "train.jsonl"
-        write_rows(data, rl_split(args.rl_split, n=per_step * args.grpo_steps, seed=table.get("data_seed", 0)))
-        job = LabJob(name=f"regime-grpo-{args.rl_split}", row="grpo", label="GRPO", variant=None, method="grpo",
-                     seed=args.seed, student=args.student, teacher=None, preset=args.preset, trainer=trainer_cfg,
-                     train_size=per_step * args.grpo_steps, data_seed=table.get("data_seed", 0),
-                     rl_split=args.rl_split, eval_tasks="",
-                     eval_limit=None, eval_batch_size=1, work_dir=work)
-        trainer = build_trainer(run_config(job, data_path=str(data), output_dir=str(Path(work) / "model")))
+    with lab_trainer(args, table, "grpo", trainer_cfg, per_step * args.grpo_steps) as trainer:
         groups: list[dict] = []
         # Wrap TRL's reward function (same name, same values) to see each group's rewards, which TRL logs only as
         # frac_reward_zero_std (all-wrong and all-right groups together).
@@ -481,6 +517,122 @@ def group_rows(curve: pd.DataFrame, steps: int) -> list[dict]:
     first = curve.iloc[0]
     out.append(_row("GRPO groups", "all-wrong groups (%), step 1", stats.t_interval([100.0 * v for v in first["_wrong"]])))
     return out
+
+
+# --------------------------------------------------------------------------- guidance gradient by position class
+GUIDANCE = "_guidance"  # its files: regime_<name>_guidance.{csv,md} and manifest
+#: The guided method whose guidance gradient is split (TGPO-Reg: GRPO + lambda_k * CE toward the teacher's argmax),
+#: trained as Table 1's row of it (the recipe's trainer and its guidance schedule).
+GUIDED = "tgpo"
+GUIDANCE_COLUMNS = ("step", "guidance_weight", "statistic", "cls", "value", "low", "high", "n")
+NORM_RATIO = "||grad_h guidance|| / ||grad_h pg||"
+#: step_statistics key -> the statistic's name in the files.
+GUIDANCE_SHARES = {"guidance": "guidance gradient (% of its squared norm at h)",
+                   "pg": "policy-gradient gradient (% of its squared norm at h)",
+                   "share_of_positions": "positions (% of the completion tokens the loss reads)"}
+
+
+def guidance_steps(args, table) -> list[int]:
+    """The steps measured: ``--guidance-at`` up to ``--guidance-steps``, and the last; a step where the TGPO-Reg row's
+    schedule has reached 0 (no guidance term) is bad input."""
+    from tgpo.objectives import guidance_weight
+
+    schedule = table.select([GUIDED])[0].trainer
+    steps = sorted({s for s in args.guidance_at if s <= args.guidance_steps} | {args.guidance_steps})
+    zero = [s for s in steps if guidance_weight(s, schedule["guidance_weight"], schedule["guidance_decay"],
+                                                schedule.get("guidance_min", 0.0)) <= 0]
+    if zero:
+        raise UsageError(f"--guidance-steps {args.guidance_steps} / --guidance-at: TGPO-Reg's guidance weight "
+                         f"(repro/configs/lab/{RECIPE}.yaml) is 0 at step {zero[0]}, so there is no guidance term to "
+                         "measure there; choose earlier steps")
+    return steps
+
+
+def guidance_run(args, table, trainer: dict, measured: list[int]) -> list[dict]:
+    """Train TGPO-Reg (Table 1's row, teacher ``args.teacher``, RL split ``args.rl_split``, seed ``args.seed``) for
+    ``args.guidance_steps`` steps and split both loss terms' gradients at the final hidden states by position class at
+    the steps ``measured`` (:func:`repro.guidance_share.step_statistics` of each, with ``logged_share``: the
+    trainer's own ``guidance/grad_share`` of that step).
+
+    Each step is measured on its own batch (the 64 prompts x 8 rollouts that the policy taking the step sampled, after
+    ``step - 1`` updates), through the trainer's own loss terms: no extra generation or teacher pass, and the shares
+    are those of the gradient that step applies. A fixed probe batch would remove the batch-to-batch variation but
+    measure later policies on rollouts they no longer sample. The data are Table 1's (its ``train_size`` prompts of the
+    split, its data seed), so with the same seed the batches are those of the lab's TGPO-Reg run."""
+    from repro.guidance_share import GuidanceShareProbe, step_statistics
+
+    row = table.select([GUIDED])[0]
+    cfg = {**trainer, **row.trainer, "max_steps": args.guidance_steps, "log_guidance_share": True,
+           "guidance_share_every": 1}  # the trainer hands the probe its terms at every step; it keeps `measured`
+    per_step = cfg["per_device_train_batch_size"] // cfg.get("num_generations", 8)
+    train_size = max(row.train_size or table.get("train_size") or 0, per_step * args.guidance_steps)
+    with lab_trainer(args, table, GUIDED, cfg, train_size, teacher=args.teacher) as run:
+        probe = GuidanceShareProbe(run, measured)
+        run.train()
+        logged = {e["step"]: e["guidance/grad_share"] for e in run.state.log_history if "guidance/grad_share" in e}
+    by_step = defaultdict(list)
+    for batch in probe.batches:
+        by_step[batch["step"]].append(batch)
+    missing = [s for s in measured if s not in by_step]
+    if missing:  # never a file that looks complete without them
+        raise RuntimeError(f"TGPO-Reg computed no guidance term at step(s) {missing} (guidance weight 0 or no teacher)")
+    return [{**step_statistics(by_step[s]), "logged_share": logged.get(s)} for s in measured]
+
+
+def guidance_rows(steps: list[dict]) -> list[dict]:
+    """CSV rows (:data:`GUIDANCE_COLUMNS`) of :func:`guidance_run`'s steps: the norm ratio, then each share per class."""
+    out = []
+    for m in steps:
+        head = {"step": m["step"], "guidance_weight": m["guidance_weight"]}
+        out.append({**head, "statistic": NORM_RATIO, "cls": "all", "value": m["norm_ratio"], "low": np.nan,
+                    "high": np.nan, "n": m["positions"]})
+        for key, statistic in GUIDANCE_SHARES.items():
+            out += [{**head, "statistic": statistic, "cls": cls, "value": iv.mean, "low": iv.low, "high": iv.high,
+                     "n": iv.n} for cls, iv in m[key].items()]
+    return out
+
+
+def render_guidance(frame: pd.DataFrame, steps: list[dict], args, name: str) -> str:
+    lines = [f"# Guidance gradient by position class: {name}", "",
+             f"TGPO-Reg (Table 1's lab recipe and guidance schedule, preset `{args.preset}`, seed {args.seed}) trained "
+             f"{args.guidance_steps} steps with student `{args.student}`, teacher `{args.teacher}`, RL split "
+             f"`{args.rl_split}`. At each measured step, on that step's batch: the guidance term's and the "
+             "policy-gradient term's gradients at the student's final hidden states h, split by the position class "
+             "(`tgpo/lab/positions.py`) of the completion token each position predicts: share of class c = sum over its "
+             "positions of ||grad_h[p]||^2 / ||grad_h||^2 (%; [95% interval] clustered by prompt). The norm ratio "
+             "includes lambda_k; the shares do not depend on it. `python -m repro.regime --guidance-only` "
+             "(repro/regime.py, repro/guidance_share.py).", "", "## Scale", ""]
+    scale = pd.DataFrame({"step": [m["step"] for m in steps], "lambda_k": [m["guidance_weight"] for m in steps],
+                          NORM_RATIO: [m["norm_ratio"] for m in steps],
+                          "trainer's guidance/grad_share": [m["logged_share"] for m in steps],
+                          "positions": [m["positions"] for m in steps]})
+    lines += [scale.to_markdown(index=False, floatfmt=".4g"), ""]
+    for statistic in GUIDANCE_SHARES.values():
+        part = frame[frame["statistic"] == statistic]
+        cells = part.assign(cell=[_cell(r) for _, r in part.iterrows()])
+        table = cells.pivot(index="cls", columns="step", values="cell").reindex(list(dict.fromkeys(part["cls"])))
+        table.columns = [f"step {s}" for s in table.columns]
+        lines += [f"## {statistic}", "", table.fillna("—").rename_axis("class").to_markdown(), ""]
+    return "\n".join(lines)
+
+
+def guidance_statistics(args, table, trainer: dict, measured: list[int], out_dir: Path, name: str) -> None:
+    """``regime_<name>_guidance.{csv,md}`` and its manifest."""
+    stem = f"{NAME}_{name}{GUIDANCE}"
+    manifest = Manifest(NAME, args, table, [args.seed])
+    steps = guidance_run(args, table, trainer, measured)
+    frame = pd.DataFrame(guidance_rows(steps), columns=GUIDANCE_COLUMNS)
+    frame.to_csv(out_dir / f"{stem}.csv", index=False, float_format="%.6g")
+    text = render_guidance(frame, steps, args, name)
+    (out_dir / f"{stem}.md").write_text(text)
+    manifest.extra = {"regime_guidance": {
+        "student": args.student, "teacher": args.teacher, "rl_split": args.rl_split, "method": GUIDED,
+        "guidance_steps": args.guidance_steps, "measured_steps": measured, "seed": args.seed,
+        "schedule": table.select([GUIDED])[0].trainer, "completion_cap": trainer["max_completion_length"],
+        "recipe": f"repro/configs/lab/{RECIPE}.yaml trainer and its {GUIDED} row, preset {args.preset}",
+        "trainer_grad_share": {m["step"]: m["logged_share"] for m in steps}}}
+    manifest.write(out_dir, stem, [])
+    print(text)
 
 
 # --------------------------------------------------------------------------- output
