@@ -1,7 +1,7 @@
 """Regime statistics of a lab setting (student, teacher, RL split), measured before any method is compared.
 
     python -m repro.regime --teacher teacher_cross [--student student] [--rl-split k4] [--prompts 256] [--rollouts 8]
-                           [--grpo-steps 25] [--name NAME]
+                           [--grpo-steps 25] [--guidance-steps 50 --guidance-at 1,10,25] [--guidance-only] [--name NAME]
 
 Measures, with 95% intervals:
 
@@ -18,13 +18,22 @@ Measures, with 95% intervals:
 * first errors: in each wrong rollout, the first token that leaves every correct solution (:func:`first_error`):
   how often the teacher's (and the student's own) argmax is a correct token there, and how often putting the
   teacher's argmax there (or the student's: greedy from the prefix) and continuing greedily with the student fixes
-  the answer; and in correct rollouts, what the teacher's token at the first step start where it disagrees does.
+  the answer; and in correct rollouts, what the teacher's token at the first step start where it disagrees does;
+* guidance gradient by position class (``regime_<name>_guidance.*``; ``--guidance-only``: only these): TGPO-Reg
+  (Table 1's row: the recipe's trainer and its guidance schedule, with ``--teacher``) trained ``--guidance-steps``
+  steps on the RL split with Table 1's data, so that its batches are those of the lab's TGPO-Reg run of that seed; at
+  steps ``--guidance-at`` and the last, on that step's batch, the trainer's own guidance and policy-gradient terms'
+  gradients at the final hidden states h split by the position class of each completion position
+  (:mod:`repro.guidance_share`): share of class c = sum over its positions of ||grad_h[p]||^2 / ||grad_h||^2, with the
+  share of positions for comparison and, for scale, ||grad_h guidance|| / ||grad_h pg|| (the trainer's
+  ``guidance/grad_share``, which includes lambda_k). A step where the schedule has reached 0 is refused.
 
 The grammar (which solutions are correct: :func:`tgpo.lab.config.grammar_of`) is the student's world's, with the styles
 and long steps either model writes; the completion cap is the student's world's (``v2_*`` models: world v2,
 :data:`tgpo.lab.config.WORLD_V2`; a cap of None is the recipe's). Intervals: accuracy over problems; group shares over groups; rollout statistics are ratios clustered by prompt
 (:func:`repro.stats.cluster_ratio_interval`); ``n`` counts the units (problems, groups, positions, rollouts). Outputs in ``results/lab/``: ``regime_<name>.csv`` (one row per
-statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; earlier ones move to ``previous/``.
+statistic), ``regime_<name>.md`` and ``regime_<name>_manifest.json``; ``regime_<name>_guidance.{csv,md}`` (one row per
+step, statistic and class) and its manifest; earlier ones move to ``previous/``.
 """
 
 from __future__ import annotations
@@ -606,7 +615,7 @@ def render_guidance(frame: pd.DataFrame, steps: list[dict], args, name: str) -> 
                           NORM_RATIO: [m["norm_ratio"] for m in steps],
                           "trainer's guidance/grad_share": [m["logged_share"] for m in steps],
                           "positions": [m["positions"] for m in steps]})
-    lines += [scale.to_markdown(index=False, floatfmt=".4g"), ""]
+    lines += [scale.to_markdown(index=False, floatfmt=("g", ".4g", ".4g", ".4g", "g")), ""]
     for statistic in GUIDANCE_SHARES.values():
         part = frame[frame["statistic"] == statistic]
         cells = part.assign(cell=[_cell(r) for _, r in part.iterrows()])

@@ -133,7 +133,9 @@ def test_first_errors_skip_correct_and_truncated_rollouts():
 
 
 @pytest.mark.parametrize("argv, names", [(["--rl-split", "k9"], "--rl-split"),
-                                         (["--rl-split", "k4", "--teacher", "/no/such/teacher"], "--teacher")])
+                                         (["--rl-split", "k4", "--teacher", "/no/such/teacher"], "--teacher"),
+                                         (["--guidance-only", "--guidance-steps", "90"], "guidance weight"),
+                                         (["--guidance-only", "--guidance-steps", "0"], "--guidance-only")])
 def test_bad_input_stops_in_one_line_before_anything_is_written(tmp_path, argv, names):
     from repro.paths import REPO
 
