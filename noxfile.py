@@ -24,7 +24,7 @@ TORCH = "torch==2.13.0"
 LOCK = "requirements/lock.txt"
 #: Reproduction scripts (``repro/<script>.py``), each the session ``reproduce(<script>)``.
 SCRIPTS = ["table1", "table2", "table3", "figure2", "figure4", "figure5", "sweep", "audit", "recipe_probe",
-           "presets_shift", "regime"]
+           "presets_shift", "regime", "default_regime", "regime_map"]
 
 
 def install_project(session: nox.Session) -> None:
