@@ -79,6 +79,20 @@ def test_a_cell_without_a_regime_file_stops_before_anything_runs(tmp_path, monke
 
 
 # ------------------------------------------------------------------------------------- the default regime
+@pytest.fixture
+def two_candidates(tmp_path, monkeypatch):
+    """The committed pre-registration config with two candidates, k5 then k6 (its recipe is Table 1's)."""
+    from repro.paths import CONFIGS
+
+    folder = tmp_path / "configs" / "lab"
+    folder.mkdir(parents=True)
+    (folder / "table1.yaml").write_text((CONFIGS / "lab" / "table1.yaml").read_text())
+    text = (CONFIGS / "lab" / "default_regime.yaml").read_text()
+    (folder / "default_regime.yaml").write_text(text.replace("candidates: [k5]", "candidates: [k5, k6]"))
+    monkeypatch.setattr(table_config, "CONFIGS", tmp_path / "configs")
+    return tmp_path / "out"
+
+
 def fake_runs(gains: dict[str, tuple[float, float]]):
     """``planning.run_plan`` standing in for training: GRPO at base + gain on each split, RKL in-family 0.4 and
     cross-family 0.4 - drop; ``gains[split] = (grpo_gain, rkl_drop)`` in fractions."""
@@ -103,8 +117,9 @@ def fake_runs(gains: dict[str, tuple[float, float]]):
 
 @pytest.mark.parametrize("k5, chosen, k6_runs", [((0.15, 0.3), "k5", False),   # k5 meets all: k6 never runs
                                                  ((0.03, 0.3), "k6", True)])   # GRPO gains too little on k5
-def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_never_run(tmp_path, monkeypatch, k5,
-                                                                                        chosen, k6_runs):
+def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_never_run(two_candidates, monkeypatch,
+                                                                                        k5, chosen, k6_runs):
+    tmp_path = two_candidates
     ran, run_plan = fake_runs({"k5": k5, "k6": (0.2, 0.3)})
     monkeypatch.setattr(planning, "run_plan", run_plan)
     monkeypatch.setattr(planning, "check_ready", lambda plan: None)
@@ -122,7 +137,8 @@ def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_ne
     assert f"Chosen: **{chosen}**" in (tmp_path / "default_regime_2seeds.md").read_text()
 
 
-def test_a_sparse_split_with_too_few_all_wrong_groups_is_not_chosen(tmp_path, monkeypatch):
+def test_a_sparse_split_with_too_few_all_wrong_groups_is_not_chosen(two_candidates, monkeypatch):
+    tmp_path = two_candidates
     _, run_plan = fake_runs({"k5": (0.2, 0.3), "k6": (0.2, 0.3)})
     monkeypatch.setattr(planning, "run_plan", run_plan)
     monkeypatch.setattr(planning, "check_ready", lambda plan: None)
