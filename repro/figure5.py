@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     records = session.run("Figure 5")
     summary = tables.summary_table(records, table.columns, table.averages, table.labels, reference=reference)
     plot(records, table, summary, out_dir / f"{stem}.png")
-    if session.redraw:
-        session.finish(records, [f"{stem}.png"])
-        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+    if session.redrawn(records, [f"{stem}.png"]):
         return 0
     summary.round(3).to_csv(out_dir / f"{stem}.csv", index_label="schedule")
     text = "\n\n".join(part for part in [

@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = map_frame(records, table, divergence)
     plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
-    if session.redraw:
-        session.finish(records, [f"{stem}.png"])
-        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+    if session.redrawn(records, [f"{stem}.png"]):
         return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     text = render(frame, table, args, len(session.plan.seeds))

@@ -48,6 +48,15 @@ class Session:
             return records
         return planning.run_plan(self.plan, self.args, desc=f"{title} ({self.args.profile}, {self.args.preset})")
 
+    def redrawn(self, records: list[dict], figures: Sequence[str]) -> bool:
+        """With ``--redraw``: note the redrawn ``figures`` in the manifest, say where they are and return True (the
+        script writes nothing else); False otherwise."""
+        if not self.redraw:
+            return False
+        self.finish(records, figures)
+        print(f"[{self.name}] wrote {', '.join(str(self.out_dir / f) for f in figures)}")
+        return True
+
     def finish(self, records: list[dict], figures: Sequence[str] = ()) -> None:
         """Save the runs and the manifest; with ``--redraw``, note in the manifest how ``figures`` were redrawn."""
         if self.redraw:

@@ -34,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = sweep_frame(records, table)
     plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
-    if session.redraw:
-        session.finish(records, [f"{stem}.png"])
-        print(f"[{NAME}] wrote {out_dir / (stem + '.png')}")
+    if session.redrawn(records, [f"{stem}.png"]):
         return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     session.finish(records)
