@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from repro import options, plots, regime, stats, table_config, tables
@@ -29,6 +30,22 @@ DIVERGENCE = {
     "content disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "content"),
     "style disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "style"),
 }
+
+
+#: Per-run training dynamics compared with GRPO's (the paper's Figures 2, 4 and 6): how much the gradient norm varies
+#: over the run (standard deviation over logged steps) and the mean response length over its last steps.
+LAST_STEPS = 10
+DYNAMICS = ("grad_norm sd", "final length")
+
+
+def run_dynamics(record: dict) -> dict[str, float]:
+    """``grad_norm sd``: standard deviation of the logged gradient norm over the run's steps; ``final length``: mean
+    of ``completions/mean_length`` over its last :data:`LAST_STEPS` logged steps (NaN where a run logged neither)."""
+    curves = record.get("curves") or []
+    norms = [c["grad_norm"] for c in curves if c.get("grad_norm") is not None]
+    lengths = [c["completions/mean_length"] for c in curves if c.get("completions/mean_length") is not None]
+    return {"grad_norm sd": float(np.std(norms)) if norms else float("nan"),
+            "final length": float(np.mean(lengths[-LAST_STEPS:])) if lengths else float("nan")}
 
 
 @dataclass(frozen=True)
@@ -102,9 +119,13 @@ def cell_divergence(profile: str, table: table_config.Table, cell: Cell) -> dict
 
 
 def map_frame(records: list[dict], table: table_config.Table, divergence: dict[Cell, dict]) -> pd.DataFrame:
-    """One row per (cell, method): the method's and GRPO's headline means, and method − GRPO as a paired t interval
-    over seeds, for every average of the config; then the cell's measured divergence."""
+    """One row per (cell, method): the method's and GRPO's means, and method − GRPO as a paired t interval over seeds,
+    for every average of the config and for the runs' dynamics (:func:`run_dynamics`); then the cell's measured
+    divergence."""
     wide = tables.wide_scores(records, table.columns, table.averages)
+    dynamics = pd.DataFrame([{"row": r["label"], "seed": r["seed"], **run_dynamics(r)} for r in records
+                             if r["method"] != table_config.BASE]).set_index(["row", "seed"])
+    wide = wide.join(dynamics)
     reference = next(row for row in table.rows if row.method == table_config.REFERENCE_METHOD)
     out = []
     for cell in cells(table):
@@ -116,7 +137,7 @@ def map_frame(records: list[dict], table: table_config.Table, divergence: dict[C
             seeds = sorted(set(method.index) & set(grpo.index))
             entry = {"kind": cell.kind, "teacher": cell.teacher, "density": cell.density, "rl_split": cell.split,
                      "method": row.method, "label": row.label, "n_seeds": len(seeds)}
-            for avg in table.averages:
+            for avg in [*table.averages, *DYNAMICS]:
                 diff = stats.paired_t_interval(method.loc[seeds, avg].to_numpy(), grpo.loc[seeds, avg].to_numpy())
                 entry.update({f"{avg} mean": method.loc[seeds, avg].mean(), f"GRPO {avg} mean": grpo.loc[seeds, avg].mean(),
                               f"Δ {avg}": diff.mean, f"Δ {avg} ci": diff.half})
@@ -124,23 +145,30 @@ def map_frame(records: list[dict], table: table_config.Table, divergence: dict[C
     return pd.DataFrame(out)
 
 
+def _grid(frame: pd.DataFrame, column: str, digits: int = 1) -> str:
+    """Markdown: one row per method, one column per cell, ``Δ ± half-width`` of ``column``."""
+    cells_of = frame["kind"] + ", " + frame["density"]
+    values = [tables.cell(m, h, digits=digits, signed=True) for m, h in zip(frame[f"Δ {column}"], frame[f"Δ {column} ci"])]
+    shown = frame.assign(cell=cells_of, value=values).pivot(index="label", columns="cell", values="value")
+    shown = shown[list(dict.fromkeys(cells_of))].loc[list(dict.fromkeys(frame["label"]))].rename_axis("")
+    return shown.to_markdown(disable_numparse=True)
+
+
 def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -> str:
     headline = next(iter(table.averages))
-    grid = frame.assign(cell=frame["kind"] + ", " + frame["density"], value=[
-        tables.cell(m, h, signed=True) for m, h in zip(frame[f"Δ {headline}"], frame[f"Δ {headline} ci"])])
-    order = list(dict.fromkeys(grid["cell"]))
-    shown = grid.pivot(index="label", columns="cell", values="value")[order]
-    shown = shown.loc[list(dict.fromkeys(frame["label"]))].rename_axis("")
     cells_frame = frame.drop_duplicates(["kind", "density"])
     measured = pd.DataFrame({"cell": cells_frame["kind"] + ", " + cells_frame["density"],
                              "teacher": cells_frame["teacher"], "RL split": cells_frame["rl_split"],
                              f"GRPO {headline}": cells_frame[f"GRPO {headline} mean"].map(lambda v: f"{v:.1f}"),
+                             "GRPO grad_norm sd": cells_frame["GRPO grad_norm sd mean"].map(lambda v: f"{v:.3f}"),
                              **{k: cells_frame[k].map(lambda v: f"{v:.2f}") for k in DIVERGENCE}})
     return (f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, {n_seeds} "
-            f"seeds)\n\nMethod − GRPO in {headline} (percentage points): paired 95% t interval over seeds (same seed "
-            f"and RL data order on the cell's split).\n\n{shown.to_markdown(disable_numparse=True)}\n\n"
-            f"Cells: the teacher and RL split, GRPO's mean, and the teacher's measured divergence on the student's own "
-            f"rollouts (from results/{args.profile}/regime_<student>_<teacher>_<split>.csv).\n\n"
+            f"seeds)\n\nEach entry: method − GRPO, a paired 95% t interval over seeds (same seed and RL data order on the "
+            f"cell's split).\n\n## {headline} (percentage points)\n\n{_grid(frame, headline)}\n\n"
+            f"## Gradient norm: its standard deviation over the run's steps\n\n{_grid(frame, 'grad_norm sd', 3)}\n\n"
+            f"## Response length: mean over the last {LAST_STEPS} steps (tokens)\n\n{_grid(frame, 'final length')}\n\n"
+            f"## Cells\n\nThe teacher and RL split, GRPO's means, and the teacher's measured divergence on the student's "
+            f"own rollouts (from results/{args.profile}/regime_<student>_<teacher>_<split>.csv).\n\n"
             f"{measured.to_markdown(index=False, disable_numparse=True)}\n\nMeasured by this repo.\n")
 
 

@@ -14,9 +14,12 @@ from repro import default_regime, planning, regime, regime_map, table_config
 TASKS = ("tgpo_lab_id", "tgpo_lab_hard", "tgpo_lab_ood")
 
 
-def record(label: str, method: str, seed: int, id_: float, hard: float, ood: float = 0.2) -> dict:
+def record(label: str, method: str, seed: int, id_: float, hard: float, ood: float = 0.2,
+           norms=(1.0, 1.0), lengths=(27.0,)) -> dict:
+    curves = [{"step": i + 1, "grad_norm": g} for i, g in enumerate(norms)]
+    curves += [{"step": len(norms) + i + 1, "completions/mean_length": n} for i, n in enumerate(lengths)]
     return {"label": label, "method": method, "seed": seed, "scores": dict(zip(TASKS, (id_, hard, ood))),
-            "problems": {}}
+            "problems": {}, "curves": curves}
 
 
 def regime_file(all_wrong: float, teacher_correct: float) -> pd.DataFrame:
@@ -57,8 +60,12 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
         for i, cell in enumerate(cells):
             base = 0.3 if cell.split == "k4" else 0.1
             for row in table.rows[1:]:
+                # RKL's gradient norm swings between 1 and 3 (sd 1; GRPO's: 0) and its last 10 lengths are 40 and
+                # its earlier ones 100 (only the last 10 count: GRPO's are 27)
+                swings, long = (1.0, 3.0) if row.method == "rkl" else (1.0, 1.0), row.method == "rkl"
                 records.append(record(f"{row.label} [{cell.name}]", row.method, seed, base + 0.01 * seed + 0.01 * i,
-                                      base + 0.02 * i))
+                                      base + 0.02 * i, norms=swings,
+                                      lengths=(100.0,) * 5 + (40.0,) * 10 if long else (27.0,)))
     divergence = {c: {k: float(j) for j, k in enumerate(regime_map.DIVERGENCE)} for c in cells}
     frame = regime_map.map_frame(records, table, divergence)
     assert len(frame) == len(cells) * (len(table.rows) - 1)
@@ -68,8 +75,11 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
         assert part["Δ In-dist. avg"].tolist() == pytest.approx([1.5 * i] * len(part))
         assert part["Δ In-dist. avg ci"].tolist() == pytest.approx([0.0] * len(part), abs=1e-9)
         assert (part["n_seeds"] == 3).all()
+        rkl = part.set_index("method").loc["rkl"]
+        assert rkl["Δ grad_norm sd"] == pytest.approx(1.0) and rkl["Δ final length"] == pytest.approx(13.0)
+        assert part.set_index("method").loc["tgpo", "Δ grad_norm sd"] == pytest.approx(0.0)
     text = regime_map.render(frame, table, type("A", (), {"profile": "lab", "preset": "controlled"}), 3)
-    assert "+7.5 ± 0.0" in text and "content-moving, sparse (k5)" in text
+    assert "+7.5 ± 0.0" in text and "content-moving, sparse (k5)" in text and "+13.0 ± 0.0" in text
 
 
 def test_a_cell_without_a_regime_file_stops_before_anything_runs(tmp_path, monkeypatch):
