@@ -26,7 +26,7 @@ NAME = "regime_map"
 SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
 #: Measured divergence of a cell's teacher on its split (regime file rows: section, statistic, position class).
 DIVERGENCE = {
-    "KL(teacher||student) per token": ("disagreement", "KL(teacher||student) per token", "all"),
+    "KL(teacher‖student) per token": ("disagreement", "KL(teacher||student) per token", "all"),
     "content disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "content"),
     "style disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "style"),
 }
@@ -35,6 +35,8 @@ DIVERGENCE = {
 #: Per-run training dynamics compared with GRPO's (the paper's Figures 2, 4 and 6): how much the gradient norm varies
 #: over the run (standard deviation over logged steps) and the mean response length over its last steps.
 LAST_STEPS = 10
+#: The figure's y axis is linear within this many points of 0 and logarithmic beyond.
+SYMLOG_LINEAR = 5.0
 DYNAMICS = ("grad_norm sd", "final length")
 
 
@@ -120,38 +122,63 @@ def cell_divergence(profile: str, table: table_config.Table, cell: Cell) -> dict
 
 def map_frame(records: list[dict], table: table_config.Table, divergence: dict[Cell, dict]) -> pd.DataFrame:
     """One row per (cell, method): the method's and GRPO's means, and method − GRPO as a paired t interval over seeds,
-    for every average of the config and for the runs' dynamics (:func:`run_dynamics`); then the cell's measured
-    divergence."""
+    for every average of the config and for the runs' dynamics (:func:`run_dynamics`); in the headline average also
+    method − each ``paired_also`` method of the cell (``Δ <headline> vs <label>``) and the method in this cell − the
+    same method in the ``baseline_kind`` cell of its split (``Δ <headline> vs <kind>``: what the divergence costs);
+    then the cell's measured divergence."""
     wide = tables.wide_scores(records, table.columns, table.averages)
     dynamics = pd.DataFrame([{"row": r["label"], "seed": r["seed"], **run_dynamics(r)} for r in records
                              if r["method"] != table_config.BASE]).set_index(["row", "seed"])
     wide = wide.join(dynamics)
+    headline = next(iter(table.averages))
     reference = next(row for row in table.rows if row.method == table_config.REFERENCE_METHOD)
+    guided = {row.method: row for row in table.rows if row.trained and row.method != reference.method}
+    also = [guided[m] for m in table.get("paired_also") or [] if m in guided]
+    baseline = table.get("baseline_kind")
     out = []
     for cell in cells(table):
         grpo = wide.xs(f"{reference.label} [{cell.density}]", level="row")
-        for row in table.rows:
-            if not row.trained or row.method == reference.method:
-                continue
+        for row in guided.values():
             method = wide.xs(f"{row.label} [{cell.name}]", level="row")
             seeds = sorted(set(method.index) & set(grpo.index))
             entry = {"kind": cell.kind, "teacher": cell.teacher, "density": cell.density, "rl_split": cell.split,
                      "method": row.method, "label": row.label, "n_seeds": len(seeds)}
-            for avg in [*table.averages, *DYNAMICS]:
-                diff = stats.paired_t_interval(method.loc[seeds, avg].to_numpy(), grpo.loc[seeds, avg].to_numpy())
-                entry.update({f"{avg} mean": method.loc[seeds, avg].mean(), f"GRPO {avg} mean": grpo.loc[seeds, avg].mean(),
-                              f"Δ {avg}": diff.mean, f"Δ {avg} ci": diff.half})
+            for col in [*table.averages, *DYNAMICS]:
+                entry.update(_paired(method, grpo, col, f"Δ {col}"), **{f"{col} mean": method.loc[seeds, col].mean(),
+                                                                       f"GRPO {col} mean": grpo.loc[seeds, col].mean()})
+            for other in also:
+                if other.method != row.method:
+                    entry.update(_paired(method, wide.xs(f"{other.label} [{cell.name}]", level="row"), headline,
+                                         f"Δ {headline} vs {other.label}"))
+            if baseline and cell.kind != baseline:
+                entry.update(_paired(method, wide.xs(f"{row.label} [{baseline}, {cell.density}]", level="row"),
+                                     headline, f"Δ {headline} vs {baseline}"))
             out.append({**entry, **divergence[cell]})
     return pd.DataFrame(out)
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, column: str, name: str) -> dict[str, float]:
+    """``{name: mean, name + " ci": half-width}`` of ``a − b`` in ``column``, paired by seed (the seeds both have)."""
+    seeds = sorted(set(a.index) & set(b.index))
+    diff = stats.paired_t_interval(a.loc[seeds, column].to_numpy(), b.loc[seeds, column].to_numpy())
+    return {name: diff.mean, f"{name} ci": diff.half}
 
 
 def _grid(frame: pd.DataFrame, column: str, digits: int = 1) -> str:
     """Markdown: one row per method, one column per cell, ``Δ ± half-width`` of ``column``."""
     cells_of = frame["kind"] + ", " + frame["density"]
-    values = [tables.cell(m, h, digits=digits, signed=True) for m, h in zip(frame[f"Δ {column}"], frame[f"Δ {column} ci"])]
+    values = ["—" if pd.isna(m) else tables.cell(m, h, digits=digits, signed=True)
+              for m, h in zip(frame[f"Δ {column}"], frame[f"Δ {column} ci"])]
     shown = frame.assign(cell=cells_of, value=values).pivot(index="label", columns="cell", values="value")
     shown = shown[list(dict.fromkeys(cells_of))].loc[list(dict.fromkeys(frame["label"]))].rename_axis("")
     return shown.to_markdown(disable_numparse=True)
+
+
+def _versus(column: str, table: table_config.Table) -> str:
+    other = column.split(" vs ")[1]
+    if other == table.get("baseline_kind"):
+        return f"The method's run in this cell − its run with the {other} teacher on the same split"
+    return f"The method − {other} in the same cell"
 
 
 def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -> str:
@@ -167,6 +194,9 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
             f"cell's split).\n\n## {headline} (percentage points)\n\n{_grid(frame, headline)}\n\n"
             f"## Gradient norm: its standard deviation over the run's steps\n\n{_grid(frame, 'grad_norm sd', 3)}\n\n"
             f"## Response length: mean over the last {LAST_STEPS} steps (tokens)\n\n{_grid(frame, 'final length')}\n\n"
+            + "".join(f"## {column.removeprefix('Δ ')} (percentage points)\n\n{_versus(column, table)}, paired by "
+                      f"seed.\n\n{_grid(frame, column.removeprefix('Δ '))}\n\n"
+                      for column in frame.columns if " vs " in column and not column.endswith(" ci")) +
             f"## Cells\n\nThe teacher and RL split, GRPO's means, and the teacher's measured divergence on the student's "
             f"own rollouts (from results/{args.profile}/regime_<student>_<teacher>_<split>.csv).\n\n"
             f"{measured.to_markdown(index=False, disable_numparse=True)}\n\nMeasured by this repo.\n")
@@ -193,10 +223,13 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
                             color=style["color"], marker=style["marker"], linestyle="none", capsize=4,
                             label=rows["label"].iloc[0])
             ax.axhline(0, color="#555555", linewidth=1)
+            # linear within ±SYMLOG_LINEAR points, where guided methods and GRPO differ; RKL's collapse (tens of
+            # points) beyond it, compressed, so both show on one axis
+            ax.set_yscale("symlog", linthresh=SYMLOG_LINEAR)
             ax.set_xticks(range(len(kinds)), [f"{k}\n({part[part['kind'] == k]['teacher'].iloc[0]})" for k in kinds])
             ax.set_title(f"RL split: {density}")
             ax.grid(axis="y", alpha=0.3)
-        axes[0][0].set_ylabel(f"method − GRPO, {headline} (points)")
+        axes[0][0].set_ylabel(f"method − GRPO, {headline} (points; linear within ±{SYMLOG_LINEAR:g})")
         handles, labels = axes[0][0].get_legend_handles_labels()
         plots.legend(fig, handles, labels)
         fig.suptitle(f"{table['title']}: guided methods against GRPO by kind of divergence and reward density")

@@ -78,6 +78,13 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
         rkl = part.set_index("method").loc["rkl"]
         assert rkl["Δ grad_norm sd"] == pytest.approx(1.0) and rkl["Δ final length"] == pytest.approx(13.0)
         assert part.set_index("method").loc["tgpo", "Δ grad_norm sd"] == pytest.approx(0.0)
+        by_method = part.set_index("method")
+        assert pd.isna(by_method.loc["tgpo", "Δ In-dist. avg vs TGPO-Reg"])  # a method is not paired with itself
+        assert by_method.loc["kdrl", "Δ In-dist. avg vs TGPO-Reg"] == pytest.approx(0.0)  # same scores in a cell
+        baseline = cells.index(next(c for c in cells if c.kind == "in-family" and c.split == cell.split))
+        expected = 1.5 * (i - baseline)  # this cell's scores − the in-family cell's, same split, same method
+        assert by_method["Δ In-dist. avg vs in-family"].tolist() == (
+            pytest.approx([expected] * len(part)) if cell.kind != "in-family" else [pytest.approx(float("nan"), nan_ok=True)] * len(part))
     text = regime_map.render(frame, table, type("A", (), {"profile": "lab", "preset": "controlled"}), 3)
     assert "+7.5 ± 0.0" in text and "content-moving, sparse (k5)" in text and "+13.0 ± 0.0" in text
 
