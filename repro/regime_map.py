@@ -164,6 +164,40 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, column: str, name: str) -> dict[st
     return {name: diff.mean, f"{name} ci": diff.half}
 
 
+#: A claim's verdict in a cell from its paired interval (the rule of results/lab/README.md): ``more``/``less``: the
+#: paper says the difference is above/below 0; ``no_more``/``no_less``: it says the difference is not above/below 0
+#: (a gradient norm as stable as GRPO's; accuracy kept under a divergent teacher), which an interval can contradict
+#: but not prove.
+VERDICTS = {
+    "more": lambda low, high: "reproduced" if low > 0 else "not reproduced" if high < 0 else "inconclusive",
+    "less": lambda low, high: "reproduced" if high < 0 else "not reproduced" if low > 0 else "inconclusive",
+    "no_more": lambda low, high: "contradicted" if low > 0 else "not contradicted",
+    "no_less": lambda low, high: "contradicted" if high < 0 else "not contradicted",
+}
+
+
+def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFrame:
+    """The config's ``claims`` (``{claim, method, column, direction}``: a column of :func:`map_frame` without its
+    ``Δ ``, read in the method's row) judged in every cell: one row per claim, one column per cell, ``verdict (Δ ±
+    half-width)``; a cell without that comparison (e.g. the in-family cell against itself) is ``—``."""
+    where = f"config {table.path}"
+    out = {}
+    for claim in table.get("claims") or []:
+        if not isinstance(claim, dict) or {"claim", "method", "column", "direction"} - set(claim):
+            raise table_config.UsageError(f"{where}: claim {claim!r}: expected {{claim, method, column, direction}}")
+        if claim["direction"] not in VERDICTS or f"Δ {claim['column']}" not in frame:
+            raise table_config.UsageError(f"{where}: claim {claim['claim']!r}: direction must be one of "
+                                          f"{sorted(VERDICTS)} and column one of the map's ({claim['column']!r})")
+        rows = frame[frame["method"] == claim["method"]]
+        verdicts = {}
+        for _, r in rows.iterrows():
+            mean, half = r[f"Δ {claim['column']}"], r[f"Δ {claim['column']} ci"]
+            verdicts[f"{r['kind']}, {r['density']}"] = "—" if pd.isna(mean) else (
+                f"{VERDICTS[claim['direction']](mean - half, mean + half)} ({tables.cell(mean, half, signed=True)})")
+        out[claim["claim"]] = verdicts
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
 def _grid(frame: pd.DataFrame, column: str, digits: int = 1) -> str:
     """Markdown: one row per method, one column per cell, ``Δ ± half-width`` of ``column``."""
     cells_of = frame["kind"] + ", " + frame["density"]
@@ -196,8 +230,13 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
             f"## Response length: mean over the last {LAST_STEPS} steps (tokens)\n\n{_grid(frame, 'final length')}\n\n"
             + "".join(f"## {column.removeprefix('Δ ')} (percentage points)\n\n{_versus(column, table)}, paired by "
                       f"seed.\n\n{_grid(frame, column.removeprefix('Δ '))}\n\n"
-                      for column in frame.columns if " vs " in column and not column.endswith(" ci")) +
-            f"## Cells\n\nThe teacher and RL split, GRPO's means, and the teacher's measured divergence on the student's "
+                      for column in frame.columns if " vs " in column and not column.endswith(" ci"))
+            + (f"## The paper's claims, cell by cell\n\nA verdict from each cell's paired 95% interval: reproduced when "
+               "it excludes 0 in the paper's direction, not reproduced when it excludes 0 the other way, inconclusive "
+               "when it contains 0 (for a claim that a method is *no worse*: contradicted or not).\n\n"
+               f"{claim_verdicts(frame, table).rename_axis('claim').to_markdown(disable_numparse=True)}\n\n"
+               if table.get("claims") else "")
+            + f"## Cells\n\nThe teacher and RL split, GRPO's means, and the teacher's measured divergence on the student's "
             f"own rollouts (from results/{args.profile}/regime_<student>_<teacher>_<split>.csv).\n\n"
             f"{measured.to_markdown(index=False, disable_numparse=True)}\n\nMeasured by this repo.\n")
 

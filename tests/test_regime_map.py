@@ -85,8 +85,27 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
         expected = 1.5 * (i - baseline)  # this cell's scores − the in-family cell's, same split, same method
         assert by_method["Δ In-dist. avg vs in-family"].tolist() == (
             pytest.approx([expected] * len(part)) if cell.kind != "in-family" else [pytest.approx(float("nan"), nan_ok=True)] * len(part))
+    verdicts = regime_map.claim_verdicts(frame, table)
+    assert len(verdicts) == len(table["claims"]) and list(verdicts.columns) == [c.name for c in cells]
+    # RKL's gradient norm: sd 1 against GRPO's 0 at every seed, so "varies more" is reproduced everywhere
+    assert verdicts.loc["RKL's gradient norm varies more than GRPO's"].str.startswith("reproduced").all()
+    # TGPO-Reg − GRPO = 1.5 i with no spread: reproduced where i > 0, inconclusive (0 ± 0) in the first cell
+    tgpo = verdicts.loc["TGPO-Reg beats GRPO"]
+    assert tgpo.iloc[0].startswith("inconclusive") and tgpo.iloc[1:].str.startswith("reproduced").all()
+    # in the in-family cells the comparison with the in-family cell does not exist
+    assert (verdicts.loc["RKL loses accuracy under a divergent teacher (vs in-family)"][
+        [c.name for c in cells if c.kind == "in-family"]] == "—").all()
     text = regime_map.render(frame, table, type("A", (), {"profile": "lab", "preset": "controlled"}), 3)
     assert "+7.5 ± 0.0" in text and "content-moving, sparse (k5)" in text and "+13.0 ± 0.0" in text
+
+
+@pytest.mark.parametrize("direction, low, high, verdict", [
+    ("more", 0.1, 2.0, "reproduced"), ("more", -2.0, -0.1, "not reproduced"), ("more", -1.0, 1.0, "inconclusive"),
+    ("less", -2.0, -0.1, "reproduced"), ("less", 0.1, 2.0, "not reproduced"),
+    ("no_more", 0.1, 2.0, "contradicted"), ("no_more", -1.0, 1.0, "not contradicted"),
+    ("no_less", -2.0, -0.1, "contradicted"), ("no_less", -1.0, 1.0, "not contradicted")])
+def test_claim_verdicts_follow_the_interval(direction, low, high, verdict):
+    assert regime_map.VERDICTS[direction](low, high) == verdict
 
 
 def test_a_cell_without_a_regime_file_stops_before_anything_runs(tmp_path, monkeypatch):
