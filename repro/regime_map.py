@@ -71,9 +71,11 @@ def cells(table: table_config.Table) -> list[Cell]:
         raise table_config.UsageError(f"{where}: 'teachers' ({{kind: teacher}}) and 'splits' ({{density: RL split}}) "
                                       "are required")
     for split in splits.values():
-        table_config.check_rl_split(split, where)
-    return [Cell(kind, teacher, density, str(split)) for density, split in splits.items()
-            for kind, teacher in teachers.items()]
+        if split is not None:
+            table_config.check_rl_split(split, where)
+    # a config that inherits the map leaves a parent's density or kind out by setting it to null (mappings merge)
+    return [Cell(kind, teacher, density, str(split)) for density, split in splits.items() if split is not None
+            for kind, teacher in teachers.items() if teacher is not None]
 
 
 def map_rows(table: table_config.Table) -> list[table_config.Row]:
@@ -86,6 +88,8 @@ def map_rows(table: table_config.Table) -> list[table_config.Row]:
                                       "methods paired with it")
     out = [table_config.Row(key="base", method=table_config.BASE, label=table_config.BASE_LABEL)]
     for density, split in table["splits"].items():
+        if split is None:
+            continue
         out.append(replace(reference[0], key=f"{reference[0].key}@{split}", variant=density,
                            label=f"{reference[0].label} [{density}]", rl_split=str(split)))
     for cell in cells(table):

@@ -48,6 +48,12 @@ def test_the_map_plans_grpo_once_per_split_and_every_guided_method_once_per_cell
     assert tgpo.trainer["guidance_weight"] == table["guidance"]["tgpo"]["guidance_weight"]  # the row's schedule kept
 
 
+def test_a_config_that_inherits_the_map_leaves_a_row_out_with_null():
+    sparse = table_config.load_table("lab", "regime_map_sparse")
+    assert {c.split for c in regime_map.cells(sparse)} == {"k5"}
+    assert {r.rl_split for r in regime_map.map_rows(sparse) if r.trained} == {"k5"}
+
+
 def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
     table = table_config.load_table("lab", "regime_map")
     cells = regime_map.cells(table)
