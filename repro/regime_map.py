@@ -197,9 +197,15 @@ def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFra
         for _, r in rows.iterrows():
             mean, half = r[f"Δ {claim['column']}"], r[f"Δ {claim['column']} ci"]
             verdicts[f"{r['kind']}, {r['density']}"] = "—" if pd.isna(mean) else (
-                f"{VERDICTS[claim['direction']](mean - half, mean + half)} ({tables.cell(mean, half, signed=True)})")
+                f"{VERDICTS[claim['direction']](mean - half, mean + half)} "
+                f"({tables.cell(mean, half, digits=_digits(claim['column']), signed=True)})")
         out[claim["claim"]] = verdicts
     return pd.DataFrame.from_dict(out, orient="index")
+
+
+def _digits(column: str) -> int:
+    """Decimals shown for a column: gradient-norm spreads are fractions of 1, the rest points or tokens."""
+    return 3 if column.startswith("grad_norm") else 1
 
 
 def _grid(frame: pd.DataFrame, column: str, digits: int = 1) -> str:
