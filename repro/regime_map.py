@@ -260,6 +260,9 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
     densities = list(dict.fromkeys(frame["density"]))
     kinds = list(dict.fromkeys(frame["kind"]))
     methods = list(dict.fromkeys(frame["method"]))
+    low = (frame[f"Δ {headline}"] - frame[f"Δ {headline} ci"]).min()
+    high = (frame[f"Δ {headline}"] + frame[f"Δ {headline} ci"]).max()
+    ticks = [t for t in (-40, -20, -10, -5, -2, 0, 2, 5, 10, 20, 40) if low - 1 <= t <= high + 1]
     with plt.rc_context(plots.FONT):
         fig, axes = plt.subplots(1, len(densities), figsize=plots.SLIDE, sharey=True, squeeze=False)
         for ax, density in zip(axes[0], densities):
@@ -275,6 +278,7 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
             # linear within ±SYMLOG_LINEAR points, where guided methods and GRPO differ; RKL's collapse (tens of
             # points) beyond it, compressed, so both show on one axis
             ax.set_yscale("symlog", linthresh=SYMLOG_LINEAR)
+            ax.set_yticks(ticks, [f"{t:+g}" if t else "0" for t in ticks])
             ax.set_xticks(range(len(kinds)), [f"{k}\n({part[part['kind'] == k]['teacher'].iloc[0]})" for k in kinds])
             ax.set_title(f"RL split: {density}")
             ax.grid(axis="y", alpha=0.3)
