@@ -52,6 +52,8 @@ def test_a_config_that_inherits_the_map_leaves_a_row_out_with_null():
     sparse = table_config.load_table("lab", "regime_map_sparse")
     assert {c.split for c in regime_map.cells(sparse)} == {"k5"}
     assert {r.rl_split for r in regime_map.map_rows(sparse) if r.trained} == {"k5"}
+    column = table_config.load_table("lab", "regime_map_content_moving")
+    assert {(c.teacher, c.split) for c in regime_map.cells(column)} == {("teacher_cross", "k4"), ("teacher_cross", "k5")}
 
 
 def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
