@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     stem = options.output_stem(options.config_name(args, NAME), args, table)
     candidates, criteria = _candidates(table), table.get("criteria") or {}
     teacher = next(row.teacher for row in table.rows if row.variant == CROSS_FAMILY)
-    regimes = {split: regime.committed(args.profile, table.student, teacher, split) for split in candidates}  # first
+    regimes = {split: regime_criteria(regime.committed(args.profile, table.student, teacher, split))
+               for split in candidates}  # read (and a bad file refused) before anything trains
+    _check_criteria(table, criteria)
     plans = {split: planning.plan_runs(table, args, rows=candidate_rows(table, split)) for split in candidates}
     if args.dry_run:
         return max(planning.print_plan(plan) for plan in plans.values())
@@ -99,7 +101,30 @@ def candidate_rows(table: table_config.Table, split: str) -> list[table_config.R
                                                 rl_split=split) for row in table.rows]
 
 
-def check(records: list[dict], table: table_config.Table, split: str, regime_stats: pd.DataFrame,
+#: The criteria a config may name: those read from the regime file (:func:`regime_criteria`), then those measured on
+#: the runs (:func:`check`).
+CRITERIA = ("all_wrong_groups", "teacher_first_error", "grpo_gain", "grpo_hard_gain", "rkl_drop")
+
+
+def _check_criteria(table: table_config.Table, criteria: dict) -> None:
+    where = f"config {table.path}"
+    unknown = set(criteria) - set(CRITERIA)
+    if unknown:
+        raise table_config.UsageError(f"{where}: unknown criteria {sorted(unknown)}; expected some of {list(CRITERIA)}")
+    if table.get("criteria_hard_column") not in table.columns.values():
+        raise table_config.UsageError(f"{where}: criteria_hard_column {table.get('criteria_hard_column')!r}; expected "
+                                      f"one of the columns {list(table.columns.values())}")
+
+
+def regime_criteria(regime_stats: pd.DataFrame) -> dict[str, tuple[tuple[float, float, float], str]]:
+    """The criteria read from a split's regime file: ``{name: ((mean, low, high), description)}``."""
+    return {"all_wrong_groups": (regime.statistic(regime_stats, "GRPO groups", "all-wrong groups (%), steps 1-25"),
+                                 "all-wrong groups under GRPO, steps 1-25 (%) [regime file]"),
+            "teacher_first_error": (regime.statistic(regime_stats, "first error", "teacher argmax correct (%)"),
+                                    "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]")}
+
+
+def check(records: list[dict], table: table_config.Table, split: str, from_regime: dict,
           criteria: dict) -> list[Criterion]:
     """Every criterion of the config, measured for one candidate (see the config for their meaning)."""
     headline = next(iter(table.averages))
@@ -111,10 +136,7 @@ def check(records: list[dict], table: table_config.Table, split: str, regime_sta
     rkl_in = wide.xs(label[("rkl", IN_FAMILY)], level="row")[headline].to_numpy()
     rkl_cross = wide.xs(label[("rkl", CROSS_FAMILY)], level="row")[headline].to_numpy()
     measured = {
-        "all_wrong_groups": (regime.statistic(regime_stats, "GRPO groups", "all-wrong groups (%), steps 1-25"),
-                             "all-wrong groups under GRPO, steps 1-25 (%) [regime file]"),
-        "teacher_first_error": (regime.statistic(regime_stats, "first error", "teacher argmax correct (%)"),
-                                "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]"),
+        **from_regime,
         "grpo_gain": (_interval(stats.t_interval(grpo[headline].to_numpy() - base[headline].iloc[0])),
                       f"GRPO − base student, {headline} (points)"),
         "grpo_hard_gain": (_interval(stats.t_interval(grpo[hard].to_numpy() - base[hard].iloc[0])),
@@ -122,10 +144,6 @@ def check(records: list[dict], table: table_config.Table, split: str, regime_sta
         "rkl_drop": (_interval(stats.paired_t_interval(rkl_in, rkl_cross)),
                      f"RKL in-family − RKL cross-family, {headline} (points)"),
     }
-    unknown = set(criteria) - set(measured)
-    if unknown:
-        raise table_config.UsageError(f"config {table.path}: unknown criteria {sorted(unknown)}; expected some of "
-                                      f"{sorted(measured)}")
     return [Criterion(name, float(criteria[name]), *measured[name][0], source=measured[name][1]) for name in criteria]
 
 

@@ -189,3 +189,19 @@ def test_a_sparse_split_with_too_few_all_wrong_groups_is_not_chosen(two_candidat
     monkeypatch.setattr(regime, "committed", lambda *a: regime_file(30.0, 90.0))
     assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
     assert "No candidate meets every criterion" in (tmp_path / "default_regime_2seeds.md").read_text()
+
+
+@pytest.mark.parametrize("change, message", [("grpo_gain: 12", "unknown criteria ['grpo_gian']"),
+                                             ("criteria_hard_column: Harder (k=5)", "criteria_hard_column 'Hard'")])
+def test_a_bad_criterion_is_refused_before_anything_trains(two_candidates, monkeypatch, change, message):
+    from repro.paths import CONFIGS
+
+    config = table_config.CONFIGS / "lab" / "default_regime.yaml"
+    wrong = "grpo_gian: 12" if "gain" in change else "criteria_hard_column: Hard"
+    config.write_text(config.read_text().replace(change, wrong))
+    assert CONFIGS != table_config.CONFIGS  # the committed config is untouched
+    monkeypatch.setattr(planning, "run_plan", lambda *a, **k: pytest.fail("trained before the config was checked"))
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
+    with pytest.raises(table_config.UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        default_regime.main(["--output-dir", str(two_candidates), "--seeds", "2"])
