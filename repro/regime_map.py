@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return session
     table, stem, out_dir, args = session.table, session.stem, session.out_dir, session.args
     divergence = {cell: cell_divergence(args.profile, table, cell) for cell in cells(table)}  # before any run
+    check_claims(table)  # likewise: a bad claim must not wait for the runs
 
     records = session.run("Regime map")
 
@@ -180,18 +181,40 @@ VERDICTS = {
 }
 
 
+def paired_columns(table: table_config.Table) -> list[str]:
+    """The columns :func:`map_frame` pairs (each as ``Δ <column>``): every average and dynamic against GRPO, the
+    headline against each ``paired_also`` method's label and against ``baseline_kind``."""
+    headline = next(iter(table.averages))
+    labels = {row.method: row.label for row in table.rows}
+    return [*table.averages, *DYNAMICS, *(f"{headline} vs {labels[m]}" for m in table.get("paired_also") or []
+                                          if m in labels and m != table_config.REFERENCE_METHOD),
+            *([f"{headline} vs {table['baseline_kind']}"] if table.get("baseline_kind") else [])]
+
+
+def check_claims(table: table_config.Table) -> None:
+    """The config's ``baseline_kind`` and ``claims``, refused in one line before anything runs."""
+    where = f"config {table.path}"
+    baseline = table.get("baseline_kind")
+    if baseline and baseline not in {c.kind for c in cells(table)}:
+        raise table_config.UsageError(f"{where}: baseline_kind {baseline!r} is none of the kinds in 'teachers'")
+    columns = paired_columns(table)
+    methods = {row.method for row in table.rows if row.trained and row.method != table_config.REFERENCE_METHOD}
+    for claim in table.get("claims") or []:
+        if not isinstance(claim, dict) or {"claim", "method", "column", "direction"} - set(claim):
+            raise table_config.UsageError(f"{where}: claim {claim!r}: expected {{claim, method, column, direction}}")
+        if claim["direction"] not in VERDICTS or claim["column"] not in columns or claim["method"] not in methods:
+            raise table_config.UsageError(
+                f"{where}: claim {claim['claim']!r}: direction must be one of {sorted(VERDICTS)}, column one of "
+                f"{columns} and method one of {sorted(methods)}")
+
+
 def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFrame:
     """The config's ``claims`` (``{claim, method, column, direction}``: a column of :func:`map_frame` without its
     ``Δ ``, read in the method's row) judged in every cell: one row per claim, one column per cell, ``verdict (Δ ±
     half-width)``; a cell without that comparison (e.g. the in-family cell against itself) is ``—``."""
-    where = f"config {table.path}"
+    check_claims(table)
     out = {}
     for claim in table.get("claims") or []:
-        if not isinstance(claim, dict) or {"claim", "method", "column", "direction"} - set(claim):
-            raise table_config.UsageError(f"{where}: claim {claim!r}: expected {{claim, method, column, direction}}")
-        if claim["direction"] not in VERDICTS or f"Δ {claim['column']}" not in frame:
-            raise table_config.UsageError(f"{where}: claim {claim['claim']!r}: direction must be one of "
-                                          f"{sorted(VERDICTS)} and column one of the map's ({claim['column']!r})")
         rows = frame[frame["method"] == claim["method"]]
         verdicts = {}
         for _, r in rows.iterrows():

@@ -205,3 +205,28 @@ def test_a_bad_criterion_is_refused_before_anything_trains(two_candidates, monke
     monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
     with pytest.raises(table_config.UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         default_regime.main(["--output-dir", str(two_candidates), "--seeds", "2"])
+
+
+@pytest.mark.parametrize("claims, message", [
+    ("[{claim: x, method: tgpo, column: In-dist. avg vs nobody, direction: more}]", "column one of"),
+    ("[{claim: x, method: luffy, column: In-dist. avg, direction: more}]", "method one of"),
+    ("[{claim: x, method: tgpo, column: In-dist. avg, direction: sideways}]", "direction must be one of"),
+    ("[{claim: x}]", "expected {claim, method, column, direction}")])
+def test_a_bad_claim_is_refused_before_anything_runs(tmp_path, monkeypatch, claims, message):
+    from repro.paths import CONFIGS
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    for name in ("table1", "regime_map"):
+        (folder / f"{name}.yaml").write_text((CONFIGS / "lab" / f"{name}.yaml").read_text())
+    (folder / "bad.yaml").write_text(f"base: regime_map.yaml\nclaims: {claims}\n")
+    monkeypatch.setattr(table_config, "CONFIGS", tmp_path)
+    with pytest.raises(table_config.UsageError, match="bad.yaml") as err:
+        regime_map.check_claims(table_config.load_table("lab", "bad"))
+    assert message in str(err.value)
+
+
+def test_the_claim_columns_are_the_columns_the_map_pairs():
+    table = table_config.load_table("lab", "regime_map")
+    assert set(regime_map.paired_columns(table)) == {"In-dist. avg", "OOD avg", *regime_map.DYNAMICS,
+                                                     "In-dist. avg vs TGPO-Reg", "In-dist. avg vs in-family"}
