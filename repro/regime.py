@@ -463,17 +463,15 @@ def lab_trainer(args, table, method: str, trainer_cfg: dict, train_size: int, te
     :class:`~repro.lab_runner.LabJob` through :func:`~repro.lab_runner.run_config` and the preset ``args.preset``), with
     ``trainer_cfg`` (TGPOConfig fields), ``train_size`` prompts of the RL split ``args.rl_split`` (the table's data
     seed) and seed ``args.seed``, in a temporary folder that lives as long as the context."""
-    from repro.lab_runner import LabJob, run_config
-    from tgpo.lab.world import rl_split, write_rows
+    from repro.lab_runner import LabJob, run_config, write_train_jsonl
     from tgpo.train_cli import build_trainer
 
     with tempfile.TemporaryDirectory(prefix="tgpo-regime-") as work:
-        data = Path(work) / "train.jsonl"
-        write_rows(data, rl_split(args.rl_split, n=train_size, seed=table.get("data_seed", 0)))
         job = LabJob(name=f"regime-{method}-{args.rl_split}", row=method, label=method, variant=None, method=method,
                      seed=args.seed, student=args.student, teacher=teacher, preset=args.preset, trainer=trainer_cfg,
                      train_size=train_size, data_seed=table.get("data_seed", 0), rl_split=args.rl_split,
                      eval_tasks="", eval_limit=None, eval_batch_size=1, work_dir=work)
+        data = write_train_jsonl(Path(work) / "train.jsonl", job)
         yield build_trainer(run_config(job, data_path=str(data), output_dir=str(Path(work) / "model")))
 
 

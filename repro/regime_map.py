@@ -87,11 +87,9 @@ def map_rows(table: table_config.Table) -> list[table_config.Row]:
         raise table_config.UsageError(f"config {table.path}: rows must be {table_config.REFERENCE_METHOD} and the "
                                       "methods paired with it")
     out = [table_config.Row(key="base", method=table_config.BASE, label=table_config.BASE_LABEL)]
-    for density, split in table["splits"].items():
-        if split is None:
-            continue
+    for density, split in dict.fromkeys((cell.density, cell.split) for cell in cells(table)):
         out.append(replace(reference[0], key=f"{reference[0].key}@{split}", variant=density,
-                           label=f"{reference[0].label} [{density}]", rl_split=str(split)))
+                           label=f"{reference[0].label} [{density}]", rl_split=split))
     for cell in cells(table):
         out += [replace(row, key=f"{row.key}@{cell.kind}@{cell.split}", variant=cell.name, teacher=cell.teacher,
                         rl_split=cell.split, label=f"{row.label} [{cell.name}]") for row in guided]
