@@ -138,8 +138,7 @@ def job_models(job: LabJob) -> list[Path]:
     return [model_dir(job.student)] + ([model_dir(job.teacher)] if job.reads_teacher and job.teacher else [])
 
 
-def write_train_jsonl(path: Path, job: LabJob) -> Path:
-    """The job's RL prompts (``train_size`` of split ``rl_split``, drawn with ``data_seed``) as the JSONL a run reads."""
+def _write_train_jsonl(path: Path, job: LabJob) -> Path:
     from tgpo.lab.world import rl_split, write_rows
 
     write_rows(path, rl_split(job.rl_split, n=job.train_size, seed=job.data_seed))
@@ -182,7 +181,7 @@ def run_lab_job(job: LabJob) -> dict:
     record = {**asdict(job), "curves": [], "train_seconds": 0.0}
     model = str(model_dir(job.student))
     if job.trained:
-        data = write_train_jsonl(work / "train.jsonl", job)
+        data = _write_train_jsonl(work / "train.jsonl", job)
         run = run_config(job, data_path=str(data), output_dir=str(work / "model"))
         record["trainer_resolved"] = {k: v for k, v in run.trainer.items() if k != "output_dir"}
         trainer = build_trainer(run)

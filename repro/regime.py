@@ -463,7 +463,10 @@ def lab_trainer(args, table, method: str, trainer_cfg: dict, train_size: int, te
     :class:`~repro.lab_runner.LabJob` through :func:`~repro.lab_runner.run_config` and the preset ``args.preset``), with
     ``trainer_cfg`` (TGPOConfig fields), ``train_size`` prompts of the RL split ``args.rl_split`` (the table's data
     seed) and seed ``args.seed``, in a temporary folder that lives as long as the context."""
-    from repro.lab_runner import LabJob, run_config, write_train_jsonl
+    # A private name on purpose: repro/lab_runner.py is part of every lab run's cache key (repro/run_cache.py), so a
+    # rename there alone would orphan every cached run.
+    from repro.lab_runner import LabJob, run_config
+    from repro.lab_runner import _write_train_jsonl as write_train_jsonl
     from tgpo.train_cli import build_trainer
 
     with tempfile.TemporaryDirectory(prefix="tgpo-regime-") as work:

@@ -229,7 +229,7 @@ def test_a_job_trains_on_its_rl_split(tmp_path):
     from tgpo.lab import world
 
     for split, ks in (("k4", {4}), ("k5", {5}), ("k4+k5", {4, 5})):
-        path = lab_runner.write_train_jsonl(tmp_path / f"{split}.jsonl", make_job(tmp_path, "a", rl_split=split,
+        path = lab_runner._write_train_jsonl(tmp_path / f"{split}.jsonl", make_job(tmp_path, "a", rl_split=split,
                                                                                    train_size=40))
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         assert len(rows) == 40 and {len(r["prompt"].rstrip("=").split("+")) for r in rows} == ks, split
