@@ -35,11 +35,12 @@ def install_project(session: nox.Session) -> None:
     session.install("--no-deps", "-e", ".")
 
 
-def run_script(session: nox.Session, script: str) -> None:
-    """``python -m repro.<script>`` (``lab`` profile unless ``-- --profile smoke|paper`` says otherwise)."""
+def run_script(session: nox.Session, script: str, *args: str) -> None:
+    """``python -m repro.<script> ARGS`` (``lab`` profile unless ``-- --profile smoke|paper`` says otherwise; arguments
+    after ``--`` come last, so they override ``args``)."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
-    session.run("python", "-m", f"repro.{script}", *session.posargs)
+    session.run("python", "-m", f"repro.{script}", *args, *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -60,9 +61,10 @@ def reproduce(session: nox.Session, script: str) -> None:
 
 @nox.session(python=PYTHON)
 def reproduce_table1(session: nox.Session) -> None:
-    """The main job: Table 1, every method vs the cross-family teacher (``-- --profile lab|smoke|paper --preset P
-    --seeds N``)."""
-    run_script(session, "table1")
+    """The main job: Table 1's core rows vs the cross-family teacher at 2 seeds, at most 15 minutes on 2 CPU cores
+    (``repro/configs/lab/table1_core.yaml``; ``-- --config table1`` for every method; ``-- --profile smoke|paper
+    --preset P --seeds N``)."""
+    run_script(session, "table1", "--config", "table1_core")
 
 
 @nox.session(python=PYTHON)

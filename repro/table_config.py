@@ -8,6 +8,7 @@ underneath; mappings merge key by key, lists — such as ``rows`` — are replac
     student: student                     # lab model name (tgpo.lab) | paper: Hub id of the base student
     teacher: teacher_cross               # lab: the rows' teacher unless a row names its own
     seeds: 3                             # default number of seeds (0..N-1); --seeds N overrides
+    all_methods_except: [luffy]          # lab, optional: methods the `all_methods` row leaves out
     rows:                                # display order; a bare name stands for {method: NAME}
       - base                             # the untrained student (evaluated, not trained)
       - grpo
@@ -170,7 +171,8 @@ def load_table(profile: str, name: str, path: Path | None = None) -> Table:
             raise UsageError(f"{where}: average {avg!r} names unknown columns {unknown}")
     if data.get("rl_split") is not None:
         check_rl_split(data["rl_split"], where)
-    rows = [parse_row(spec, path, profile) for spec in expand_rows(data["rows"], where, profile)]
+    rows = [parse_row(spec, path, profile)
+            for spec in expand_rows(data["rows"], where, profile, data.get("all_methods_except"))]
     for attr in ("key", "label"):
         values = [getattr(r, attr) for r in rows]
         twice = sorted({v for v in values if values.count(v) > 1})
@@ -179,18 +181,39 @@ def load_table(profile: str, name: str, path: Path | None = None) -> Table:
     return Table(name=name, profile=profile, path=path, data=data, rows=rows)
 
 
-def expand_rows(rows: list, where: str, profile: str) -> list:
+def expand_rows(rows: list, where: str, profile: str, leave_out=None) -> list:
     """``rows`` with the entry :data:`ALL_METHODS` replaced by every registered method (``tgpo.objectives.METHODS``,
-    in its order) that no other row names: a lab table that lists it trains any method as soon as it is registered."""
+    in its order) that no other row names and ``leave_out`` (the config's ``all_methods_except``) does not list: a lab
+    table that lists it trains any method as soon as it is registered."""
     from tgpo.objectives import METHODS, canonical_method
 
+    left_out = _left_out(leave_out, where)
     if ALL_METHODS not in rows:
+        if left_out:
+            raise UsageError(f"{where}: 'all_methods_except' needs an '{ALL_METHODS}' row to leave methods out of")
         return rows
     if profile == "paper":
         raise UsageError(f"{where}: '{ALL_METHODS}' is for lab tables; a paper row names its training config")
     named = {canonical_method(r if isinstance(r, str) else r.get("method", "")) for r in rows if r != ALL_METHODS}
     at = rows.index(ALL_METHODS)
-    return [*rows[:at], *(m for m in METHODS if m not in named), *(r for r in rows[at + 1:] if r != ALL_METHODS)]
+    return [*rows[:at], *(m for m in METHODS if m not in named | left_out),
+            *(r for r in rows[at + 1:] if r != ALL_METHODS)]
+
+
+def _left_out(names, where: str) -> set[str]:
+    """The registered methods of a config's ``all_methods_except`` (deprecated names accepted), else UsageError."""
+    from tgpo.objectives import METHODS, canonical_method
+
+    if names is None:
+        return set()
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UsageError(f"{where}: all_methods_except={names!r}; expected a list of method names")
+    canonical = {name: canonical_method(name) for name in names}
+    unknown = [name for name, method in canonical.items() if method not in METHODS]
+    if unknown:
+        raise UsageError(f"{where}: all_methods_except names unknown methods {unknown}; expected some of "
+                         f"{', '.join(METHODS)}")
+    return set(canonical.values())
 
 
 def parse_row(spec, path: Path, profile: str) -> Row:

@@ -80,24 +80,51 @@ def test_a_new_method_is_one_function_and_one_register_call(registry, tiny_pair,
     from repro import figure4, table_config
 
     assert figure4.curve_methods()[-1] == "half_grpo"
-    for name in ("table1", "table2"):
+    for name in ("table1", "table2", "table1_core"):
         rows = table_config.load_table("lab", name).rows
         assert [r.label for r in rows if r.method == "half_grpo"] == ["Half GRPO"], name
     from repro import options, table1
 
-    capsys.readouterr()
-    assert options.cli(table1.main, ["--dry-run"]) == 0  # the table script plans a run of it
-    assert "row='Half GRPO' method=half_grpo" in capsys.readouterr().out
+    for argv in (["--dry-run"], ["--config", "table1_core", "--dry-run"]):  # the full table, the main job's
+        capsys.readouterr()
+        assert options.cli(table1.main, argv) == 0  # the table script plans a run of it
+        assert "row='Half GRPO' method=half_grpo" in capsys.readouterr().out
 
 
 def test_the_lab_tables_list_every_registered_method_once_in_registry_order():
+    """Tables 1 and 2 train every registered method; the main job's Table 1 every one but those its config names in
+    `all_methods_except`."""
     from repro import table_config
 
-    for name in ("table1", "table2"):
-        trained = [r.method for r in table_config.load_table("lab", name).rows if r.method != table_config.BASE]
-        assert trained == list(obj.METHODS), name
+    for name in ("table1", "table2", "table1_core"):
+        table = table_config.load_table("lab", name)
+        trained = [r.method for r in table.rows if r.method != table_config.BASE]
+        left_out = table.get("all_methods_except") or []
+        assert trained == [m for m in obj.METHODS if m not in left_out], name
+        assert set(left_out) <= set(obj.METHODS), name
+    core = table_config.load_table("lab", "table1_core")
+    assert core.get("all_methods_except") and core.seeds >= 2  # the main job leaves rows out, and judges on 2 seeds
+    assert {"grpo", "tgpo", "tgpo_adv", "rkl"} <= {r.method for r in core.rows}  # the central claim's rows stay
+    for profile in ("smoke", "paper"):  # the main job's rows are the same in every profile
+        assert [r.method for r in table_config.load_table(profile, "table1_core").rows] == [r.method for r in core.rows]
     with pytest.raises(table_config.UsageError, match="for lab tables"):
         table_config.expand_rows(["base", table_config.ALL_METHODS], "config x", "paper")
+
+
+def test_all_methods_except_leaves_registered_methods_out_and_refuses_anything_else():
+    from repro import table_config
+
+    expanded = table_config.expand_rows(["base", table_config.ALL_METHODS], "config x", "lab", ["luffy", "tgpo"])
+    assert expanded == ["base", *(m for m in obj.METHODS if m not in ("luffy", "tgpo"))]
+    with pytest.warns(FutureWarning):  # a deprecated name leaves its method out
+        renamed = table_config.expand_rows([table_config.ALL_METHODS], "config x", "lab", ["kdrl_reference"])
+    assert "kdrl_authors" not in renamed and "kdrl" in renamed
+    for bad, message in ((["nosuch"], r"config x: all_methods_except names unknown methods \['nosuch'\]"),
+                         ("luffy", "expected a list of method names"), ([3], "expected a list of method names")):
+        with pytest.raises(table_config.UsageError, match=message):
+            table_config.expand_rows([table_config.ALL_METHODS], "config x", "lab", bad)
+    with pytest.raises(table_config.UsageError, match="needs an 'all_methods' row"):
+        table_config.expand_rows(["base", "grpo"], "config x", "lab", ["luffy"])
 
 
 def test_loss_config_is_built_from_every_config_field():
