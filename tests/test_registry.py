@@ -104,7 +104,7 @@ def test_the_lab_tables_list_every_registered_method_once_in_registry_order():
         assert set(left_out) <= set(obj.METHODS), name
     core = table_config.load_table("lab", "table1_core")
     assert core.get("all_methods_except") and core.seeds >= 2  # the main job leaves rows out, and judges on 2 seeds
-    assert {"grpo", "tgpo", "tgpo_adv", "rkl"} <= {r.method for r in core.rows}  # the central claim's rows stay
+    assert {"grpo", "tgpo", "rkl", "kdrl"} <= {r.method for r in core.rows}  # the central claim's rows stay
     for profile in ("smoke", "paper"):  # the main job's rows are the same in every profile
         assert [r.method for r in table_config.load_table(profile, "table1_core").rows] == [r.method for r in core.rows]
     with pytest.raises(table_config.UsageError, match="for lab tables"):
