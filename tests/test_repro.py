@@ -375,3 +375,16 @@ def test_presets_shift_pairs_the_committed_preset_runs(tmp_path):
             assert abs(shift) <= half_width, (row, shift, half_width)
     assert frame.loc["GRPO", "Δ In-dist. avg"] != 0  # the authors' GRPO normalisation does move it
     assert frame.loc["GRPO", "n_seeds"] == 6
+
+
+@pytest.mark.parametrize("profile", table_config.PROFILES)
+def test_the_main_jobs_table_plans_in_every_profile(profile, capsys):
+    """`nox -s reproduce_table1 -- --profile P` runs `python -m repro.table1 --config table1_core --profile P`: each
+    profile has the core table, with 2 seeds in the lab (the issue-20 budget's lower bound)."""
+    from repro import options, table1
+
+    assert options.cli(table1.main, ["--config", "table1_core", "--profile", profile, "--dry-run"]) == 0
+    planned = capsys.readouterr().out
+    assert "TGPO-Reg" in planned and "LUFFY" not in planned and "TGPO-Adv" not in planned
+    if profile == "lab":
+        assert "-s1:" in planned and "-s2:" not in planned
