@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from argparse import Namespace
@@ -385,6 +386,7 @@ def test_the_main_jobs_table_plans_in_every_profile(profile, capsys):
 
     assert options.cli(table1.main, ["--config", "table1_core", "--profile", profile, "--dry-run"]) == 0
     planned = capsys.readouterr().out
-    assert "TGPO-Reg" in planned and "LUFFY" not in planned and "TGPO-Adv" not in planned
+    rows = set(re.findall(r"(?:=== |row=')(.+?)(?: \(seed \d|')", planned))  # paper and lab plan headings
+    assert {"GRPO", "RKL", "KDRL (k2)", "TGPO-Reg"} <= rows and not rows & {"LUFFY", "TGPO-Adv"}, rows
     if profile == "lab":
         assert "-s1:" in planned and "-s2:" not in planned
