@@ -152,10 +152,10 @@ def map_frame(records: list[dict], table: table_config.Table, divergence: dict[C
             for other in also:
                 if other.method != row.method:
                     entry.update(_paired(method, wide.xs(f"{other.label} [{cell.name}]", level="row"), headline,
-                                         f"Δ {headline} vs {other.label}"))
+                                         f"Δ {vs_column(headline, other.label)}"))
             if baseline and cell.kind != baseline:
                 entry.update(_paired(method, wide.xs(f"{row.label} [{baseline}, {cell.density}]", level="row"),
-                                     headline, f"Δ {headline} vs {baseline}"))
+                                     headline, f"Δ {vs_column(headline, baseline)}"))
             out.append({**entry, **divergence[cell]})
     return pd.DataFrame(out)
 
@@ -184,9 +184,15 @@ def paired_columns(table: table_config.Table) -> list[str]:
     headline against each ``paired_also`` method's label and against ``baseline_kind``."""
     headline = next(iter(table.averages))
     labels = {row.method: row.label for row in table.rows}
-    return [*table.averages, *DYNAMICS, *(f"{headline} vs {labels[m]}" for m in table.get("paired_also") or []
+    return [*table.averages, *DYNAMICS, *(vs_column(headline, labels[m]) for m in table.get("paired_also") or []
                                           if m in labels and m != table_config.REFERENCE_METHOD),
-            *([f"{headline} vs {table['baseline_kind']}"] if table.get("baseline_kind") else [])]
+            *([vs_column(headline, table["baseline_kind"])] if table.get("baseline_kind") else [])]
+
+
+def vs_column(headline: str, other: str) -> str:
+    """The name of a headline difference against another method's row or another kind's cell (one format for the
+    frame :func:`map_frame` writes and the claims :func:`check_claims` accepts)."""
+    return f"{headline} vs {other}"
 
 
 def check_claims(table: table_config.Table) -> None:
