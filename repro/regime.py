@@ -444,6 +444,22 @@ def committed(profile: str, student: str, teacher: str, split: str) -> pd.DataFr
     return pd.read_csv(path)
 
 
+#: A teacher's measured divergence from the student on the student's own rollouts, as the regime map and the sweep
+#: show it: label -> (section, statistic, position class) of a regime file.
+DIVERGENCE = {
+    "KL(teacher‖student) per token": ("disagreement", "KL(teacher||student) per token", "all"),
+    "content disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "content"),
+    "style disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "style"),
+}
+
+
+def divergence(profile: str, student: str, teacher: str, split: str) -> dict[str, float]:
+    """The :data:`DIVERGENCE` statistics of ``teacher`` against ``student`` on RL split ``split``, from the committed
+    regime file (:func:`committed`: a missing one is a one-line error naming the command that makes it)."""
+    frame = committed(profile, student, teacher, split)
+    return {label: statistic(frame, *where)[0] for label, where in DIVERGENCE.items()}
+
+
 def statistic(frame: pd.DataFrame, section: str, name: str, cls: str | None = None) -> tuple[float, float, float]:
     """``(value, low, high)`` of one statistic of a regime file (``cls``: its position class, where it has one)."""
     hit = frame[(frame["section"] == section) & (frame["statistic"] == name)]

@@ -24,13 +24,6 @@ from repro.session import start
 
 NAME = "regime_map"
 SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
-#: Measured divergence of a cell's teacher on its split (regime file rows: section, statistic, position class).
-DIVERGENCE = {
-    "KL(teacher‖student) per token": ("disagreement", "KL(teacher||student) per token", "all"),
-    "content disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "content"),
-    "style disagreement (%)": ("disagreement", "teacher argmax != sampled (%)", "style"),
-}
-
 
 #: Per-run training dynamics compared with GRPO's (the paper's Figures 2, 4 and 6): how much the gradient norm varies
 #: over the run (standard deviation over logged steps) and the mean response length over its last steps.
@@ -119,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cell_divergence(profile: str, table: table_config.Table, cell: Cell) -> dict[str, float]:
-    stats_frame = regime.committed(profile, table.student, cell.teacher, cell.split)
-    return {label: regime.statistic(stats_frame, *where)[0] for label, where in DIVERGENCE.items()}
+    """The cell's teacher's measured divergence on the cell's split (:func:`repro.regime.divergence`)."""
+    return regime.divergence(profile, table.student, cell.teacher, cell.split)
 
 
 def map_frame(records: list[dict], table: table_config.Table, divergence: dict[Cell, dict]) -> pd.DataFrame:
@@ -259,7 +252,7 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
                              "teacher": cells_frame["teacher"], "RL split": cells_frame["rl_split"],
                              f"GRPO {headline}": cells_frame[f"GRPO {headline} mean"].map(lambda v: f"{v:.1f}"),
                              "GRPO grad_norm sd": cells_frame["GRPO grad_norm sd mean"].map(lambda v: f"{v:.3f}"),
-                             **{k: cells_frame[k].map(lambda v: f"{v:.2f}") for k in DIVERGENCE}})
+                             **{k: cells_frame[k].map(lambda v: f"{v:.2f}") for k in regime.DIVERGENCE}})
     return (f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, {n_seeds} "
             f"seeds)\n\nEach entry: method − GRPO, a paired 95% t interval over seeds (same seed and RL data order on the "
             f"cell's split).\n\n## {headline} (percentage points)\n\n{_grid(frame, headline)}\n\n"

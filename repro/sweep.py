@@ -1,7 +1,9 @@
 """Divergence sweep (beyond the paper): final accuracy of GRPO, RKL, KDRL and TGPO-Reg against the lab's divergence
 knob — the share of the teacher's training steps written in the other style, from the in-family teacher (0) to the
-most divergent one — with 95% intervals over seeds, and the measured teacher–student argmax agreement on the
-student's own rollouts at each point.
+most divergent one — with 95% intervals over seeds. The x axis is the *measured* divergence of each knob's teacher
+from the student on the student's own rollouts (per-token KL(teacher‖student), and how often the teacher's argmax
+differs from the sampled token on content and on style positions), read from the teacher's committed regime file
+(``results/lab/regime_<student>_<teacher>_<split>.csv``, made by ``python -m repro.regime``), not the knob.
 
     nox -s reproduce_sweep [-- --profile lab|smoke --preset P --seeds N]
     python -m repro.sweep --redraw                   # redraw from the committed runs
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro import options, plots, table_config, tables
+from repro import options, plots, regime, table_config, tables
 from repro.session import start
 
 NAME = "sweep"
@@ -29,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(session, int):
         return session
     table, stem, out_dir = session.table, session.stem, session.out_dir
+    measured = knob_divergence(table)  # before any run: a missing regime file must not wait for the runs
 
     records = session.run("Divergence sweep")
 
-    frame = sweep_frame(records, table)
+    frame = sweep_frame(records, table, measured)
     plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
     if session.redrawn(records, [f"{stem}.png"]):
         return 0
@@ -51,9 +54,24 @@ def knob_rows(table: table_config.Table) -> list[table_config.Row]:
                     label=f"{row.label} (knob {float(k['value'])})") for k in knob for row in table.rows]
 
 
-def sweep_frame(records: list[dict], table: table_config.Table) -> pd.DataFrame:
-    """Per (method, knob): each column's and average's mean and 95% half-width over seeds, and the step-1 argmax
-    agreement between teacher and student."""
+#: The regime files the sweep reads are the lab's (the smoke profile trains the same lab models).
+REGIME_PROFILE = "lab"
+#: The measured divergence on the figure's x axis (a key of :data:`repro.regime.DIVERGENCE`).
+X_AXIS = "KL(teacher‖student) per token"
+
+
+def knob_divergence(table: table_config.Table) -> dict[str, dict[str, float]]:
+    """Knob value (as the rows' variant) -> its teacher's measured divergence from the student on the table's RL
+    split (:func:`repro.regime.divergence`)."""
+    return {str(float(k["value"])): regime.divergence(REGIME_PROFILE, table.student, k["teacher"], table.rl_split)
+            for k in table.get("knob")}
+
+
+def sweep_frame(records: list[dict], table: table_config.Table,
+                measured: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+    """Per (method, knob): each column's and average's mean and 95% half-width over seeds, the step-1 argmax
+    agreement between teacher and student, and the knob teacher's measured divergence (``measured``:
+    :func:`knob_divergence`)."""
     labels = list(dict.fromkeys(rec["label"] for rec in records))
     summary = tables.summary_table(records, table.columns, table.averages, labels)
     first = {rec["label"]: rec for rec in records}
@@ -67,41 +85,65 @@ def sweep_frame(records: list[dict], table: table_config.Table) -> pd.DataFrame:
     out.insert(0, "method", [first[label]["method"] for label in out.label])
     out["argmax agreement (step 1)"] = [
         sum(agreement[v]) / len(agreement[v]) if agreement.get(v) else None for v in (first[label]["variant"] for label in out.label)]
+    for column in regime.DIVERGENCE:
+        out[column] = [(measured or {}).get(first[label]["variant"], {}).get(column) for label in out.label]
     return out
 
 
 def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:
-    """Final accuracy against the knob per method (95% t band over seeds, inside 0..100%), and the measured
-    teacher–student agreement at each knob value."""
+    """Final accuracy per method against the knob teachers' measured KL(teacher‖student) (95% t band over seeds,
+    inside 0..100%; each point labelled with its knob value), and the measured content and style disagreement at each
+    teacher. Without measured divergence (records redrawn from an older sweep) the x axis is the knob."""
     from tgpo.objectives import METHODS
 
+    measured = frame[X_AXIS].notna().all()
+    x_column, x_label = (X_AXIS, "measured KL(teacher‖student) per token\non the student's rollouts") if measured else (
+        "knob", "divergence knob: share of the teacher's steps\nin the cross-family style")
     averages = list(table.averages)
     fig, axes, legend_ax = plots.grid(len(averages) + 1)
     handles = {}
     for ax, avg in zip(axes, averages):
         for method in dict.fromkeys(frame.method):
-            sub = frame[frame.method == method].sort_values("knob")
+            sub = frame[frame.method == method].sort_values(x_column)
             mean, half = sub[f"{avg} mean"], sub[f"{avg} ci"].fillna(0.0)
             style = plots.method_style(method)
-            (line,) = ax.plot(sub.knob, mean, marker=style["marker"], color=style["color"], lw=1.8, markersize=7)
+            (line,) = ax.plot(sub[x_column], mean, marker=style["marker"], color=style["color"], lw=1.8, markersize=7)
             low, high = plots.clip_interval(mean, half, 0.0, 100.0)
-            ax.fill_between(sub.knob, low, high, color=style["color"], alpha=0.15, lw=0)
+            ax.fill_between(sub[x_column], low, high, color=style["color"], alpha=0.15, lw=0)
             handles.setdefault(METHODS[method].label, line)
-        ax.set_xlabel("divergence knob: share of the teacher's steps\nin the cross-family style")
+        if measured:
+            _label_knobs(ax, frame)
+        ax.set_xlabel(x_label)
         ax.set_ylabel("greedy pass@1 (%)")
         ax.set_title(avg)
         ax.grid(alpha=0.3)
-    agree = frame.dropna(subset=["argmax agreement (step 1)"]).groupby("knob")["argmax agreement (step 1)"].mean()
-    axes[-1].plot(agree.index, agree.values, marker="s", color="black", lw=1.8)
-    axes[-1].set_xlabel("divergence knob")
-    axes[-1].set_ylabel("share of the student's tokens\nthat are the teacher's argmax")
-    axes[-1].set_title("measured agreement (step 1)")
+    teachers = frame.drop_duplicates("knob").sort_values(x_column)
+    if measured:
+        for column, marker in (("content disagreement (%)", "o"), ("style disagreement (%)", "s")):
+            axes[-1].plot(teachers[x_column], teachers[column], marker=marker, color="black", lw=1.8,
+                          ls="-" if marker == "o" else "--", label=column.removesuffix(" (%)"))
+        axes[-1].set_ylabel("teacher argmax ≠ sampled token (%)")
+        axes[-1].set_title("measured disagreement by position class")
+        axes[-1].legend(fontsize=8)
+    else:
+        axes[-1].plot(teachers.knob, teachers["argmax agreement (step 1)"], marker="s", color="black", lw=1.8)
+        axes[-1].set_ylabel("share of the student's tokens\nthat are the teacher's argmax")
+        axes[-1].set_title("measured agreement (step 1)")
+    axes[-1].set_xlabel(x_label)
     axes[-1].grid(alpha=0.3)
     plots.legend(fig, list(handles.values()), list(handles), legend_ax)
-    fig.suptitle(f"Divergence sweep — {plots.model_label(table.student)}, teachers from in-family (0) to "
+    fig.suptitle(f"Divergence sweep — {plots.model_label(table.student)}, teachers from in-family (knob 0) to "
                  "cross-family")
     plots.save_figure(fig, out, caption=f"Mean over n = {n_seeds} seeds per point; band: 95% t interval over seeds, "
-                      "kept inside 0–100%.", legend_below=legend_ax is None)
+                      "kept inside 0–100%. Point labels: the knob (share of the teacher's pre-training steps in the "
+                      "content-moving style).", legend_below=legend_ax is None)
+
+
+def _label_knobs(ax, frame: pd.DataFrame) -> None:
+    """Write each knob value above its teacher's x position (at the top of the panel)."""
+    for _, row in frame.drop_duplicates("knob").iterrows():
+        ax.annotate(f"{row.knob:g}", (row[X_AXIS], 1.0), xycoords=("data", "axes fraction"), ha="center",
+                    va="bottom", fontsize=7, color="0.35")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
                 records.append(record(f"{row.label} [{cell.name}]", row.method, seed, base + 0.01 * seed + 0.01 * i,
                                       base + 0.02 * i, norms=swings,
                                       lengths=(100.0,) * 5 + (40.0,) * 10 if long else (27.0,)))
-    divergence = {c: {k: float(j) for j, k in enumerate(regime_map.DIVERGENCE)} for c in cells}
+    divergence = {c: {k: float(j) for j, k in enumerate(regime.DIVERGENCE)} for c in cells}
     frame = regime_map.map_frame(records, table, divergence)
     assert len(frame) == len(cells) * (len(table.rows) - 1)
     for i, cell in enumerate(cells):
