@@ -140,10 +140,10 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
 
 
 def _label_knobs(ax, frame: pd.DataFrame) -> None:
-    """Write each knob value above its teacher's x position (at the top of the panel)."""
+    """Write each knob value at its teacher's x position, inside the top of the panel (above it is the title)."""
     for _, row in frame.drop_duplicates("knob").iterrows():
-        ax.annotate(f"{row.knob:g}", (row[X_AXIS], 1.0), xycoords=("data", "axes fraction"), ha="center",
-                    va="bottom", fontsize=7, color="0.35")
+        ax.annotate(f"knob {row.knob:g}", (row[X_AXIS], 0.985), xycoords=("data", "axes fraction"), ha="center",
+                    va="top", fontsize=7, color="0.35", rotation=90)
 
 
 if __name__ == "__main__":
