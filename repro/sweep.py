@@ -50,8 +50,14 @@ def knob_rows(table: table_config.Table) -> list[table_config.Row]:
     knob = table.get("knob")
     if not knob or not all(isinstance(k, dict) and {"value", "teacher"} <= set(k) for k in knob):
         raise table_config.UsageError(f"config {table.path}: 'knob' must be a list of {{value, teacher}}")
-    return [replace(row, teacher=k["teacher"], variant=str(float(k["value"])), key=f"{row.key}@{float(k['value'])}",
-                    label=f"{row.label} (knob {float(k['value'])})") for k in knob for row in table.rows]
+    return [replace(row, teacher=k["teacher"], variant=knob_variant(k), key=f"{row.key}@{knob_variant(k)}",
+                    label=f"{row.label} (knob {knob_variant(k)})") for k in knob for row in table.rows]
+
+
+def knob_variant(knob: dict) -> str:
+    """A knob entry's value as its rows' variant (``0.5``): the key by which records meet their teacher's
+    measured divergence (:func:`knob_divergence`)."""
+    return str(float(knob["value"]))
 
 
 #: The regime files the sweep reads are the lab's (the smoke profile trains the same lab models).
@@ -63,12 +69,12 @@ X_AXIS = "KL(teacher‖student) per token"
 def knob_divergence(table: table_config.Table) -> dict[str, dict[str, float]]:
     """Knob value (as the rows' variant) -> its teacher's measured divergence from the student on the table's RL
     split (:func:`repro.regime.divergence`)."""
-    return {str(float(k["value"])): regime.divergence(REGIME_PROFILE, table.student, k["teacher"], table.rl_split)
+    return {knob_variant(k): regime.divergence(REGIME_PROFILE, table.student, k["teacher"], table.rl_split)
             for k in table.get("knob")}
 
 
 def sweep_frame(records: list[dict], table: table_config.Table,
-                measured: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+                measured: dict[str, dict[str, float]]) -> pd.DataFrame:
     """Per (method, knob): each column's and average's mean and 95% half-width over seeds, the step-1 argmax
     agreement between teacher and student, and the knob teacher's measured divergence (``measured``:
     :func:`knob_divergence`)."""
@@ -86,49 +92,41 @@ def sweep_frame(records: list[dict], table: table_config.Table,
     out["argmax agreement (step 1)"] = [
         sum(agreement[v]) / len(agreement[v]) if agreement.get(v) else None for v in (first[label]["variant"] for label in out.label)]
     for column in regime.DIVERGENCE:
-        out[column] = [(measured or {}).get(first[label]["variant"], {}).get(column) for label in out.label]
+        out[column] = [measured[first[label]["variant"]][column] for label in out.label]
     return out
 
 
 def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:
     """Final accuracy per method against the knob teachers' measured KL(teacher‖student) (95% t band over seeds,
     inside 0..100%; each point labelled with its knob value), and the measured content and style disagreement at each
-    teacher. Without measured divergence (records redrawn from an older sweep) the x axis is the knob."""
+    teacher."""
     from tgpo.objectives import METHODS
 
-    measured = frame[X_AXIS].notna().all()
-    x_column, x_label = (X_AXIS, "measured KL(teacher‖student) per token\non the student's rollouts") if measured else (
-        "knob", "divergence knob: share of the teacher's steps\nin the cross-family style")
+    x_label = "measured KL(teacher‖student) per token\non the student's rollouts"
     averages = list(table.averages)
     fig, axes, legend_ax = plots.grid(len(averages) + 1)
     handles = {}
     for ax, avg in zip(axes, averages):
         for method in dict.fromkeys(frame.method):
-            sub = frame[frame.method == method].sort_values(x_column)
+            sub = frame[frame.method == method].sort_values(X_AXIS)
             mean, half = sub[f"{avg} mean"], sub[f"{avg} ci"].fillna(0.0)
             style = plots.method_style(method)
-            (line,) = ax.plot(sub[x_column], mean, marker=style["marker"], color=style["color"], lw=1.8, markersize=7)
+            (line,) = ax.plot(sub[X_AXIS], mean, marker=style["marker"], color=style["color"], lw=1.8, markersize=7)
             low, high = plots.clip_interval(mean, half, 0.0, 100.0)
-            ax.fill_between(sub[x_column], low, high, color=style["color"], alpha=0.15, lw=0)
+            ax.fill_between(sub[X_AXIS], low, high, color=style["color"], alpha=0.15, lw=0)
             handles.setdefault(METHODS[method].label, line)
-        if measured:
-            _label_knobs(ax, frame)
+        _label_knobs(ax, frame)
         ax.set_xlabel(x_label)
         ax.set_ylabel("greedy pass@1 (%)")
         ax.set_title(avg)
         ax.grid(alpha=0.3)
-    teachers = frame.drop_duplicates("knob").sort_values(x_column)
-    if measured:
-        for column, marker in (("content disagreement (%)", "o"), ("style disagreement (%)", "s")):
-            axes[-1].plot(teachers[x_column], teachers[column], marker=marker, color="black", lw=1.8,
-                          ls="-" if marker == "o" else "--", label=column.removesuffix(" (%)"))
-        axes[-1].set_ylabel("teacher argmax ≠ sampled token (%)")
-        axes[-1].set_title("measured disagreement by position class")
-        axes[-1].legend(fontsize=8)
-    else:
-        axes[-1].plot(teachers.knob, teachers["argmax agreement (step 1)"], marker="s", color="black", lw=1.8)
-        axes[-1].set_ylabel("share of the student's tokens\nthat are the teacher's argmax")
-        axes[-1].set_title("measured agreement (step 1)")
+    teachers = frame.drop_duplicates("knob").sort_values(X_AXIS)
+    for column, style in (("content disagreement (%)", "-o"), ("style disagreement (%)", "--s")):
+        axes[-1].plot(teachers[X_AXIS], teachers[column], style, color="black", lw=1.8,
+                      label=column.removesuffix(" (%)"))
+    axes[-1].set_ylabel("teacher argmax ≠ sampled token (%)")
+    axes[-1].set_title("measured disagreement by position class")
+    axes[-1].legend(fontsize=8)
     axes[-1].set_xlabel(x_label)
     axes[-1].grid(alpha=0.3)
     plots.legend(fig, list(handles.values()), list(handles), legend_ax)
