@@ -29,7 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from repro import run_lock
-from repro.records import read_eval_dir
+from repro.records import read_completions, read_eval_dir
 from repro.run_cache import RunCache, RunKey, reuse_report
 from repro.table_config import DEFAULT_RL_SPLIT
 from tgpo.lab.kernels import KERNEL_ENV
@@ -139,10 +139,23 @@ def job_models(job: LabJob) -> list[Path]:
 
 
 def _write_train_jsonl(path: Path, job: LabJob) -> Path:
+    from tgpo.lab.config import world_of
     from tgpo.lab.world import rl_split, write_rows
 
-    write_rows(path, rl_split(job.rl_split, n=job.train_size, seed=job.data_seed))
+    # the student's world: its teacher traces (LUFFY's) are written as its teachers write them (long, in world v2)
+    write_rows(path, rl_split(job.rl_split, n=job.train_size, seed=job.data_seed, world=world_of(Path(job.student).name)))
     return path
+
+
+def long_form_shares(eval_dir: Path, tasks: list[str]) -> dict[str, float]:
+    """Per task, the share of the evaluated completions that write a long step (world v2's long form; 0 in v1)."""
+    from tgpo.lab.positions import writes_long_step
+
+    out = {}
+    for task in tasks:
+        completions = read_completions(eval_dir, task)
+        out[task] = sum(map(writes_long_step, completions)) / max(len(completions), 1)
+    return out
 
 
 def _curves(log_history: list[dict]) -> list[dict]:
@@ -196,6 +209,7 @@ def run_lab_job(job: LabJob) -> dict:
         del trainer
     eval_started = time.time()
     record["scores"], record["problems"] = _evaluate(model, job, work / "eval")
+    record["long_form"] = long_form_shares(work / "eval", sorted(record["problems"]))
     record["eval_seconds"] = round(time.time() - eval_started, 1)
     return record
 

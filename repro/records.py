@@ -29,6 +29,14 @@ def read_eval_dir(eval_dir: Path) -> tuple[dict[str, float], dict[str, list[floa
     return scores, problems
 
 
+def read_completions(eval_dir: Path, task: str) -> list[str]:
+    """The first response to each problem of ``task`` in a ``tgpo eval`` folder, in document order."""
+    path = Path(eval_dir) / f"samples_{task}.jsonl"
+    items = sorted((json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()),
+                   key=lambda item: item["doc_id"])
+    return [item["resps"][0][0] for item in items]
+
+
 def _compact(value: float) -> float | int:
     return int(value) if value in (0.0, 1.0) else value
 

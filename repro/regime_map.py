@@ -23,24 +23,31 @@ from repro import options, plots, regime, stats, table_config, tables
 from repro.session import start
 
 NAME = "regime_map"
-SUFFIXES = (".png", ".csv", ".md", "_runs.json", "_manifest.json")
+SUFFIXES = (".png", "_curves.png", ".csv", ".md", "_runs.json", "_manifest.json")
 
 #: Per-run training dynamics compared with GRPO's (the paper's Figures 2, 4 and 6): how much the gradient norm varies
-#: over the run (standard deviation over logged steps) and the mean response length over its last steps.
+#: over the run (standard deviation over logged steps), the mean response length over its last steps, and the share
+#: of the trained model's evaluated answers that write a long step (world v2's long form).
 LAST_STEPS = 10
 #: The figure's y axis is linear within this many points of 0 and logarithmic beyond.
 SYMLOG_LINEAR = 5.0
-DYNAMICS = ("grad_norm sd", "final length")
+#: Each dynamic and the heading of its section in the markdown.
+DYNAMICS = {"grad_norm sd": "Gradient norm: its standard deviation over the run's steps",
+            "final length": f"Response length: mean over the last {LAST_STEPS} steps (tokens)",
+            "long-form share": "Evaluated answers that write a long step (%, mean over the eval splits)"}
 
 
 def run_dynamics(record: dict) -> dict[str, float]:
     """``grad_norm sd``: standard deviation of the logged gradient norm over the run's steps; ``final length``: mean
-    of ``completions/mean_length`` over its last :data:`LAST_STEPS` logged steps (NaN where a run logged neither)."""
+    of ``completions/mean_length`` over its last :data:`LAST_STEPS` logged steps; ``long-form share``: percent of the
+    evaluated answers with a long step, averaged over the eval tasks (NaN where a run logged none of these)."""
     curves = record.get("curves") or []
     norms = [c["grad_norm"] for c in curves if c.get("grad_norm") is not None]
     lengths = [c["completions/mean_length"] for c in curves if c.get("completions/mean_length") is not None]
+    long_form = list((record.get("long_form") or {}).values())
     return {"grad_norm sd": float(np.std(norms)) if norms else float("nan"),
-            "final length": float(np.mean(lengths[-LAST_STEPS:])) if lengths else float("nan")}
+            "final length": float(np.mean(lengths[-LAST_STEPS:])) if lengths else float("nan"),
+            "long-form share": 100 * float(np.mean(long_form)) if long_form else float("nan")}
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,18 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = map_frame(records, table, divergence)
     plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
-    if session.redrawn(records, [f"{stem}.png"]):
+    figures = [f"{stem}.png"]
+    if table.get("curve_panels"):  # the runs' training curves, e.g. response length against step (Figures 2, 4, 6)
+        plots.plot_curves(plots.curves_frame(records), table["curve_panels"],
+                          f"{table['title']}: training curves, {plots.model_label(table.student)}",
+                          out_dir / f"{stem}_curves.png", styles=plots.record_styles(records))
+        figures.append(f"{stem}_curves.png")
+    if session.redrawn(records, figures):
         return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     text = render(frame, table, args, len(session.plan.seeds))
     (out_dir / f"{stem}.md").write_text(text)
-    session.finish(records, [f"{stem}.png"])
+    session.finish(records, figures)
     print(text)
     return 0
 
@@ -120,8 +133,8 @@ def map_frame(records: list[dict], table: table_config.Table, divergence: dict[C
     """One row per (cell, method): the method's and GRPO's means, and method − GRPO as a paired t interval over seeds,
     for every average of the config and for the runs' dynamics (:func:`run_dynamics`); in the headline average also
     method − each ``paired_also`` method of the cell (``Δ <headline> vs <label>``) and the method in this cell − the
-    same method in the ``baseline_kind`` cell of its split (``Δ <headline> vs <kind>``: what the divergence costs);
-    then the cell's measured divergence."""
+    same method in the ``baseline_kind`` cell of its split, in the headline and every dynamic (``Δ <column> vs
+    <kind>``: what the divergence costs); then the cell's measured divergence."""
     wide = tables.wide_scores(records, table.columns, table.averages)
     dynamics = pd.DataFrame([{"row": r["label"], "seed": r["seed"], **run_dynamics(r)} for r in records
                              if r["method"] != table_config.BASE]).set_index(["row", "seed"])
@@ -147,8 +160,9 @@ def map_frame(records: list[dict], table: table_config.Table, divergence: dict[C
                     entry.update(_paired(method, wide.xs(f"{other.label} [{cell.name}]", level="row"), headline,
                                          f"Δ {vs_column(headline, other.label)}"))
             if baseline and cell.kind != baseline:
-                entry.update(_paired(method, wide.xs(f"{row.label} [{baseline}, {cell.density}]", level="row"),
-                                     headline, f"Δ {vs_column(headline, baseline)}"))
+                own = wide.xs(f"{row.label} [{baseline}, {cell.density}]", level="row")
+                for col in (headline, *DYNAMICS):
+                    entry.update(_paired(method, own, col, f"Δ {vs_column(col, baseline)}"))
             out.append({**entry, **divergence[cell]})
     return pd.DataFrame(out)
 
@@ -163,12 +177,15 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, column: str, name: str) -> dict[st
 #: A claim's verdict in a cell from its paired interval (the rule of results/lab/README.md): ``more``/``less``: the
 #: paper says the difference is above/below 0; ``no_more``/``no_less``: it says the difference is not above/below 0
 #: (a gradient norm as stable as GRPO's; accuracy kept under a divergent teacher), which an interval can contradict
-#: but not prove.
+#: but not prove; ``within``: it says the difference is near 0 (one length tracks another), judged against the
+#: claim's ``margin``: reproduced when the interval lies inside ±margin, not reproduced when it lies outside.
 VERDICTS = {
-    "more": lambda low, high: "reproduced" if low > 0 else "not reproduced" if high < 0 else "inconclusive",
-    "less": lambda low, high: "reproduced" if high < 0 else "not reproduced" if low > 0 else "inconclusive",
-    "no_more": lambda low, high: "contradicted" if low > 0 else "not contradicted",
-    "no_less": lambda low, high: "contradicted" if high < 0 else "not contradicted",
+    "more": lambda low, high, margin: "reproduced" if low > 0 else "not reproduced" if high < 0 else "inconclusive",
+    "less": lambda low, high, margin: "reproduced" if high < 0 else "not reproduced" if low > 0 else "inconclusive",
+    "no_more": lambda low, high, margin: "contradicted" if low > 0 else "not contradicted",
+    "no_less": lambda low, high, margin: "contradicted" if high < 0 else "not contradicted",
+    "within": lambda low, high, margin: ("reproduced" if -margin <= low and high <= margin
+                                         else "not reproduced" if low > margin or high < -margin else "inconclusive"),
 }
 
 
@@ -177,9 +194,10 @@ def paired_columns(table: table_config.Table) -> list[str]:
     headline against each ``paired_also`` method's label and against ``baseline_kind``."""
     headline = next(iter(table.averages))
     labels = {row.method: row.label for row in table.rows}
+    baseline = table.get("baseline_kind")
     return [*table.averages, *DYNAMICS, *(vs_column(headline, labels[m]) for m in table.get("paired_also") or []
                                           if m in labels and m != table_config.REFERENCE_METHOD),
-            *([vs_column(headline, table["baseline_kind"])] if table.get("baseline_kind") else [])]
+            *([vs_column(col, baseline) for col in (headline, *DYNAMICS)] if baseline else [])]
 
 
 def vs_column(headline: str, other: str) -> str:
@@ -203,11 +221,15 @@ def check_claims(table: table_config.Table) -> None:
             raise table_config.UsageError(
                 f"{where}: claim {claim['claim']!r}: direction must be one of {sorted(VERDICTS)}, column one of "
                 f"{columns} and method one of {sorted(methods)}")
+        margin = claim.get("margin")
+        if (claim["direction"] == "within") != (isinstance(margin, (int, float)) and margin > 0):
+            raise table_config.UsageError(f"{where}: claim {claim['claim']!r}: a positive 'margin' goes with "
+                                          "direction 'within' (and only with it)")
 
 
 def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFrame:
     """The config's ``claims`` (``{claim, method, column, direction}``: a column of :func:`map_frame` without its
-    ``Δ ``, read in the method's row) judged in every cell: one row per claim, one column per cell, ``verdict (Δ ±
+    ``Δ ``, read in the method's row; ``margin`` with direction ``within``) judged in every cell: one row per claim, one column per cell, ``verdict (Δ ±
     half-width)``; a cell without that comparison (e.g. the in-family cell against itself) is ``—``."""
     check_claims(table)
     out = {}
@@ -217,14 +239,14 @@ def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFra
         for _, r in rows.iterrows():
             mean, half = r[f"Δ {claim['column']}"], r[f"Δ {claim['column']} ci"]
             verdicts[f"{r['kind']}, {r['density']}"] = "—" if pd.isna(mean) else (
-                f"{VERDICTS[claim['direction']](mean - half, mean + half)} "
+                f"{VERDICTS[claim['direction']](mean - half, mean + half, claim.get('margin'))} "
                 f"({tables.cell(mean, half, digits=_digits(claim['column']), signed=True)})")
         out[claim["claim"]] = verdicts
     return pd.DataFrame.from_dict(out, orient="index")
 
 
 def _digits(column: str) -> int:
-    """Decimals shown for a column: gradient-norm spreads are fractions of 1, the rest points or tokens."""
+    """Decimals shown for a column: gradient-norm spreads are fractions of 1, the rest points, percent or tokens."""
     return 3 if column.startswith("grad_norm") else 1
 
 
@@ -256,11 +278,13 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
     return (f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, {n_seeds} "
             f"seeds)\n\nEach entry: method − GRPO, a paired 95% t interval over seeds (same seed and RL data order on the "
             f"cell's split).\n\n## {headline} (percentage points)\n\n{_grid(frame, headline)}\n\n"
-            f"## Gradient norm: its standard deviation over the run's steps\n\n{_grid(frame, 'grad_norm sd', 3)}\n\n"
-            f"## Response length: mean over the last {LAST_STEPS} steps (tokens)\n\n{_grid(frame, 'final length')}\n\n"
-            + "".join(f"## {column.removeprefix('Δ ')} (percentage points)\n\n{_versus(column, table)}, paired by "
-                      f"seed.\n\n{_grid(frame, column.removeprefix('Δ '))}\n\n"
-                      for column in frame.columns if " vs " in column and not column.endswith(" ci"))
+            + "".join(f"## {title}\n\n{_grid(frame, column, _digits(column))}\n\n" for column, title in DYNAMICS.items()
+                      if frame[f"Δ {column}"].notna().any())
+            + "".join(f"## {column.removeprefix('Δ ')}{' (percentage points)' if column.startswith(f'Δ {headline} ') else ''}"
+                      f"\n\n{_versus(column, table)}, paired by seed.\n\n"
+                      f"{_grid(frame, column.removeprefix('Δ '), _digits(column.removeprefix('Δ ')))}\n\n"
+                      for column in frame.columns if " vs " in column and not column.endswith(" ci")
+                      and frame[column].notna().any())
             + (f"## The paper's claims, cell by cell\n\nA verdict from each cell's paired 95% interval: reproduced when "
                "it excludes 0 in the paper's direction, not reproduced when it excludes 0 the other way, inconclusive "
                "when it contains 0 (for a claim that a method is *no worse*: contradicted or not).\n\n"

@@ -159,11 +159,12 @@ def test_pretraining_long_share():
 # --------------------------------------------------------------------------- v2 models
 def test_v2_registry():
     names = set(C.V2_MODELS)
-    assert {C.V2_STUDENT, C.V2_TEACHER_IN, C.V2_TEACHER_CROSS, "v2_teacher_u0.5", "v2_teacher_u0.9"} <= names
+    assert names == {C.V2_STUDENT, C.V2_TEACHER_IN, C.V2_TEACHER_CROSS}  # the shipped ones; others build on demand
     assert all(C.get_model_config(n).world == "v2" and C.world_of(n) is V2 for n in names)
     student = C.get_model_config(C.V2_STUDENT)
-    assert student.pretrain.long_share == C.V2_STUDENT_LONG_SHARE and student.arch == C.MODELS[C.STUDENT].arch
-    for name in (C.V2_TEACHER_IN, C.V2_TEACHER_CROSS, "v2_teacher_u0.9"):
+    assert student.pretrain.long_share == C.V2_STUDENT_LONG_SHARE and student.pretrain.steps == C.V2_STUDENT_STEPS
+    assert student.arch == C.dataclasses.replace(C.MODELS[C.STUDENT].arch, sliding_window=C.V2_STUDENT_WINDOW)
+    for name in (C.V2_TEACHER_IN, C.V2_TEACHER_CROSS, "v2_teacher_u0.9"):  # v2_teacher_u<share>: on demand
         assert C.get_model_config(name).pretrain.long_share == 1.0
     assert C.get_model_config(C.V2_TEACHER_CROSS).pretrain.t_share == 0.9
     on_demand = C.get_model_config("v2_teacher_u0.3")
@@ -176,6 +177,43 @@ def test_v2_registry():
             C.get_model_config(bad)
     with pytest.raises(ValueError):
         C.teacher_config(0.5, u_share=0.5)
+
+
+def test_a_sliding_window_model_reads_only_its_window():
+    """The v2 student's architecture: a token further back than the window reaches one layer's output only through
+    another layer, so a one-layer model's prediction ignores it; without a window (Llama, v1) it does not."""
+    import torch
+
+    from tgpo.lab import models as M
+
+    arch = C.ArchConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    x = torch.tensor([[5, 7, 9, 11, 13, 15, 17, 19, 21, 23]])
+    y = x.clone()
+    y[0, 0] = 8  # 9 tokens before the last
+    for window, reads_first in ((4, False), (None, True)):
+        torch.manual_seed(0)
+        cfg = C.LabModelConfig("w", "test", arch=C.dataclasses.replace(arch, sliding_window=window))
+        model = M.new_model(cfg).eval()
+        assert type(model).__name__ == ("LlamaForCausalLM" if window is None else "MistralForCausalLM")
+        with torch.no_grad():
+            last = [model(input_ids=ids).logits[0, -1] for ids in (x, y)]
+        assert (not torch.allclose(*last)) == reads_first, window
+    # a window is hashed; no window leaves a v1 model's hash as it was (test_v1_build_hashes_are_unchanged)
+    student = C.get_model_config(C.STUDENT)
+    windowed = C.dataclasses.replace(student, arch=C.dataclasses.replace(student.arch, sliding_window=12))
+    assert C.config_hash(windowed) != C.config_hash(student)
+
+
+def test_long_form_shares_of_an_eval_folder(tmp_path):
+    import json
+
+    from repro.lab_runner import long_form_shares
+
+    completions = ["3+7=10+5;10+5=15;\\boxed{15}", "3+7=10;10+5=15;\\boxed{15}", "7 plus 3 is 10+5. \\boxed{15}"]
+    lines = [json.dumps({"doc_id": i, "resps": [[text]], "pass@1": 1.0}) for i, text in enumerate(completions)]
+    (tmp_path / "samples_lab_id.jsonl").write_text("\n".join(lines) + "\n")
+    assert long_form_shares(tmp_path, ["lab_id"]) == {"lab_id": pytest.approx(2 / 3)}
+    assert not P.writes_long_step(W.solution([3, 7, 5, 8], "T")) and P.writes_long_step(W.solution([3, 7, 5], "U", True))
 
 
 def test_style_only_teachers_for_the_shipped_student():

@@ -93,6 +93,12 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
         expected = 1.5 * (i - baseline)  # this cell's scores − the in-family cell's, same split, same method
         assert by_method["Δ In-dist. avg vs in-family"].tolist() == (
             pytest.approx([expected] * len(part)) if cell.kind != "in-family" else [pytest.approx(float("nan"), nan_ok=True)] * len(part))
+        # the dynamics are paired with the in-family cell too: RKL's lengths and norms are the same in every cell
+        if cell.kind != "in-family":
+            assert by_method.loc["rkl", "Δ final length vs in-family"] == pytest.approx(0.0)
+            assert by_method.loc["rkl", "Δ grad_norm sd vs in-family"] == pytest.approx(0.0)
+        # no run reported its long-form share: the column is there, empty
+        assert by_method["Δ long-form share"].isna().all()
     verdicts = regime_map.claim_verdicts(frame, table)
     assert len(verdicts) == len(table["claims"]) and list(verdicts.columns) == [c.name for c in cells]
     # RKL's gradient norm: sd 1 against GRPO's 0 at every seed, so "varies more" is reproduced everywhere
@@ -111,9 +117,18 @@ def test_map_cells_pair_each_method_with_grpo_on_the_same_split_and_seeds():
     ("more", 0.1, 2.0, "reproduced"), ("more", -2.0, -0.1, "not reproduced"), ("more", -1.0, 1.0, "inconclusive"),
     ("less", -2.0, -0.1, "reproduced"), ("less", 0.1, 2.0, "not reproduced"),
     ("no_more", 0.1, 2.0, "contradicted"), ("no_more", -1.0, 1.0, "not contradicted"),
-    ("no_less", -2.0, -0.1, "contradicted"), ("no_less", -1.0, 1.0, "not contradicted")])
+    ("no_less", -2.0, -0.1, "contradicted"), ("no_less", -1.0, 1.0, "not contradicted"),
+    ("within", -1.0, 1.5, "reproduced"), ("within", 2.5, 4.0, "not reproduced"), ("within", -4.0, -2.5, "not reproduced"),
+    ("within", 1.0, 3.0, "inconclusive"), ("within", -3.0, 3.0, "inconclusive")])
 def test_claim_verdicts_follow_the_interval(direction, low, high, verdict):
-    assert regime_map.VERDICTS[direction](low, high) == verdict
+    assert regime_map.VERDICTS[direction](low, high, 2.0) == verdict
+
+
+def test_long_form_share_and_the_dynamics_of_a_run():
+    rec = record("x", "grpo", 0, 0.5, 0.5, norms=(1.0, 3.0), lengths=(90.0,) * 3 + (30.0,) * 10)
+    rec["long_form"] = {"tgpo_lab_id": 0.5, "tgpo_lab_hard": 0.25}
+    assert regime_map.run_dynamics(rec) == {"grad_norm sd": pytest.approx(1.0), "final length": pytest.approx(30.0),
+                                            "long-form share": pytest.approx(37.5)}
 
 
 def test_a_cell_without_a_regime_file_stops_before_anything_runs(tmp_path, monkeypatch):
@@ -211,7 +226,9 @@ def test_a_bad_criterion_is_refused_before_anything_trains(two_candidates, monke
     ("[{claim: x, method: tgpo, column: In-dist. avg vs nobody, direction: more}]", "column one of"),
     ("[{claim: x, method: luffy, column: In-dist. avg, direction: more}]", "method one of"),
     ("[{claim: x, method: tgpo, column: In-dist. avg, direction: sideways}]", "direction must be one of"),
-    ("[{claim: x}]", "expected {claim, method, column, direction}")])
+    ("[{claim: x}]", "expected {claim, method, column, direction}"),
+    ("[{claim: x, method: tgpo, column: final length, direction: within}]", "a positive 'margin'"),
+    ("[{claim: x, method: tgpo, column: final length, direction: more, margin: 2}]", "a positive 'margin'")])
 def test_a_bad_claim_is_refused_before_anything_runs(tmp_path, monkeypatch, claims, message):
     from repro.paths import CONFIGS
 
@@ -229,4 +246,5 @@ def test_a_bad_claim_is_refused_before_anything_runs(tmp_path, monkeypatch, clai
 def test_the_claim_columns_are_the_columns_the_map_pairs():
     table = table_config.load_table("lab", "regime_map")
     assert set(regime_map.paired_columns(table)) == {"In-dist. avg", "OOD avg", *regime_map.DYNAMICS,
-                                                     "In-dist. avg vs TGPO-Reg", "In-dist. avg vs in-family"}
+                                                     "In-dist. avg vs TGPO-Reg", "In-dist. avg vs in-family",
+                                                     *(f"{d} vs in-family" for d in regime_map.DYNAMICS)}

@@ -1,4 +1,4 @@
-"""Tiny Llama-config models for the lab: pre-training, generation, evaluation, building and caching.
+"""Tiny Llama-config (and Mistral-config: a sliding window) models for the lab: pre-training, generation, evaluation, building and caching.
 
 Pre-training is plain teacher-forced cross-entropy on solutions (loss on completion tokens and EOS only);
 the RL stage on top is the project's ``TGPOTrainer``, not this module. Everything runs with one thread.
@@ -62,11 +62,13 @@ def _set_threads():
 
 
 def new_model(cfg: LabModelConfig, tokenizer=None):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A freshly initialised model of ``cfg.arch``: Llama, or Mistral (the same decoder with a sliding attention
+    window) when the architecture has a window."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     tokenizer = tokenizer or build_tokenizer()
     a = cfg.arch
-    mc = LlamaConfig(
+    shape = dict(
         vocab_size=len(tokenizer),
         hidden_size=a.hidden_size,
         intermediate_size=a.intermediate_size,
@@ -78,7 +80,11 @@ def new_model(cfg: LabModelConfig, tokenizer=None):
         rms_norm_eps=1e-5,
         **special_ids(),
     )
-    model = LlamaForCausalLM(mc)
+    if a.sliding_window is None:
+        model = LlamaForCausalLM(LlamaConfig(**shape))
+    else:
+        model = MistralForCausalLM(MistralConfig(**shape, sliding_window=a.sliding_window,
+                                                 head_dim=a.hidden_size // a.num_attention_heads))
     g = model.generation_config
     ids = special_ids()
     g.eos_token_id, g.pad_token_id, g.bos_token_id = (

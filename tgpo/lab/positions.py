@@ -94,6 +94,11 @@ def position_classes(tokens: Sequence[str]) -> list[str]:
     return labels
 
 
+def writes_long_step(text: str) -> bool:
+    """Whether a completion writes a long step (a token of class ``carried``: world v2's long form)."""
+    return "carried" in position_classes(completion_tokens(text))
+
+
 def step_forms(operands: Sequence[int], world: WorldConfig = WORLD) -> list[list[list[str]]]:
     """Every way ``world`` lets each step of a correct solution be written (its styles; short or long where it has long
     steps), as token lists, one list per step; the last entry is the ``\\boxed{answer}`` and ``<eos>``."""

@@ -13,8 +13,10 @@ World v2 (:data:`tgpo.lab.config.WORLD_V2`, issue 20) adds, opt-in:
 * **long steps**: a step may carry the operands still to add after its sum, ``3+7=10+5+8;10+5=15+8;15+8=23;``
   (in T: ``7 plus 3 is 10+5+8. ``; in U: ``3 and 7 gives 10+5+8, ``). The next step then copies its operand from
   right behind (``10+5``) instead of picking the right one of the prompt's operands (a tiny model miscounts which
-  comes next: most of its first errors are a wrong operand). The last step carries nothing, so its long form is its
-  short form.
+  comes next: most of its first errors are a wrong operand). For world v2's student, whose attention reaches 12
+  tokens back per layer (:data:`tgpo.lab.config.V2_STUDENT_WINDOW`), a late operand of the prompt is beyond one
+  layer's reach, while a long step has carried it to within a few tokens: the long form is worth its length. The
+  last step carries nothing, so its long form is its short form.
 
 Prompts are plain text, ``"3+7+5+8="``; the completion follows directly, then EOS. Answers are plain
 integer strings.
