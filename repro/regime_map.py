@@ -274,6 +274,9 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
                              "teacher": cells_frame["teacher"], "RL split": cells_frame["rl_split"],
                              f"GRPO {headline}": cells_frame[f"GRPO {headline} mean"].map(lambda v: f"{v:.1f}"),
                              "GRPO grad_norm sd": cells_frame["GRPO grad_norm sd mean"].map(lambda v: f"{v:.3f}"),
+                             "GRPO final length": cells_frame["GRPO final length mean"].map(lambda v: f"{v:.1f}"),
+                             **({"GRPO long-form share": cells_frame["GRPO long-form share mean"].map(lambda v: f"{v:.1f}")}
+                                if cells_frame["GRPO long-form share mean"].notna().any() else {}),
                              **{k: cells_frame[k].map(lambda v: f"{v:.2f}") for k in regime.DIVERGENCE}})
     return (f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, {n_seeds} "
             f"seeds)\n\nEach entry: method − GRPO, a paired 95% t interval over seeds (same seed and RL data order on the "

@@ -248,3 +248,34 @@ def test_the_claim_columns_are_the_columns_the_map_pairs():
     assert set(regime_map.paired_columns(table)) == {"In-dist. avg", "OOD avg", *regime_map.DYNAMICS,
                                                      "In-dist. avg vs TGPO-Reg", "In-dist. avg vs in-family",
                                                      *(f"{d} vs in-family" for d in regime_map.DYNAMICS)}
+
+
+def test_the_world_v2_map_judges_the_length_claims_and_draws_the_curves(tmp_path, monkeypatch):
+    """regime_map_v2.yaml end to end on stand-in runs: RKL's length grows with the content-moving teacher only,
+    TGPO-Reg's stays within the margin of GRPO's; the markdown judges both and the curves figure is written."""
+    def run_plan(plan, args, desc):
+        out = []
+        for job in plan.jobs:
+            if job.method == "base":
+                out.append(record(job.label, "base", 0, 0.8, 0.01))
+                continue
+            grows = job.method == "rkl" and job.teacher == "v2_teacher_cross"
+            final = {"rkl": 80.0 if grows else 35.0, "tgpo": 31.0 + 0.1 * job.seed}.get(job.method, 30.0 + 0.1 * job.seed)
+            rec = record(job.label, job.method, job.seed, 0.8, 0.05, norms=(1.0, 1.0 + 0.01 * job.seed),
+                         lengths=(29.0,) * 5 + (final,) * 10)
+            rec["long_form"] = {"tgpo_lab_id": 0.5}
+            out.append(rec)
+        return out
+
+    monkeypatch.setattr(planning, "run_plan", run_plan)
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(20.0, 90.0))
+    assert regime_map.main(["--config", "regime_map_v2", "--output-dir", str(tmp_path), "--seeds", "3"]) == 0
+    stem = "regime_map_v2_3seeds"
+    assert (tmp_path / f"{stem}_curves.png").stat().st_size > 0 and (tmp_path / f"{stem}.png").exists()
+    text = (tmp_path / f"{stem}.md").read_text()
+    claims = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    grows = claims["RKL's length grows under a divergent teacher (vs in-family)"]
+    assert "reproduced (+45.0" in grows and "not reproduced" not in grows
+    assert "reproduced (+1.0" in claims["TGPO-Reg's length tracks GRPO's"]  # 31 vs 30 tokens: inside ±3
+    assert "Evaluated answers that write a long step" in text
