@@ -259,18 +259,19 @@ def length_rows(rollouts: list[dict], cap: int) -> list[dict]:
 def score_positions(student, teacher, tok, rollouts: list[dict]) -> None:
     """Add to each rollout, per completion token: the teacher's and the student's argmax (token strings), the
     student's log-probability of the teacher's argmax, and the per-token KL(teacher||student) and KL(student||teacher)
-    (nats, full distributions). Sequences of one length go through each model as one batch (no padding)."""
+    (nats, full distributions). Sequences of one prompt length and one completion length go through each model as
+    one batch (no padding, and the completion starts at the same position in every row)."""
     import torch
 
     from tgpo.lab.tokenizer import VOCAB
 
     index = {t: i for i, t in enumerate(VOCAB)}
-    by_len: dict[int, list[int]] = defaultdict(list)
+    by_len: dict[tuple[int, int], list[int]] = defaultdict(list)
     ids = []
     for i, r in enumerate(rollouts):
         p = tok(r["prompt"], add_special_tokens=False)["input_ids"]
         ids.append((p, [index[t] for t in r["tokens"]]))
-        by_len[len(p) + len(r["tokens"])].append(i)
+        by_len[len(p), len(r["tokens"])].append(i)
     with torch.no_grad():
         for members in by_len.values():
             x = torch.tensor([ids[i][0] + ids[i][1] for i in members])

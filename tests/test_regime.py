@@ -169,3 +169,33 @@ def test_first_error_rows_arithmetic(monkeypatch):
     assert rows["disagree with the teacher at a step start (%)"]["value"] == 50
     assert rows["still correct after the teacher's step-start token (%)"]["value"] == 0
     assert rows["sampled accuracy (%)"]["value"] == 50
+
+
+def test_positions_are_scored_alike_whatever_else_shares_the_batch():
+    """A k=4 and a k=5 rollout of the same total length (prompt 8 + 12 tokens, prompt 10 + 10 tokens) get the same
+    per-token scores together as alone (a batch keyed on the total length alone read the second one's completion
+    from the first one's prompt length)."""
+    import torch
+
+    from tgpo.lab import config as C
+    from tgpo.lab.models import new_model
+    from tgpo.lab.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    student, teacher = (new_model(C.MODELS[C.TINY_TEST], tok).eval() for _ in range(2))
+
+    def rollout(prompt, text):
+        tokens = P.completion_tokens(text)
+        return {"prompt": prompt, "tokens": tokens}
+
+    pair = [rollout("3+7+5+8=", "3+7=10;10+5="), rollout("3+7+5+8+2=", "3+7=10+5+8")]
+    assert len(pair[0]["tokens"]) + 8 == len(pair[1]["tokens"]) + 10
+    together = [dict(r) for r in pair]
+    regime.score_positions(student, teacher, tok, together)
+    for r, both in zip(pair, together):
+        alone = [dict(r)]
+        regime.score_positions(student, teacher, tok, alone)
+        assert len(both["teacher_argmax"]) == len(r["tokens"])
+        assert both["teacher_argmax"] == alone[0]["teacher_argmax"]
+        assert both["kl_teacher_student"] == pytest.approx(alone[0]["kl_teacher_student"], abs=1e-5)
