@@ -13,6 +13,7 @@ Cells, methods and seeds: ``repro/configs/lab/regime_map.yaml``. Outputs in ``re
 from __future__ import annotations
 
 import sys
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -332,7 +333,9 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
         axes[0][0].set_ylabel(f"method − GRPO, {headline} (points; linear within ±{SYMLOG_LINEAR:g})")
         handles, labels = axes[0][0].get_legend_handles_labels()
         plots.legend(fig, handles, labels)
-        fig.suptitle(f"{table['title']}: guided methods against GRPO by kind of divergence and reward density")
+        # wrapped: a long config title and this subtitle overflow one line of the figure's width
+        fig.suptitle(textwrap.fill(f"{table['title']}: guided methods against GRPO by kind of divergence and reward "
+                                   "density", 110))
         return plots.save_figure(fig, out, caption=f"Paired 95% t intervals over {n_seeds} seeds. Measured by this "
                                                    "repo.", legend_below=True)
 
