@@ -230,8 +230,9 @@ def check_claims(table: table_config.Table) -> None:
 
 def claim_verdicts(frame: pd.DataFrame, table: table_config.Table) -> pd.DataFrame:
     """The config's ``claims`` (``{claim, method, column, direction}``: a column of :func:`map_frame` without its
-    ``Δ ``, read in the method's row; ``margin`` with direction ``within``) judged in every cell: one row per claim, one column per cell, ``verdict (Δ ±
-    half-width)``; a cell without that comparison (e.g. the in-family cell against itself) is ``—``."""
+    ``Δ ``, read in the method's row; ``margin`` with direction ``within``) judged in every cell: one row per claim,
+    one column per cell, ``verdict (Δ ± half-width)``; a cell without that comparison (e.g. the in-family cell against
+    itself) is ``—``."""
     check_claims(table)
     out = {}
     for claim in table.get("claims") or []:
@@ -291,7 +292,9 @@ def render(frame: pd.DataFrame, table: table_config.Table, args, n_seeds: int) -
                       and frame[column].notna().any())
             + (f"## The paper's claims, cell by cell\n\nA verdict from each cell's paired 95% interval: reproduced when "
                "it excludes 0 in the paper's direction, not reproduced when it excludes 0 the other way, inconclusive "
-               "when it contains 0 (for a claim that a method is *no worse*: contradicted or not).\n\n"
+               "when it contains 0 (for a claim that a method is *no worse*: contradicted or not; for a claim that a "
+               "difference is near 0: reproduced when the interval lies within the claim's margin, not reproduced "
+               "when it lies outside it, inconclusive otherwise).\n\n"
                f"{claim_verdicts(frame, table).rename_axis('claim').to_markdown(disable_numparse=True)}\n\n"
                if table.get("claims") else "")
             + f"## Cells\n\nThe teacher and RL split, GRPO's means, and the teacher's measured divergence on the student's "
