@@ -234,12 +234,24 @@ V2_STUDENT_LONG_SHARE = 0.12
 #:   window 10, 1500 steps, 12%        k4: +55.5 [41.0, 70.1], 2.7% long (greedy id 0.015; k5: +11.9 [2.7, 21.0])
 #:   window 12, 1500 steps, 12%        k4: +39.4 [32.7, 46.2], 3.0% long (greedy id 0.805; k5: +31.5 [16.8, 46.2],
 #:                                     2.3% long)  <- chosen: passes on k4 and k5, and the short form stays learnable
-#: Nine earlier designs with full attention (other long forms: the prompt's pair or prefix first, the whole remaining
-#: sum, the operand's index, an explicit carry; other shares and schedules; a larger student) all had long rollouts
-#: 1.5 to 67.5 points *less* accurate: with full attention, picking the next operand from the prompt is no harder
-#: than copying it from right behind, so a rarely seen form only adds ways to miscopy. A window makes the short form
-#: weak because of what the long form supplies: late operands sit beyond one layer's reach, while a long step carries
-#: them to within a few tokens.
+#: Earlier designs, all with full attention and the 500-step recipe unless said (long form; its share of traces):
+#:   the prompt's pair first, 7+5:10+5=15;                               12%: -59.4 [-72.5, -46.3], 2.4% long
+#:   the prompt's prefix first, 3+7+5:10+5=15;                           12%: -23.7 [-37.9, -9.6], 2.4% long
+#:   the whole remaining sum on both sides, 3+7+5+8=10+5+8;              12%: -67.5 [-73.9, -61.2], 3.8% long
+#:   the operand's index in the prompt first, 3:10+5=15;                 12%: -16.5 [-30.7, -2.3], 2.5% long
+#:     (k=5: -25.3 [-34.5, -16.2])
+#:   an explicit carry, units first, 15+8=13+10=23;                      12%: -18.5 [-30.2, -6.7], 3.2% long
+#:     (k=5: -15.0 [-21.5, -8.5])
+#:   carried operands, 50% of traces for 300 steps, then 5%                   -32.8 [-47.3, -18.4], 2.1% long
+#:     (k=5: -20.5 [-28.1, -12.8])
+#:   carried operands, 50% of k<=3 traces and 12% of k>=4                     -43.9 [-55.2, -32.5], 4.1% long
+#:     (k=5: -64.1 [-70.6, -57.5]; long rollouts carry as many operands as a k=3 trace would)
+#:   carried operands, 1000 steps, 12%                      k4: 0.0 (every rollout correct); k5: -11.5 [-21.0, -1.9]
+#:   carried operands, hidden 96 and 3 layers, 30%          k4: -1.5 [-3.0, 0.1]; k5: -1.0 [-3.3, 1.2]
+#: With full attention no long form was resolved as more accurate (most were resolved as less): picking the next
+#: operand from the prompt is no harder than copying it from right behind, so a rarely seen form only adds ways to
+#: miscopy. A window makes the short form weak because of what the long form supplies: late operands sit beyond one
+#: layer's reach, while a long step carries them to within a few tokens.
 V2_STUDENT_WINDOW = 12
 V2_STUDENT_STEPS = 1500
 
