@@ -20,21 +20,21 @@ def read_eval_dir(eval_dir: Path) -> tuple[dict[str, float], dict[str, list[floa
         scores = {row["task"]: float(row["pass@1"]) for row in csv.DictReader(fh) if row["pass@1"] not in ("", None)}
     problems = {}
     for task in scores:
-        samples = eval_dir / f"samples_{task}.jsonl"
-        if not samples.exists():  # a group: its leaves have the samples
+        if not (eval_dir / f"samples_{task}.jsonl").exists():  # a group: its leaves have the samples
             continue
-        items = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
-        items.sort(key=lambda item: item["doc_id"])
-        problems[task] = [_compact(float(item["pass@1"])) for item in items]
+        problems[task] = [_compact(float(item["pass@1"])) for item in _samples(eval_dir, task)]
     return scores, problems
 
 
 def read_completions(eval_dir: Path, task: str) -> list[str]:
     """The first response to each problem of ``task`` in a ``tgpo eval`` folder, in document order."""
-    path = Path(eval_dir) / f"samples_{task}.jsonl"
-    items = sorted((json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()),
-                   key=lambda item: item["doc_id"])
-    return [item["resps"][0][0] for item in items]
+    return [item["resps"][0][0] for item in _samples(eval_dir, task)]
+
+
+def _samples(eval_dir: Path, task: str) -> list[dict]:
+    """The items of ``samples_<task>.jsonl`` in a ``tgpo eval`` folder, in document order."""
+    text = (Path(eval_dir) / f"samples_{task}.jsonl").read_text(encoding="utf-8")
+    return sorted((json.loads(line) for line in text.splitlines() if line.strip()), key=lambda item: item["doc_id"])
 
 
 def _compact(value: float) -> float | int:

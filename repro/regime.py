@@ -220,8 +220,10 @@ def sample_rollouts(student, tok, problems: list[dict], n: int, temperature: flo
 
 
 def is_long(rollout: dict) -> bool:
-    """Whether a rollout writes a long step (a token of class ``carried``, :mod:`tgpo.lab.positions`)."""
-    return "carried" in rollout["classes"]
+    """Whether a rollout writes a long step (:func:`tgpo.lab.positions.has_long_step` of its classes)."""
+    from tgpo.lab.positions import has_long_step
+
+    return has_long_step(rollout["classes"])
 
 
 def length_rows(rollouts: list[dict], cap: int) -> list[dict]:

@@ -94,9 +94,15 @@ def position_classes(tokens: Sequence[str]) -> list[str]:
     return labels
 
 
+def has_long_step(classes: Sequence[str]) -> bool:
+    """Whether a completion's position classes (:func:`position_classes`) include a long step (class ``carried``:
+    world v2's long form)."""
+    return "carried" in classes
+
+
 def writes_long_step(text: str) -> bool:
-    """Whether a completion writes a long step (a token of class ``carried``: world v2's long form)."""
-    return "carried" in position_classes(completion_tokens(text))
+    """Whether a completion writes a long step (:func:`has_long_step` of its tokens' classes)."""
+    return has_long_step(position_classes(completion_tokens(text)))
 
 
 def step_forms(operands: Sequence[int], world: WorldConfig = WORLD) -> list[list[list[str]]]:
