@@ -60,20 +60,24 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = archive(options.output_dir(args), [stem + s for s in SUFFIXES])
     manifest = Manifest(NAME, args, table, plans[candidates[0]].seeds, extra={"candidates": candidates,
                                                                               "criteria": criteria})
-    records, checked, chosen = [], {}, None
+    records, checked, chosen, untrained = [], {}, None, []
     for split in candidates:  # in order; stop at the first that meets every criterion
+        from_file = regime_checks(regimes[split], criteria)
+        if not all(c.met for c in from_file):  # missed before any run: nothing to train
+            checked[split], untrained = from_file, untrained + [split]
+            continue
         runs = planning.run_plan(plans[split], args, desc=f"Default regime {split} ({args.profile}, {args.preset})")
         records += [r for r in runs if r["method"] != table_config.BASE or not records]  # one base: split-free
         checked[split] = check(runs, table, split, regimes[split], criteria)
         if all(c.met for c in checked[split]):
             chosen = split
             break
-    manifest.extra["chosen"] = chosen
+    manifest.extra.update(chosen=chosen, not_trained=untrained)
     frame = pd.DataFrame([{"rl_split": split, "criterion": c.name, "minimum": c.minimum, "mean": c.mean,
                            "low": c.low, "high": c.high, "met": c.met, "source": c.source}
                           for split, found in checked.items() for c in found])
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
-    text = render(checked, chosen, candidates, table, args)
+    text = render(checked, chosen, candidates, table, args, untrained)
     (out_dir / f"{stem}.md").write_text(text)
     save_runs(records, out_dir, stem)
     manifest.write(out_dir, stem, records)
@@ -124,6 +128,12 @@ def regime_criteria(regime_stats: pd.DataFrame) -> dict[str, tuple[tuple[float, 
                                     "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]")}
 
 
+def regime_checks(from_regime: dict, criteria: dict) -> list[Criterion]:
+    """The config's criteria that a split's regime file decides (:func:`regime_criteria`), checked before any run."""
+    return [Criterion(name, float(criteria[name]), *from_regime[name][0], source=from_regime[name][1])
+            for name in criteria if name in from_regime]
+
+
 def check(records: list[dict], table: table_config.Table, split: str, from_regime: dict,
           criteria: dict) -> list[Criterion]:
     """Every criterion of the config, measured for one candidate (see the config for their meaning)."""
@@ -151,14 +161,16 @@ def _interval(interval: stats.Interval) -> tuple[float, float, float]:
     return interval.mean, interval.low, interval.high
 
 
-def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: list[str], table, args) -> str:
+def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: list[str], table, args,
+           untrained: list[str] = ()) -> str:
     lines = [f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, "
              f"{len(options.seeds_of(args, table))} seeds)", ""]
     for split in candidates:
         if split not in checked:
             lines += [f"## RL split {split}: not run (an earlier candidate met every criterion)", ""]
             continue
-        verdict = "meets every criterion: **chosen**" if split == chosen else "misses a criterion"
+        verdict = ("meets every criterion: **chosen**" if split == chosen else
+                   "misses a criterion of its regime file: not trained" if split in untrained else "misses a criterion")
         shown = pd.DataFrame([{"criterion": c.source, "minimum": f"{c.minimum:g}",
                                "measured [95% interval]": f"{c.mean:.1f} [{c.low:.1f}, {c.high:.1f}]",
                                "met": "yes" if c.met else "no"} for c in checked[split]])

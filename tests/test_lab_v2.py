@@ -156,10 +156,51 @@ def test_pretraining_long_share():
                for p, c in (W.sample_pretrain_example(rng, ((5, 1.0),), 0.9, long_share=1.0) for _ in range(50)))
 
 
+def test_pretraining_read_short_steps_are_short_untrained_and_never_last():
+    """A reading teacher's trace: its untrained steps are short S steps (the student's form), the steps it is trained on
+    stay long, the last step is always trained, and the joined trace is a correct solution."""
+    rng, untrained, steps = random.Random(0), 0, 0
+    for _ in range(400):
+        prompt, segments = W.sample_pretrain_segments(rng, ((5, 1.0),), 0.9, long_share=1.0, read_short_share=0.5)
+        ops = P.operands_of(prompt)
+        *step_segments, (boxed, boxed_trained) = segments
+        assert boxed.startswith("\\boxed{") and boxed_trained and step_segments[-1][1]
+        for i, (text, trained) in enumerate(step_segments[:-1]):
+            if trained:  # a trained step carries the operands still to add
+                assert re.sub(W.STEP_END_PATTERN + "$", "", text).endswith("".join(f"+{x}" for x in ops[i + 2:])), text
+            else:
+                assert re.fullmatch(r"\d+\+\d+=\d+;", text), text
+        steps += len(step_segments) - 1
+        untrained += sum(not t for _, t in step_segments)
+        assert W.is_correct("".join(t for t, _ in segments), str(sum(ops)))
+    assert untrained / steps == pytest.approx(0.5, abs=0.05)
+
+
+def test_pretraining_batch_masks_exactly_the_read_steps():
+    """The pre-training batch's labels: the prompt and the read steps are masked, the trained steps and EOS are not."""
+    from tgpo.lab import models as M
+    from tgpo.lab.tokenizer import build_tokenizer
+
+    tok, pc = build_tokenizer(), C.get_model_config(C.V2_TEACHER_CROSS_READ).pretrain
+    ids, mask, labels = M._batch(random.Random(3), tok, pc, V2)
+    rng, n_read = random.Random(3), 0
+    for row in range(ids.shape[0]):  # the same draws, in order
+        prompt, segments = W.sample_pretrain_segments(rng, pc.k_weights, pc.t_share, V2, pc.two_digit_share,
+                                                      pc.two_digit_ks, pc.u_share, pc.long_share, pc.read_short_share)
+        read = "".join(t for t, trained in segments if not trained)
+        n_read += bool(read)
+        n_tokens = int(mask[row].sum())
+        kept = labels[row, :n_tokens] != -100
+        assert int((~kept).sum()) == len(prompt) + len(read)  # one token per character outside \boxed{
+        assert tok.decode(labels[row, :n_tokens][kept]) == "".join(t for t, trained in segments if trained) + tok.eos_token
+    assert n_read > 10
+
+
 # --------------------------------------------------------------------------- v2 models
 def test_v2_registry():
     names = set(C.V2_MODELS)
-    assert names == {C.V2_STUDENT, C.V2_TEACHER_IN, C.V2_TEACHER_CROSS}  # the shipped ones; others build on demand
+    # the shipped ones; others build on demand
+    assert names == {C.V2_STUDENT, C.V2_TEACHER_IN, C.V2_TEACHER_CROSS, C.V2_TEACHER_IN_READ, C.V2_TEACHER_CROSS_READ}
     assert all(C.get_model_config(n).world == "v2" and C.world_of(n) is V2 for n in names)
     student = C.get_model_config(C.V2_STUDENT)
     assert student.pretrain.long_share == C.V2_STUDENT_LONG_SHARE and student.pretrain.steps == C.V2_STUDENT_STEPS

@@ -196,14 +196,21 @@ def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_ne
     assert f"Chosen: **{chosen}**" in (tmp_path / "default_regime_2seeds.md").read_text()
 
 
-def test_a_sparse_split_with_too_few_all_wrong_groups_is_not_chosen(two_candidates, monkeypatch):
+@pytest.mark.parametrize("all_wrong, first_error", [(30.0, 90.0), (50.0, 60.0)])
+def test_a_split_that_misses_a_criterion_of_its_regime_file_is_neither_trained_nor_chosen(two_candidates, monkeypatch,
+                                                                                          all_wrong, first_error):
     tmp_path = two_candidates
-    _, run_plan = fake_runs({"k5": (0.2, 0.3), "k6": (0.2, 0.3)})
+    ran, run_plan = fake_runs({"k5": (0.2, 0.3), "k6": (0.2, 0.3)})
     monkeypatch.setattr(planning, "run_plan", run_plan)
     monkeypatch.setattr(planning, "check_ready", lambda plan: None)
-    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(30.0, 90.0))
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(all_wrong, first_error))
     assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
-    assert "No candidate meets every criterion" in (tmp_path / "default_regime_2seeds.md").read_text()
+    text = (tmp_path / "default_regime_2seeds.md").read_text()
+    assert "No candidate meets every criterion" in text and text.count("not trained") == 2
+    assert ran == []  # decided by the regime files alone
+    frame = pd.read_csv(tmp_path / "default_regime_2seeds.csv")
+    assert set(frame["criterion"]) == {"all_wrong_groups", "teacher_first_error"} and not frame["met"].all()
+    assert json.loads((tmp_path / "default_regime_2seeds_manifest.json").read_text())["not_trained"] == ["k5", "k6"]
 
 
 @pytest.mark.parametrize("change, message", [("grpo_gain: 12", "unknown criteria ['grpo_gian']"),

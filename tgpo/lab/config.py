@@ -103,6 +103,10 @@ class PretrainConfig:
     u_share: float = 0.0
     #: World v2's length knob: probability that a trace writes every step long (carrying the operands still to add).
     long_share: float = 0.0
+    #: World v2's reading knob: in a long trace, probability that a step (not the last) is a short S step the model
+    #: reads but is not trained on (tgpo.lab.world.sample_pretrain_segments): a teacher that reads the student's short
+    #: steps and still only writes long ones.
+    read_short_share: float = 0.0
     label_smoothing: float = 0.0  # 0.1 for teachers: bounded confidence keeps reverse-KL rewards finite
     steps: int = 500  # maximum number of optimizer steps
     batch_size: int = 64
@@ -220,6 +224,12 @@ V2 = "v2_"
 V2_STUDENT = "v2_student"
 V2_TEACHER_IN = "v2_teacher_in"
 V2_TEACHER_CROSS = "v2_teacher_cross"
+#: Teachers that read the student's short steps (issue 20, item 5): v2_teacher_in's and v2_teacher_cross's recipes with
+#: V2_READ_SHORT_SHARE of their steps short, in S, and untrained. The shipped v2 teachers never saw a short step: at
+#: the first error of the student's wrong rollouts their argmax was correct in 18-68% of them (results/lab/README.md).
+V2_TEACHER_IN_READ = "v2_teacher_in_read"
+V2_TEACHER_CROSS_READ = "v2_teacher_cross_read"
+V2_READ_SHORT_SHARE = 0.5
 #: The v2 student's share of long traces: rare in pre-training (teachers write every step long).
 V2_STUDENT_LONG_SHARE = 0.12
 #: The v2 student's attention window (ArchConfig.sliding_window) and pre-training steps. Issue 20's prototype check: the
@@ -256,12 +266,17 @@ V2_STUDENT_WINDOW = 12
 V2_STUDENT_STEPS = 1500
 
 
-def v2_teacher_config(t_share: float = 0.0, u_share: float = 0.0, name: str | None = None) -> LabModelConfig:
-    """A world-v2 teacher: :func:`teacher_config`'s, every step long."""
+def v2_teacher_config(t_share: float = 0.0, u_share: float = 0.0, name: str | None = None,
+                      read_short_share: float = 0.0) -> LabModelConfig:
+    """A world-v2 teacher: :func:`teacher_config`'s, every step it writes long; with ``read_short_share``, it also reads
+    short S steps it is not trained to write (:attr:`PretrainConfig.read_short_share`)."""
     base = teacher_config(t_share, u_share=u_share)
+    reads = f", reads short S steps ({read_short_share:g} of steps, untrained)" if read_short_share else ""
     return dataclasses.replace(base, name=name or f"{V2}{base.name}", world="v2",
-                               pretrain=dataclasses.replace(base.pretrain, long_share=1.0),
-                               description=base.description.replace("teacher,", "v2 teacher, every step long,", 1))
+                               pretrain=dataclasses.replace(base.pretrain, long_share=1.0,
+                                                            read_short_share=read_short_share),
+                               description=base.description.replace("teacher,", "v2 teacher, every step long,", 1)
+                               + reads)
 
 
 V2_MODELS: dict[str, LabModelConfig] = {
@@ -273,6 +288,9 @@ V2_MODELS: dict[str, LabModelConfig] = {
                     f"{V2_STUDENT_STEPS} steps, {V2_STUDENT_LONG_SHARE:g} of traces with long steps"),
     V2_TEACHER_IN: v2_teacher_config(name=V2_TEACHER_IN),
     V2_TEACHER_CROSS: v2_teacher_config(t_share=0.9, name=V2_TEACHER_CROSS),
+    V2_TEACHER_IN_READ: v2_teacher_config(name=V2_TEACHER_IN_READ, read_short_share=V2_READ_SHORT_SHARE),
+    V2_TEACHER_CROSS_READ: v2_teacher_config(t_share=0.9, name=V2_TEACHER_CROSS_READ,
+                                             read_short_share=V2_READ_SHORT_SHARE),
 }
 MODELS.update(V2_MODELS)
 
@@ -318,7 +336,7 @@ def grammar_of(student: str, teacher: str) -> WorldConfig:
 #: Fields added after lab-v1 models were built, omitted from the hash while unused (the switch at its neutral value),
 #: so the stored models' hashes stay valid: pre-training switch -> the fields it brings.
 _ADDED_PRETRAIN_FIELDS = {"two_digit_share": ("two_digit_share", "two_digit_ks"), "u_share": ("u_share",),
-                          "long_share": ("long_share",)}
+                          "long_share": ("long_share",), "read_short_share": ("read_short_share",)}
 
 #: The world's fields that change what models are trained on (eval-only fields are not hashed).
 _WORLD_TRAINING_FIELDS = ("digit_min", "digit_max", "heldout_divisor", "max_positions")

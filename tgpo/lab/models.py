@@ -224,13 +224,18 @@ def _batch(rng, tokenizer, pc, world):
     eos = tokenizer.eos_token_id
     seqs, labels = [], []
     for _ in range(pc.batch_size):
-        prompt, comp = W.sample_pretrain_example(
-            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks, pc.u_share, pc.long_share
+        prompt, segments = W.sample_pretrain_segments(
+            rng, pc.k_weights, pc.t_share, world, pc.two_digit_share, pc.two_digit_ks, pc.u_share, pc.long_share,
+            pc.read_short_share,
         )
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        c = tokenizer(comp, add_special_tokens=False)["input_ids"] + [eos]
-        seqs.append(p + c)
-        labels.append([-100] * len(p) + c)
+        c, lc = [], []
+        for text, trained in segments:  # one id per character (tgpo.lab.tokenizer): segments tokenize apart
+            ids_ = tokenizer(text, add_special_tokens=False)["input_ids"]
+            c += ids_
+            lc += ids_ if trained else [-100] * len(ids_)
+        seqs.append(p + c + [eos])
+        labels.append([-100] * len(p) + lc + [eos])
     L = max(map(len, seqs))
     ids = torch.full((len(seqs), L), pad)
     lab = torch.full((len(seqs), L), -100)

@@ -88,9 +88,9 @@ def step_text(a: int, b: int, style: str, rest: Sequence[int] = ()) -> str:
     return STEP_TEMPLATES[style].format(a=a, b=b, c=a + b, r="".join(f"+{x}" for x in rest))
 
 
-def solution(operands: Sequence[int], styles: str | Sequence[str] = "S", long: bool | Sequence[bool] = False) -> str:
-    """The step-by-step solution (no EOS). ``styles``: one style for every step, or one per step; ``long``: whether
-    steps carry the operands still to add (world v2), for every step or one flag per step."""
+def solution_steps(operands: Sequence[int], styles: str | Sequence[str] = "S",
+                   long: bool | Sequence[bool] = False) -> list[str]:
+    """:func:`solution`'s parts: one text per step, then the final ``\\boxed{answer}``."""
     n_steps = len(operands) - 1
     if isinstance(styles, str) and len(styles) == 1:
         styles = styles * n_steps
@@ -102,7 +102,13 @@ def solution(operands: Sequence[int], styles: str | Sequence[str] = "S", long: b
     for i, (b, st, carry) in enumerate(zip(operands[1:], styles, long)):
         parts.append(step_text(acc, b, st, operands[i + 2 :] if carry else ()))
         acc += b
-    return "".join(parts) + f"{BOXED}{acc}}}"
+    return parts + [f"{BOXED}{acc}}}"]
+
+
+def solution(operands: Sequence[int], styles: str | Sequence[str] = "S", long: bool | Sequence[bool] = False) -> str:
+    """The step-by-step solution (no EOS). ``styles``: one style for every step, or one per step; ``long``: whether
+    steps carry the operands still to add (world v2), for every step or one flag per step."""
+    return "".join(solution_steps(operands, styles, long))
 
 
 def step_start_offsets(text: str) -> list[int]:
@@ -136,7 +142,7 @@ def sample_styles(rng: random.Random, n_steps: int, t_share: float, u_share: flo
     return "".join(one(rng.random()) for _ in range(n_steps))
 
 
-def sample_pretrain_example(
+def sample_pretrain_segments(
     rng: random.Random,
     k_weights: Sequence[tuple[int, float]],
     t_share: float,
@@ -145,11 +151,15 @@ def sample_pretrain_example(
     two_digit_ks: Sequence[int] = (2, 3, 4),
     u_share: float = 0.0,
     long_share: float = 0.0,
-) -> tuple[str, str]:
-    """(prompt, completion-without-EOS) for pre-training: k from the mix, each step T with prob ``t_share`` (else U
-    with prob ``u_share``); with probability ``two_digit_share`` instead a k-operand sum (k from ``two_digit_ks``)
-    with a two-digit first operand; with probability ``long_share`` every step long. Draws nothing for a share of 0,
-    so a v1 recipe sees the same stream as before world v2."""
+    read_short_share: float = 0.0,
+) -> tuple[str, list[tuple[str, bool]]]:
+    """(prompt, completion segments) for pre-training, each segment ``(text, trained)``: k from the mix, each step T
+    with prob ``t_share`` (else U with prob ``u_share``); with probability ``two_digit_share`` instead a k-operand sum
+    (k from ``two_digit_ks``) with a two-digit first operand; with probability ``long_share`` every step long. In a long
+    trace, each step but the last is instead, with probability ``read_short_share``, a short S step that is read and
+    not trained on (``trained`` False): the model reads short steps, as in the student's rollouts, and learns to
+    continue after them, but never to write one. Draws nothing for a share of 0, so a v1 recipe sees the same stream
+    as before world v2."""
     if two_digit_share and rng.random() < two_digit_share:
         k = rng.choice(list(two_digit_ks))
         while True:
@@ -162,7 +172,17 @@ def sample_pretrain_example(
         ops = sample_training_operands(rng, k, world)
     styles = sample_styles(rng, k - 1, t_share, u_share)
     long = bool(long_share) and rng.random() < long_share
-    return prompt_of(ops), solution(ops, styles, long)
+    read_only = [long and bool(read_short_share) and i < k - 2 and rng.random() < read_short_share
+                 for i in range(k - 1)]
+    styles = "".join("S" if short else st for st, short in zip(styles, read_only))
+    parts = solution_steps(ops, styles, [long and not short for short in read_only])
+    return prompt_of(ops), [(text, not short) for text, short in zip(parts, read_only + [False])]
+
+
+def sample_pretrain_example(rng: random.Random, *args, **kwargs) -> tuple[str, str]:
+    """(prompt, completion-without-EOS) for pre-training: :func:`sample_pretrain_segments`, joined."""
+    prompt, segments = sample_pretrain_segments(rng, *args, **kwargs)
+    return prompt, "".join(text for text, _ in segments)
 
 
 # --------------------------------------------------------------------------- splits
