@@ -145,15 +145,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.lab_command == "list":
         names = list(dict.fromkeys([*C.DEFAULT_MODELS, *C.MODELS, *_dirs(out)]))
+        width = max(map(len, names))  # names in one column
         for n in names:
             try:
                 cfg = C.get_model_config(n)
             except KeyError:
-                print(f"{n:16s} (unknown config)")
+                print(f"{n:{width}s} (unknown config)")
                 continue
             info = M.read_build_info(M.model_path(n, out)) or {}
             state = "up to date" if M.is_built(cfg, out) else ("stale" if info else "not built")
-            print(f"{n:16s} {cfg.role:8s} {state:10s} {C.config_hash(cfg)}  {cfg.description}")
+            print(f"{n:{width}s} {cfg.role:8s} {state:10s} {C.config_hash(cfg)}  {cfg.description}")
         return 0
     if args.lab_command == "eval":
         import torch
