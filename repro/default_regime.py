@@ -107,7 +107,7 @@ def candidate_rows(table: table_config.Table, split: str) -> list[table_config.R
 
 #: The criteria a config may name: those read from the regime file (:func:`regime_criteria`), then those measured on
 #: the runs (:func:`check`).
-CRITERIA = ("all_wrong_groups", "teacher_first_error", "grpo_gain", "grpo_hard_gain", "rkl_drop")
+CRITERIA = ("all_wrong_groups", "teacher_first_error", "grpo_gain", "grpo_hard_gain", "grpo_headroom", "rkl_drop")
 
 
 def _check_criteria(table: table_config.Table, criteria: dict) -> None:
@@ -151,6 +151,8 @@ def check(records: list[dict], table: table_config.Table, split: str, from_regim
                       f"GRPO − base student, {headline} (points)"),
         "grpo_hard_gain": (_interval(stats.t_interval(grpo[hard].to_numpy() - base[hard].iloc[0])),
                            f"GRPO − base student, {hard} (points)"),
+        "grpo_headroom": (_interval(stats.t_interval(100.0 - grpo[headline].to_numpy())),
+                          f"100 − GRPO, {headline} (points of headroom)"),
         "rkl_drop": (_interval(stats.paired_t_interval(rkl_in, rkl_cross)),
                      f"RKL in-family − RKL cross-family, {headline} (points)"),
     }

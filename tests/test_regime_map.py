@@ -196,6 +196,22 @@ def test_the_first_candidate_meeting_every_criterion_is_chosen_and_later_ones_ne
     assert f"Chosen: **{chosen}**" in (tmp_path / "default_regime_2seeds.md").read_text()
 
 
+def test_a_candidate_where_grpo_leaves_too_little_headroom_is_not_chosen(two_candidates, monkeypatch):
+    """``grpo_headroom`` (100 − GRPO's headline): a split where GRPO saturates cannot show a method beating it."""
+    tmp_path = two_candidates
+    config = table_config.CONFIGS / "lab" / "default_regime.yaml"
+    config.write_text(config.read_text().replace("  rkl_drop: 20", "  rkl_drop: 20\n  grpo_headroom: 25"))
+    ran, run_plan = fake_runs({"k5": (0.6, 0.3), "k6": (0.5, 0.3)})  # k5: GRPO at 80 on the headline, k6: 70
+    monkeypatch.setattr(planning, "run_plan", run_plan)
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
+    assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
+    frame = pd.read_csv(tmp_path / "default_regime_2seeds.csv").set_index(["rl_split", "criterion"])
+    assert frame.loc[("k5", "grpo_headroom"), "mean"] == pytest.approx(100 - 80.025)  # seed offsets on ID only
+    assert not frame.loc[("k5", "grpo_headroom"), "met"] and frame.loc[("k6", "grpo_headroom"), "met"]
+    assert "Chosen: **k6**" in (tmp_path / "default_regime_2seeds.md").read_text()
+
+
 @pytest.mark.parametrize("all_wrong, first_error", [(30.0, 90.0), (50.0, 60.0)])
 def test_a_split_that_misses_a_criterion_of_its_regime_file_is_neither_trained_nor_chosen(two_candidates, monkeypatch,
                                                                                           all_wrong, first_error):
