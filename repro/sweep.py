@@ -156,16 +156,19 @@ def plot(frame: pd.DataFrame, paired: pd.DataFrame, table: table_config.Table, o
         ax.set_ylabel("greedy pass@1 (%)")
         ax.set_title(avg)
         ax.grid(alpha=0.3)
-    _plot_paired(axes[len(averages)], paired, frame, averages[0], x_label)
     teachers = frame.drop_duplicates("knob").sort_values(X_AXIS)
+    disagreement = axes[len(averages)]
     for column, style in (("content disagreement (%)", "-o"), ("style disagreement (%)", "--s")):
-        axes[-1].plot(teachers[X_AXIS], teachers[column], style, color="black", lw=1.8,
-                      label=column.removesuffix(" (%)"))
-    axes[-1].set_ylabel("teacher argmax ≠ sampled token (%)")
-    axes[-1].set_title("measured disagreement by position class")
-    axes[-1].legend(fontsize=8)
-    axes[-1].set_xlabel(x_label)
-    axes[-1].grid(alpha=0.3)
+        disagreement.plot(teachers[X_AXIS], teachers[column], style, color="black", lw=1.8,
+                          label=column.removesuffix(" (%)"))
+    disagreement.set_ylabel("teacher argmax ≠ sampled token (%)")
+    disagreement.set_title("measured disagreement by position class")
+    disagreement.legend(fontsize=8)
+    disagreement.set_xlabel(x_label)
+    disagreement.grid(alpha=0.3)
+    # last: with the lab's two averages (three panels a row) it sits under the first average's panel, on its x range
+    _plot_paired(axes[-1], paired, frame, averages[0], x_label)
+    axes[-1].set_xlim(axes[0].get_xlim())
     plots.legend(fig, list(handles.values()), list(handles), legend_ax)
     fig.suptitle(f"Divergence sweep — {plots.model_label(table.student)}, teachers from in-family (knob 0) to "
                  "cross-family")
@@ -192,11 +195,10 @@ def _plot_paired(ax, paired: pd.DataFrame, frame: pd.DataFrame, headline: str, x
         style = plots.method_style(method)
         ax.errorbar(sub[X_AXIS] + (i - (len(methods) - 1) / 2) * PAIRED_DODGE * span, mean, yerr=bars,
                     marker=style["marker"], color=style["color"], lw=1.5, markersize=6, capsize=3)
-    ax.axhline(0.0, color="black", lw=1.0)
-    _label_knobs(ax, frame)
+    ax.axhline(0.0, color="black", lw=1.0)  # no knob labels: they would cover the bars (the panel above has them)
     ax.set_xlabel(x_label)
     ax.set_ylabel("method − GRPO (points)")
-    ax.set_title(f"{headline}: method − GRPO, paired by seed")
+    ax.set_title(f"method − GRPO, {headline} (paired)")
     ax.grid(alpha=0.3)
 
 
