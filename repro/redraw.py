@@ -3,7 +3,8 @@
 A script's figures are drawn from run records (``<stem>_runs.json``: every run's curves and scores). With ``--redraw``
 the script reads the records of its plan from the committed files instead of running the plan: its own
 ``<stem>_runs.json``, else the runs of the table it plots at the same preset and seeds (Figure 4 plots Table 1's runs,
-so ``figure4 --seeds 6`` reads ``table1_6seeds_runs.json``). Only figures are written. The manifest says how the
+so ``figure4 --seeds 6`` reads ``table1_6seeds_runs.json``). Only figures are written, and a script's tables drawn
+from the runs alone that it lists with them (the sweep's ``sweep_paired.csv``). The manifest says how the
 figure was made: an existing manifest of the same runs gets a ``redrawn`` entry (command, commit, time, the records
 file and its sha256); a figure without one gets a new manifest: a copy of the records' own manifest (how the runs
 were made: commit, versions, machine, config; ``runs_made_by`` names it) with the figure's rows, its command and the

@@ -8,7 +8,12 @@ differs from the sampled token on content and on style positions), read from the
     nox -s reproduce_sweep [-- --profile lab|smoke --preset P --seeds N]
     python -m repro.sweep --redraw                   # redraw from the committed runs
 
-Outputs in ``results/<profile>/``: ``sweep.png``, ``sweep.csv``, ``sweep_runs.json``, ``sweep_manifest.json``.
+Runs of every method at one knob share their seeds and RL data order (GRPO reads no teacher: its one run per seed
+serves every knob), so each method's difference from GRPO at a knob is paired by seed (:func:`paired_frame`).
+
+Outputs in ``results/<profile>/``: ``sweep.png``, ``sweep.csv``, ``sweep_paired.csv`` (method − GRPO per knob),
+``sweep_runs.json``, ``sweep_manifest.json``. ``--redraw`` rewrites ``sweep.png`` and ``sweep_paired.csv`` (both
+drawn from the committed runs alone) and notes them in the manifest.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro import options, plots, regime, table_config, tables
+from repro import options, plots, regime, stats, table_config, tables
 from repro.session import start
 
 NAME = "sweep"
-SUFFIXES = (".png", ".csv", "_runs.json", "_manifest.json")
+SUFFIXES = (".png", ".csv", "_paired.csv", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,12 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     records = session.run("Divergence sweep")
 
     frame = sweep_frame(records, table, measured)
-    plot(frame, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
-    if session.redrawn(records, [f"{stem}.png"]):
+    paired = paired_frame(records, table, measured)
+    plot(frame, paired, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
+    paired.round(3).to_csv(out_dir / f"{stem}_paired.csv", index=False)  # from the runs alone, like the figure
+    if session.redrawn(records, [f"{stem}.png", f"{stem}_paired.csv"]):
         return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     session.finish(records)
     print(frame.round(2).to_string(index=False))
+    print(paired.round(2).to_string(index=False))
     return 0
 
 
@@ -50,6 +58,8 @@ def knob_rows(table: table_config.Table) -> list[table_config.Row]:
     knob = table.get("knob")
     if not knob or not all(isinstance(k, dict) and {"value", "teacher"} <= set(k) for k in knob):
         raise table_config.UsageError(f"config {table.path}: 'knob' must be a list of {{value, teacher}}")
+    if not any(row.method == table_config.REFERENCE_METHOD for row in table.rows):  # every method is paired with it
+        raise table_config.UsageError(f"config {table.path}: the sweep needs a {table_config.REFERENCE_METHOD} row")
     return [replace(row, teacher=k["teacher"], variant=knob_variant(k), key=f"{row.key}@{knob_variant(k)}",
                     label=f"{row.label} (knob {knob_variant(k)})") for k in knob for row in table.rows]
 
@@ -96,15 +106,41 @@ def sweep_frame(records: list[dict], table: table_config.Table,
     return out
 
 
-def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:
+def paired_frame(records: list[dict], table: table_config.Table,
+                 measured: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Per (knob, method other than GRPO): method − GRPO at that knob in the headline average (the config's first
+    ``averages`` entry), paired by seed — the mean of the per-seed differences with its 95% t interval over the seeds
+    both have (:func:`repro.stats.paired_t_interval`) and their number — beside the knob teacher's measured
+    divergence (``measured``: :func:`knob_divergence`). Columns ``method, knob, label, Δ <headline> mean/low/high,
+    n_seeds`` and :data:`X_AXIS`."""
+    headline = next(iter(table.averages))
+    wide = tables.wide_scores(records, table.columns, table.averages)[headline]  # (row, seed) -> headline, in %
+    out = []
+    for variant in dict.fromkeys(rec["variant"] for rec in records):
+        rows = {rec["label"]: rec["method"] for rec in records if rec["variant"] == variant}
+        grpo = wide.xs(next(label for label, m in rows.items() if m == table_config.REFERENCE_METHOD), level="row")
+        for label, method in rows.items():
+            if method == table_config.REFERENCE_METHOD:
+                continue
+            mine = wide.xs(label, level="row")
+            seeds = mine.index.intersection(grpo.index)  # paired by seed: the same seed and RL data order
+            diff = stats.paired_t_interval(mine[seeds].to_numpy(), grpo[seeds].to_numpy())
+            out.append({"method": method, "knob": float(variant), "label": label, f"Δ {headline} mean": diff.mean,
+                        f"Δ {headline} low": diff.low, f"Δ {headline} high": diff.high, "n_seeds": diff.n,
+                        X_AXIS: measured[variant][X_AXIS]})
+    return pd.DataFrame(out)
+
+
+def plot(frame: pd.DataFrame, paired: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:
     """Final accuracy per method against the knob teachers' measured KL(teacher‖student) (95% t band over seeds,
-    inside 0..100%; each point labelled with its knob value), and the measured content and style disagreement at each
-    teacher."""
+    inside 0..100%; each point labelled with its knob value), each method − GRPO in the headline average against the
+    same axis (``paired``: :func:`paired_frame`; paired 95% t bars over seeds, a zero line), and the measured content
+    and style disagreement at each teacher."""
     from tgpo.objectives import METHODS
 
     x_label = "measured KL(teacher‖student) per token\non the student's rollouts"
     averages = list(table.averages)
-    fig, axes, legend_ax = plots.grid(len(averages) + 1)
+    fig, axes, legend_ax = plots.grid(len(averages) + 2)
     handles = {}
     for ax, avg in zip(axes, averages):
         for method in dict.fromkeys(frame.method):
@@ -121,20 +157,49 @@ def plot(frame: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int
         ax.set_title(avg)
         ax.grid(alpha=0.3)
     teachers = frame.drop_duplicates("knob").sort_values(X_AXIS)
+    disagreement = axes[len(averages)]
     for column, style in (("content disagreement (%)", "-o"), ("style disagreement (%)", "--s")):
-        axes[-1].plot(teachers[X_AXIS], teachers[column], style, color="black", lw=1.8,
-                      label=column.removesuffix(" (%)"))
-    axes[-1].set_ylabel("teacher argmax ≠ sampled token (%)")
-    axes[-1].set_title("measured disagreement by position class")
-    axes[-1].legend(fontsize=8)
-    axes[-1].set_xlabel(x_label)
-    axes[-1].grid(alpha=0.3)
+        disagreement.plot(teachers[X_AXIS], teachers[column], style, color="black", lw=1.8,
+                          label=column.removesuffix(" (%)"))
+    disagreement.set_ylabel("teacher argmax ≠ sampled token (%)")
+    disagreement.set_title("measured disagreement by position class")
+    disagreement.legend(fontsize=8)
+    disagreement.set_xlabel(x_label)
+    disagreement.grid(alpha=0.3)
+    # last: with the lab's two averages (three panels a row) it sits under the first average's panel, on its x range
+    _plot_paired(axes[-1], paired, frame, averages[0], x_label)
+    axes[-1].set_xlim(axes[0].get_xlim())
     plots.legend(fig, list(handles.values()), list(handles), legend_ax)
     fig.suptitle(f"Divergence sweep — {plots.model_label(table.student)}, teachers from in-family (knob 0) to "
                  "cross-family")
     plots.save_figure(fig, out, caption=f"Mean over n = {n_seeds} seeds per point; band: 95% t interval over seeds, "
-                      "kept inside 0–100%. Point labels: the knob (share of the teacher's pre-training steps in the "
+                      "kept inside 0–100%; method − GRPO: paired 95% t interval over seeds, its points of one knob "
+                      "set slightly apart. Point labels: the knob (share of the teacher's pre-training steps in the "
                       "content-moving style).", legend_below=legend_ax is None)
+
+
+#: Sideways spread of one knob's method − GRPO points, as a share of the x range (their bars would overlap).
+PAIRED_DODGE = 0.012
+
+
+def _plot_paired(ax, paired: pd.DataFrame, frame: pd.DataFrame, headline: str, x_label: str) -> None:
+    """Each method − GRPO in ``headline`` (:func:`paired_frame`) with its paired interval as error bars, against the
+    measured divergence, with a zero line."""
+    column = f"Δ {headline}"
+    methods = list(dict.fromkeys(paired.method))
+    span = float(frame[X_AXIS].max() - frame[X_AXIS].min()) or 1.0
+    for i, method in enumerate(methods):
+        sub = paired[paired.method == method].sort_values(X_AXIS)
+        mean = sub[f"{column} mean"]
+        bars = [(mean - sub[f"{column} low"]).fillna(0.0), (sub[f"{column} high"] - mean).fillna(0.0)]
+        style = plots.method_style(method)
+        ax.errorbar(sub[X_AXIS] + (i - (len(methods) - 1) / 2) * PAIRED_DODGE * span, mean, yerr=bars,
+                    marker=style["marker"], color=style["color"], lw=1.5, markersize=6, capsize=3)
+    ax.axhline(0.0, color="black", lw=1.0)  # no knob labels: they would cover the bars (the panel above has them)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("method − GRPO (points)")
+    ax.set_title(f"method − GRPO, {headline} (paired)")
+    ax.grid(alpha=0.3)
 
 
 def _label_knobs(ax, frame: pd.DataFrame) -> None:

@@ -338,6 +338,8 @@ def test_every_script_runs_its_smoke_profile(tmp_path):
     assert "Paired difference from TGPO-Reg (0 at 2/3 (paper))" in (out / "figure5.md").read_text()
     sweep = pd.read_csv(out / "sweep.csv")
     assert set(sweep.knob) == {0.0, 0.9}
+    paired = pd.read_csv(out / "sweep_paired.csv")  # method − GRPO per knob: every method but GRPO at every knob
+    assert set(zip(paired.method, paired.knob)) == {(m, k) for m in ("rkl", "tgpo") for k in (0.0, 0.9)}
 
     again = run_script("repro.table1", "--profile", "smoke", "--output-dir", str(out), env=env)
     assert again.returncode == 0 and "8 of 8 runs reused" in again.stdout, again.stdout[-2000:]
