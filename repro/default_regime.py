@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                               "criteria": criteria})
     records, checked, chosen, untrained = [], {}, None, []
     for split in candidates:  # in order; stop at the first that meets every criterion
-        from_file = regime_checks(regimes[split], criteria)
+        from_file = judged(regimes[split], criteria)
         if not all(c.met for c in from_file):  # missed before any run: nothing to train
             checked[split], untrained = from_file, untrained + [split]
             continue
@@ -128,10 +128,11 @@ def regime_criteria(regime_stats: pd.DataFrame) -> dict[str, tuple[tuple[float, 
                                     "teacher's argmax correct at the first error of a wrong rollout (%) [regime file]")}
 
 
-def regime_checks(from_regime: dict, criteria: dict) -> list[Criterion]:
-    """The config's criteria that a split's regime file decides (:func:`regime_criteria`), checked before any run."""
-    return [Criterion(name, float(criteria[name]), *from_regime[name][0], source=from_regime[name][1])
-            for name in criteria if name in from_regime]
+def judged(measured: dict, criteria: dict) -> list[Criterion]:
+    """The config's criteria that ``measured`` (``{name: ((mean, low, high), description)}``) holds, against their
+    minimums: before any run those of the regime file (:func:`regime_criteria`), after the runs all (:func:`check`)."""
+    return [Criterion(name, float(criteria[name]), *measured[name][0], source=measured[name][1])
+            for name in criteria if name in measured]
 
 
 def check(records: list[dict], table: table_config.Table, split: str, from_regime: dict,
@@ -156,7 +157,7 @@ def check(records: list[dict], table: table_config.Table, split: str, from_regim
         "rkl_drop": (_interval(stats.paired_t_interval(rkl_in, rkl_cross)),
                      f"RKL in-family − RKL cross-family, {headline} (points)"),
     }
-    return [Criterion(name, float(criteria[name]), *measured[name][0], source=measured[name][1]) for name in criteria]
+    return judged(measured, criteria)
 
 
 def _interval(interval: stats.Interval) -> tuple[float, float, float]:
@@ -164,7 +165,7 @@ def _interval(interval: stats.Interval) -> tuple[float, float, float]:
 
 
 def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: list[str], table, args,
-           untrained: list[str] = ()) -> str:
+           untrained: tuple[str, ...] | list[str] = ()) -> str:
     lines = [f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, "
              f"{len(options.seeds_of(args, table))} seeds)", ""]
     for split in candidates:
