@@ -4,10 +4,14 @@ config's criteria; the first candidate that meets every one is the default. No T
 cannot be tuned on TGPO's result.
 
     python -m repro.default_regime [--seeds N --workers N --no-cache]
+    python -m repro.default_regime --redraw          # rewrite the tables from the committed runs, nothing trains
 
 Criteria and candidates: ``repro/configs/lab/default_regime.yaml``. The regime statistics come from the committed
 ``results/lab/regime_<student>_<teacher>_<split>.csv`` (``python -m repro.regime``). Outputs in ``results/lab/``:
-``default_regime.md``, ``default_regime.csv``, ``default_regime_runs.json``, ``default_regime_manifest.json``.
+``default_regime.md`` (the criteria and each row's scores), ``default_regime.csv`` (the criteria),
+``default_regime_scores.csv`` (each row's mean score and 95% half-width per column), ``default_regime_runs.json``,
+``default_regime_manifest.json``. ``--redraw`` rewrites the markdown and both CSVs from the committed runs (they are
+drawn from the runs and the regime files alone) and notes them in the manifest.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from repro import options, planning, regime, stats, table_config, tables
+from repro import options, planning, redraw, regime, stats, table_config, tables
 from repro.manifest import Manifest, save_runs
 from repro.session import archive
 
 NAME = "default_regime"
-SUFFIXES = (".csv", ".md", "_runs.json", "_manifest.json")
+SUFFIXES = (".csv", "_scores.csv", ".md", "_runs.json", "_manifest.json")
 #: The rows every candidate trains (their `variant` in the config): GRPO, and RKL with each teacher.
 IN_FAMILY, CROSS_FAMILY = "in-family", "cross-family"
 
@@ -44,7 +48,7 @@ class Criterion:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES, figures=False)
+    args = options.parse_args(NAME, __doc__, argv, profiles=table_config.LAB_PROFILES)
     table = table_config.load_table(args.profile, options.config_name(args, NAME))
     stem = options.output_stem(options.config_name(args, NAME), args, table)
     candidates, criteria = _candidates(table), table.get("criteria") or {}
@@ -55,20 +59,27 @@ def main(argv: list[str] | None = None) -> int:
     plans = {split: planning.plan_runs(table, args, rows=candidate_rows(table, split)) for split in candidates}
     if args.dry_run:
         return max(planning.print_plan(plan) for plan in plans.values())
-    for plan in plans.values():
-        planning.check_ready(plan)
-    out_dir = archive(options.output_dir(args), [stem + s for s in SUFFIXES])
+    if args.redraw:  # nothing trains; the tables are rewritten (git keeps the earlier ones)
+        out_dir, sources = options.output_dir(args), []
+    else:
+        for plan in plans.values():
+            planning.check_ready(plan)
+        out_dir = archive(options.output_dir(args), [stem + s for s in SUFFIXES])
     manifest = Manifest(NAME, args, table, plans[candidates[0]].seeds, extra={"candidates": candidates,
                                                                               "criteria": criteria})
-    records, checked, chosen, untrained = [], {}, None, []
+    records, checked, scored, chosen, untrained = [], {}, {}, None, []
     for split in candidates:  # in order; stop at the first that meets every criterion
         from_file = judged(regimes[split], criteria)
         if not all(c.met for c in from_file):  # missed before any run: nothing to train
             checked[split], untrained = from_file, untrained + [split]
             continue
-        runs = planning.run_plan(plans[split], args, desc=f"Default regime {split} ({args.profile}, {args.preset})")
+        if args.redraw:
+            source, runs = redraw.committed_records(plans[split], args, out_dir, stem)
+            sources.append(source)
+        else:
+            runs = planning.run_plan(plans[split], args, desc=f"Default regime {split} ({args.profile}, {args.preset})")
         records += [r for r in runs if r["method"] != table_config.BASE or not records]  # one base: split-free
-        checked[split] = check(runs, table, split, regimes[split], criteria)
+        checked[split], scored[split] = check(runs, table, split, regimes[split], criteria), scores(runs, table, split)
         if all(c.met for c in checked[split]):
             chosen = split
             break
@@ -77,10 +88,17 @@ def main(argv: list[str] | None = None) -> int:
                            "low": c.low, "high": c.high, "met": c.met, "source": c.source}
                           for split, found in checked.items() for c in found])
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
-    text = render(checked, chosen, candidates, table, args, untrained)
+    scores_frame = pd.concat([s.rename_axis("row").reset_index().assign(rl_split=split)
+                              for split, s in scored.items()]) if scored else pd.DataFrame()
+    scores_frame.round(3).to_csv(out_dir / f"{stem}_scores.csv", index=False)
+    text = render(checked, chosen, candidates, table, args, untrained, scored)
     (out_dir / f"{stem}.md").write_text(text)
-    save_runs(records, out_dir, stem)
-    manifest.write(out_dir, stem, records)
+    if args.redraw:
+        redraw.note(manifest, out_dir, stem, records, sources[0] if sources else out_dir / f"{stem}_runs.json",
+                    [f"{stem}.md", f"{stem}.csv", f"{stem}_scores.csv"])
+    else:
+        save_runs(records, out_dir, stem)
+        manifest.write(out_dir, stem, records)
     print(text)
     return 0
 
@@ -160,12 +178,19 @@ def check(records: list[dict], table: table_config.Table, split: str, from_regim
     return judged(measured, criteria)
 
 
+def scores(runs: list[dict], table: table_config.Table, split: str) -> pd.DataFrame:
+    """Each row's scores on one candidate (:func:`repro.tables.summary_table`: per column and average, the mean and
+    the half-width of its 95% interval, over seeds; the base student's one run over problems), in the config's order."""
+    labels = [row.label for row in candidate_rows(table, split)]
+    return tables.summary_table([r for r in runs if r["label"] in labels], table.columns, table.averages, labels)
+
+
 def _interval(interval: stats.Interval) -> tuple[float, float, float]:
     return interval.mean, interval.low, interval.high
 
 
 def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: list[str], table, args,
-           untrained: tuple[str, ...] | list[str] = ()) -> str:
+           untrained: tuple[str, ...] | list[str] = (), scored: dict[str, pd.DataFrame] | None = None) -> str:
     lines = [f"# {table['title']} ({args.profile} profile, preset {args.preset}, student {table.student}, "
              f"{len(options.seeds_of(args, table))} seeds)", ""]
     for split in candidates:
@@ -178,6 +203,9 @@ def render(checked: dict[str, list[Criterion]], chosen: str | None, candidates: 
                                "measured [95% interval]": f"{c.mean:.1f} [{c.low:.1f}, {c.high:.1f}]",
                                "met": "yes" if c.met else "no"} for c in checked[split]])
         lines += [f"## RL split {split}: {verdict}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+        if scored and split in scored:
+            lines += ["Scores (%, mean ± 95% half-width over seeds; the base student's one run: over problems):", "",
+                      tables.scores_markdown(scored[split]), ""]
     lines.append(f"Chosen: **{chosen}**." if chosen else "No candidate meets every criterion: the default stays.")
     lines.append("\nA criterion is met when its mean reaches the minimum (decided before the runs; the interval is "
                  "shown beside it). Scores: greedy pass@1 (%) on 600 problems per split; t intervals over seeds "

@@ -212,6 +212,42 @@ def test_a_candidate_where_grpo_leaves_too_little_headroom_is_not_chosen(two_can
     assert "Chosen: **k6**" in (tmp_path / "default_regime_2seeds.md").read_text()
 
 
+def test_each_rows_scores_are_written_and_a_redraw_rewrites_every_table_from_the_committed_runs(two_candidates,
+                                                                                                 monkeypatch):
+    """The README quotes absolute scores (GRPO near 100, RKL's level with each teacher): they must come from the
+    script, and ``--redraw`` must rebuild the tables from the committed runs alone, without training."""
+    tmp_path = two_candidates
+    ran, run_plan = fake_runs({"k5": (0.15, 0.3)})  # k5 meets every criterion: GRPO ID 45.0/45.1, Harder 25
+    monkeypatch.setattr(planning, "run_plan", run_plan)
+    monkeypatch.setattr(planning, "check_ready", lambda plan: None)
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
+    assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2"]) == 0
+    scores = pd.read_csv(tmp_path / "default_regime_2seeds_scores.csv").set_index("row")
+    assert scores.loc["GRPO [k5]", "ID (k=4) mean"] == pytest.approx(45.05)
+    assert scores.loc["GRPO [k5]", "In-dist. avg mean"] == pytest.approx((45.05 + 25.0) / 2)
+    assert scores.loc["RKL (cross-family) [k5]", "Harder (k=5) mean"] == pytest.approx(10.0)
+    assert scores.loc["Base student", "n_seeds"] == 1 and set(scores["rl_split"]) == {"k5"}
+    text = (tmp_path / "default_regime_2seeds.md").read_text()
+    assert "| GRPO [k5]" in text and "45.0 ± 0.6" in text  # seeds 0 and 1: 45.0 and 45.1
+
+    outputs = ["default_regime_2seeds.md", "default_regime_2seeds.csv", "default_regime_2seeds_scores.csv"]
+    written = {name: (tmp_path / name).read_text() for name in outputs}
+    for name in outputs:
+        (tmp_path / name).unlink()
+    monkeypatch.setattr(planning, "run_plan", lambda *a, **k: pytest.fail("--redraw trained"))
+    assert default_regime.main(["--output-dir", str(tmp_path), "--seeds", "2", "--redraw"]) == 0
+    assert {name: (tmp_path / name).read_text() for name in outputs} == written
+    redrawn = json.loads((tmp_path / "default_regime_2seeds_manifest.json").read_text())["redrawn"]
+    assert redrawn["records"].endswith("default_regime_2seeds_runs.json") and redrawn["figures"] == outputs
+
+
+def test_a_redraw_without_committed_runs_is_refused_in_one_line(two_candidates, monkeypatch):
+    monkeypatch.setattr(planning, "run_plan", lambda *a, **k: pytest.fail("--redraw trained"))
+    monkeypatch.setattr(regime, "committed", lambda *a: regime_file(50.0, 90.0))
+    with pytest.raises(table_config.UsageError, match="no committed records hold every run"):
+        default_regime.main(["--output-dir", str(two_candidates), "--seeds", "2", "--redraw"])
+
+
 @pytest.mark.parametrize("all_wrong, first_error", [(30.0, 90.0), (50.0, 60.0)])
 def test_a_split_that_misses_a_criterion_of_its_regime_file_is_neither_trained_nor_chosen(two_candidates, monkeypatch,
                                                                                           all_wrong, first_error):
