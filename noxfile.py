@@ -3,7 +3,8 @@
 
 Every session installs torch first (``torch==2.13.0``; set ``TGPO_TORCH_INDEX`` to an index such as PyTorch's CPU
 index where the plain pin would pull a multi-GB CUDA build), then every other package at the version pinned in
-``requirements/lock.txt`` (so results reproduce digit for digit on a fresh machine), then the project from this
+``requirements/lock.txt`` (so results reproduce digit for digit on a fresh machine with a CPU of the committed results'
+vendor; results/lab/README.md#time), then the project from this
 checkout without resolving its ranges again. ``nox -s lock`` regenerates the lock. Arguments after ``--`` go to the underlying command. The reproduction scripts are modules
 of the ``repro`` package, run from the repository root (``python -m repro.<script>``).
 """
@@ -93,10 +94,11 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The trainer against its bounds (interleaved step ratios, per-phase split, the head at V = 152,064, teacher-pass
-    memory) and the grader's speed and agreement with oat (results/bench/); about 10 min on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
+    memory), MKL's code branches on the lab's arithmetic, and the grader's speed and agreement with oat (results/bench/); about 10 min on 2 cores. The grader's part needs the benchmark files: ``TGPO_BENCHMARK_DIR=DIR nox -s bench``."""
     install_project(session)
     session.env.setdefault("OMP_NUM_THREADS", "1")
     session.run("python", "-m", "bench.trainer", *session.posargs)
+    session.run("python", "-m", "bench.mkl_branch")  # what MKL's code branch does to the lab's bits, and its cost
     if os.environ.get("TGPO_BENCHMARK_DIR"):
         session.run("python", "-m", "bench.grader")
     else:

@@ -28,7 +28,7 @@ from repro import options, plots, regime, stats, table_config, tables
 from repro.session import start
 
 NAME = "sweep"
-SUFFIXES = (".png", ".csv", "_paired.csv", "_runs.json", "_manifest.json")
+SUFFIXES = (".png", ".csv", "_paired.csv", ".md", "_runs.json", "_manifest.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     paired = paired_frame(records, table, measured)
     plot(frame, paired, table, out_dir / f"{stem}.png", n_seeds=len(session.plan.seeds))
     paired.round(3).to_csv(out_dir / f"{stem}_paired.csv", index=False)  # from the runs alone, like the figure
-    if session.redrawn(records, [f"{stem}.png", f"{stem}_paired.csv"]):
+    (out_dir / f"{stem}.md").write_text(render(frame, paired, table, len(session.plan.seeds)))  # likewise
+    if session.redrawn(records, [f"{stem}.png", f"{stem}_paired.csv", f"{stem}.md"]):
         return 0
     frame.round(3).to_csv(out_dir / f"{stem}.csv", index=False)
     session.finish(records)
@@ -129,6 +130,31 @@ def paired_frame(records: list[dict], table: table_config.Table,
                         f"Δ {headline} low": diff.low, f"Δ {headline} high": diff.high, "n_seeds": diff.n,
                         X_AXIS: measured[variant][X_AXIS]})
     return pd.DataFrame(out)
+
+
+def render(frame: pd.DataFrame, paired: pd.DataFrame, table: table_config.Table, n_seeds: int) -> str:
+    """The headline average per method and knob (mean ± 95% half-width over seeds), then method − GRPO paired by seed
+    (mean [95% interval]), one column per knob headed by the knob teacher's measured KL."""
+    headline = next(iter(table.averages))
+    knob_kl = dict(zip(frame.knob, frame[X_AXIS]))
+    heading = {knob: f"{knob:g} ({kl:.2f})" for knob, kl in knob_kl.items()}
+    name = {m: label.rsplit(" (knob ", 1)[0] for m, label in zip(frame.method, frame.label)}
+    scores = frame.assign(cell=[tables.cell(m, h) for m, h in zip(frame[f"{headline} mean"], frame[f"{headline} ci"])])
+    scores = scores.pivot(index="method", columns="knob", values="cell")
+    diffs = paired.assign(cell=[f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" for m, lo, hi in
+                                zip(paired[f"Δ {headline} mean"], paired[f"Δ {headline} low"], paired[f"Δ {headline} high"])])
+    diffs = diffs.pivot(index="method", columns="knob", values="cell")
+    methods = list(dict.fromkeys(frame.method))
+
+    def shown(grid: pd.DataFrame) -> str:
+        grid = grid.loc[[m for m in methods if m in grid.index]].rename(index=name, columns=heading)
+        return grid.rename_axis(index="", columns=None).to_markdown(disable_numparse=True)
+
+    return (f"# {table['title']} ({n_seeds} seeds)\n\n{headline} (%), mean ± 95% half-width over seeds; columns: "
+            f"the knob and, in brackets, the knob teacher's measured {X_AXIS} on the student's rollouts (its regime "
+            f"file). GRPO reads no teacher: one run per seed serves every knob.\n\n{shown(scores)}\n\n"
+            f"## Method − GRPO, paired by seed (points, mean [95% t interval])\n\n{shown(diffs)}\n\n"
+            "Measured by this repo (`python -m repro.sweep`; every column in sweep.csv and sweep_paired.csv).\n")
 
 
 def plot(frame: pd.DataFrame, paired: pd.DataFrame, table: table_config.Table, out: Path, n_seeds: int) -> None:

@@ -1,6 +1,10 @@
-"""The library versions a script runs with, against those the committed results were made with (their manifest's
-``versions``): one line naming the packages that differ, so numbers that do not match the committed ones are
-explained before anything runs (the pinned versions: ``requirements/lock.txt``)."""
+"""The library versions and the CPU a script runs with, against those the committed results were made with (their
+manifest's ``versions`` and ``machine``): one line naming what differs, so numbers that do not match the committed
+ones are explained before anything runs (the pinned versions: ``requirements/lock.txt``).
+
+The CPU's vendor matters because MKL keeps the lab's pinned AVX2 code branch (``tgpo.lab.kernels``) only on Intel
+CPUs; elsewhere it silently takes its own branch. So a trained run on an AMD and on an Intel CPU differs in the last
+bits of its first gradient, and RL amplifies that into other samples (results/lab/README.md#time)."""
 
 from __future__ import annotations
 
@@ -26,14 +30,45 @@ def differing(manifest: str | Path, installed: dict[str, str] | None = None) -> 
     return {k: (committed[k], installed.get(k)) for k in names if installed.get(k) != committed[k]}
 
 
-def note(script: str, manifest: str | Path, installed: dict[str, str] | None = None) -> str | None:
-    """The one line (None when the versions agree or there is no committed manifest)."""
-    changed = differing(manifest, installed)
-    if not changed:
+#: CPU vendors as /proc/cpuinfo's model name spells them.
+VENDORS = ("Intel", "AMD")
+
+
+def vendor(cpu_model: str | None) -> str | None:
+    """``Intel``, ``AMD``, or the model name itself for another vendor (None when unknown)."""
+    return next((v for v in VENDORS if cpu_model and v in cpu_model), cpu_model or None)
+
+
+def other_cpu(manifest: str | Path, cpu_model: str | None = None) -> tuple[str, str] | None:
+    """``(committed CPU model, this CPU's model)`` when their vendors differ; None when they agree or either is
+    unknown."""
+    from repro.manifest import machine
+
+    try:
+        committed = (json.loads(Path(manifest).read_text()).get("machine") or {}).get("cpu_model")
+    except (OSError, ValueError, AttributeError):
         return None
-    what = ", ".join(f"{k} {now or 'not installed'} (committed {then})" for k, (then, now) in changed.items())
-    return (f"{script}: note: library versions differ from those of {manifest}: {what}; results may differ from the "
-            "committed ones (install requirements/lock.txt for the pinned versions)")
+    here = machine()["cpu_model"] if cpu_model is None else cpu_model
+    if vendor(committed) is None or vendor(here) is None or vendor(committed) == vendor(here):
+        return None
+    return committed, here
+
+
+def note(script: str, manifest: str | Path, installed: dict[str, str] | None = None,
+         cpu_model: str | None = None) -> str | None:
+    """The one line (None when the versions and the CPU vendor agree, or there is no committed manifest)."""
+    changed, cpu = differing(manifest, installed), other_cpu(manifest, cpu_model)
+    if not changed and not cpu:
+        return None
+    what = []
+    if changed:
+        what.append("library versions differ: " + ", ".join(f"{k} {now or 'not installed'} (committed {then})"
+                                                             for k, (then, now) in changed.items()))
+    if cpu:
+        what.append(f"the CPU vendor differs: {cpu[1]} (committed on {cpu[0]}; MKL keeps the pinned AVX2 branch only "
+                    "on Intel CPUs, so trained runs differ in the last bits and RL amplifies them)")
+    fix = " (install requirements/lock.txt for the pinned versions)" if changed else ""
+    return f"{script}: note: against {manifest}, {'; '.join(what)}; results may differ from the committed ones{fix}"
 
 
 def report(script: str, manifest: str | Path) -> None:

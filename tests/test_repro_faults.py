@@ -320,6 +320,28 @@ def test_a_script_names_the_libraries_whose_versions_differ_from_the_committed_r
     assert versions.note("table1", manifest) is None
 
 
+@pytest.mark.parametrize("committed_cpu, here, differs", [("AMD EPYC", "Intel(R) Xeon(R) Processor", True),
+                                                           ("AMD EPYC 7B13", "AMD EPYC", False),
+                                                           ("Intel(R) Xeon(R) Platinum", "Intel(R) Core(TM) i7", False),
+                                                           (None, "Intel(R) Xeon(R) Processor", False)])
+def test_a_cpu_of_another_vendor_than_the_committed_results_is_named_in_the_note(tmp_path, committed_cpu, here,
+                                                                                  differs):
+    """MKL keeps the pinned AVX2 branch only on Intel CPUs: table1_core's trained runs made on an AMD EPYC and rerun on
+    an Intel Xeon with the same lock and pin differ from step 1's gradient norm on (results/lab/README.md#time)."""
+    from repro import versions
+    from tgpo.provenance import package_versions
+
+    manifest = tmp_path / "table1_manifest.json"
+    installed = package_versions(("torch",))
+    manifest.write_text(json.dumps({"versions": installed, "machine": {"cpu_model": committed_cpu}}))
+    line = versions.note("table1", manifest, installed=installed, cpu_model=here)
+    if not differs:
+        assert line is None
+        return
+    assert len(line.splitlines()) == 1 and "the CPU vendor differs" in line and here in line and committed_cpu in line
+    assert "library versions" not in line and "lock.txt" not in line  # the libraries agree
+
+
 def report_environment(job: lab_runner.LabJob) -> dict:
     """Stands in for a lab job in the spawned workers (importable there by name): what its process was given."""
     return {"name": job.name, "scores": {}, "env": {name: os.environ.get(name) for name in lab_runner.JOB_ENV}}

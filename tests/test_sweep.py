@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro import options, planning, plots, regime, stats, sweep, table_config
+from repro import options, planning, plots, regime, stats, sweep, table_config, tables
 
 LAB = Path(__file__).resolve().parents[1] / "results" / "lab"
 
@@ -132,6 +132,24 @@ def test_method_minus_grpo_is_paired_by_seed_not_by_record_order(regime_files):
     assert (paired["Δ In-dist. avg high"] - paired["Δ In-dist. avg low"]).max() < unpaired
 
 
+def test_the_markdown_puts_each_method_and_knob_in_its_own_cell(regime_files):
+    """sweep.md, which the docs quote: a grid of method x knob, scores then paired differences; a cell that swapped
+    knobs or methods would show another method's offset."""
+    table = lab_sweep()
+    measured = sweep.knob_divergence(table)
+    recs = seed_effect_records(table)
+    text = sweep.render(sweep.sweep_frame(recs, table, measured), sweep.paired_frame(recs, table, measured), table, 4)
+    scores, paired = text.split("## Method − GRPO")
+    knobs = [float(k["value"]) for k in table.get("knob")]
+    for method in ("rkl", "kdrl", "tgpo"):
+        label = next(r.label for r in sweep.knob_rows(table) if r.method == method).rsplit(" (knob ", 1)[0]
+        line = next(ln for ln in paired.splitlines() if ln.startswith(f"| {label} "))
+        cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+        assert [float(c.split(" [")[0]) for c in cells] == pytest.approx(
+            [np.mean([OFFSET[method][s] + 3 * k for s in GRPO_BY_SEED]) for k in knobs], abs=0.051)
+    assert scores.count("| GRPO ") == 1 and "0.9 (" in scores
+
+
 def test_a_seed_one_method_lacks_is_left_out_of_its_pairs(regime_files):
     """A method missing seed 2 is paired with GRPO on seeds 0, 1 and 3 only (paired by position, seed 3 would meet
     GRPO's seed 2)."""
@@ -185,4 +203,7 @@ def test_redraw_writes_the_paired_csv_from_the_committed_runs(tmp_path, monkeypa
     assert len(written) == 3 * len(table.get("knob")) and (written.n_seeds == table["seeds"]).all()
     assert not (out / "sweep.csv").exists()
     manifest = json.loads((out / "sweep_manifest.json").read_text())
-    assert manifest["redrawn"]["figures"] == ["sweep.png", "sweep_paired.csv"]
+    assert manifest["redrawn"]["figures"] == ["sweep.png", "sweep_paired.csv", "sweep.md"]
+    frame = sweep.sweep_frame(runs, table, sweep.knob_divergence(table))
+    rkl = frame[(frame.method == "rkl") & (frame.knob == 0.9)].iloc[0]
+    assert f"| {tables.cell(rkl['In-dist. avg mean'], rkl['In-dist. avg ci'])} " in (out / "sweep.md").read_text()
