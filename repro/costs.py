@@ -36,12 +36,9 @@ def result_costs(folder: Path) -> pd.DataFrame:
     rows = []
     for path in sorted(folder.glob(f"*{MANIFEST}")):
         stem = path.name.removesuffix(MANIFEST)
-        try:
-            made = json.loads(path.read_text(encoding="utf-8"))
-            runs_file = folder / f"{stem}_runs.json"
-            records = json.loads(runs_file.read_text(encoding="utf-8")) if runs_file.exists() else None
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{path}: cannot be read ({err})") from None
+        made = _read_json(path)
+        runs_file = folder / f"{stem}_runs.json"
+        records = _read_json(runs_file) if runs_file.exists() else None
         machine = made.get("machine") or {}
         row = {"result": stem, "command": made.get("command"), "git_sha": (made.get("git_sha") or "")[:7],
                "started_utc": made.get("started_utc"), "cpu": machine.get("cpu_model"),
@@ -66,12 +63,17 @@ def combined(folder: Path, stems=REPRODUCE_ALL) -> dict:
         if not path.exists():
             missing.append(stem)
             continue
-        try:
-            records += json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{path}: cannot be read ({err})") from None
+        records += _read_json(path)
     together = _run_costs(records)
     return {"runs": together["runs"], "all_runs_min": together["all_runs_min"], "missing": missing}
+
+
+def _read_json(path: Path):
+    """A manifest or runs file; one line naming it when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: cannot be read ({err})") from None
 
 
 def _run_costs(records: list[dict]) -> dict:
@@ -95,7 +97,8 @@ def _minutes(seconds) -> float | None:
 
 
 def render(frame: pd.DataFrame, profile: str, together: dict | None = None) -> str:
-    shown = frame.drop(columns=["command"]).astype(object).where(frame.drop(columns=["command"]).notna(), "—")
+    listed = frame.drop(columns=["command"])  # the commands are long: they stay in costs.csv
+    shown = listed.astype(object).where(listed.notna(), "—")
     whole = "" if not together else (
         f"\n`nox -s reproduce_all` ({', '.join(s for s in REPRODUCE_ALL if s not in together['missing'])}; the runs "
         f"they share counted once): {together['runs']} distinct runs, {together['all_runs_min']:.0f} minutes of "
@@ -104,8 +107,9 @@ def render(frame: pd.DataFrame, profile: str, together: dict | None = None) -> s
     return (f"# Costs of the committed {profile} results\n\nFrom each result's manifest and runs file "
             f"(`python -m repro.costs`; nothing trains). `runs`: distinct runs; `reused`: taken from the run cache; "
             f"`all_runs_min`: summed training + evaluation minutes of its runs, each as timed when it was trained "
-            f"(on 2 workers a script takes about half); `new_runs_min`: of those trained for this result; `wall_min`: the script's wall time (for a result rewritten from the cache "
-            f"or `redrawn` from committed records, that of the rewrite). Commands are in `costs.csv`.\n\n"
+            f"(on 2 workers a script takes about half); `new_runs_min`: of those trained for this result; `wall_min`: "
+            f"the script's wall time (for a result rewritten from the cache or `redrawn` from committed records, that "
+            f"of the rewrite). Commands are in `costs.csv`.\n\n"
             f"{shown.to_markdown(index=False, disable_numparse=True)}\n{whole}")
 
 
