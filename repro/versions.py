@@ -16,15 +16,26 @@ from pathlib import Path
 NOT_COMPARED = ("tgpo",)
 
 
-def differing(manifest: str | Path, installed: dict[str, str] | None = None) -> dict[str, tuple[str, str | None]]:
+def _loaded(manifest: str | Path | dict) -> dict:
+    """The manifest's contents (read from its path unless already read); empty when unreadable."""
+    if isinstance(manifest, dict):
+        return manifest
+    try:
+        contents = json.loads(Path(manifest).read_text())
+    except (OSError, ValueError):
+        return {}
+    return contents if isinstance(contents, dict) else {}
+
+
+def differing(manifest: str | Path | dict,
+              installed: dict[str, str] | None = None) -> dict[str, tuple[str, str | None]]:
     """``{package: (committed version, installed version or None)}`` for every package of the manifest's
-    ``versions`` that this environment has in another version (or not at all); empty without a readable manifest."""
+    ``versions`` that this environment has in another version (or not at all); empty without a readable manifest.
+    ``manifest``: its path, or its contents already read."""
     from tgpo.provenance import package_versions
 
-    try:
-        committed = json.loads(Path(manifest).read_text()).get("versions") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
+    committed = _loaded(manifest).get("versions")
+    committed = committed if isinstance(committed, dict) else {}
     names = tuple(k for k in committed if k not in NOT_COMPARED)
     installed = package_versions(names) if installed is None else installed
     return {k: (committed[k], installed.get(k)) for k in names if installed.get(k) != committed[k]}
@@ -39,15 +50,13 @@ def vendor(cpu_model: str | None) -> str | None:
     return next((v for v in VENDORS if cpu_model and v in cpu_model), cpu_model or None)
 
 
-def other_cpu(manifest: str | Path, cpu_model: str | None = None) -> tuple[str, str] | None:
+def other_cpu(manifest: str | Path | dict, cpu_model: str | None = None) -> tuple[str, str] | None:
     """``(committed CPU model, this CPU's model)`` when their vendors differ; None when they agree or either is
-    unknown."""
+    unknown. ``manifest``: its path, or its contents already read."""
     from repro.manifest import machine
 
-    try:
-        committed = (json.loads(Path(manifest).read_text()).get("machine") or {}).get("cpu_model")
-    except (OSError, ValueError, AttributeError):
-        return None
+    recorded = _loaded(manifest).get("machine")
+    committed = recorded.get("cpu_model") if isinstance(recorded, dict) else None
     here = machine()["cpu_model"] if cpu_model is None else cpu_model
     if vendor(committed) is None or vendor(here) is None or vendor(committed) == vendor(here):
         return None
@@ -57,7 +66,8 @@ def other_cpu(manifest: str | Path, cpu_model: str | None = None) -> tuple[str, 
 def note(script: str, manifest: str | Path, installed: dict[str, str] | None = None,
          cpu_model: str | None = None) -> str | None:
     """The one line (None when the versions and the CPU vendor agree, or there is no committed manifest)."""
-    changed, cpu = differing(manifest, installed), other_cpu(manifest, cpu_model)
+    contents = _loaded(manifest)  # read once for both comparisons
+    changed, cpu = differing(contents, installed), other_cpu(contents, cpu_model)
     if not changed and not cpu:
         return None
     what = []

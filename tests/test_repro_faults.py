@@ -342,6 +342,21 @@ def test_a_cpu_of_another_vendor_than_the_committed_results_is_named_in_the_note
     assert "library versions" not in line and "lock.txt" not in line  # the libraries agree
 
 
+@pytest.mark.parametrize("contents", ["[1, 2]", '{"versions": [1], "machine": "AMD EPYC"}', "{not json"])
+def test_a_malformed_committed_manifest_gives_no_note_and_is_read_once(tmp_path, monkeypatch, contents):
+    """A manifest that is not the expected shape is no reason to stop a script; and the note reads it once for both
+    comparisons (versions and CPU)."""
+    from repro import versions
+
+    manifest = tmp_path / "table1_manifest.json"
+    manifest.write_text(contents)
+    reads = []
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self) or read_text(self, *a, **k))
+    assert versions.note("table1", manifest, installed={}, cpu_model="Intel(R) Xeon(R) Processor") is None
+    assert reads == [manifest]
+
+
 def report_environment(job: lab_runner.LabJob) -> dict:
     """Stands in for a lab job in the spawned workers (importable there by name): what its process was given."""
     return {"name": job.name, "scores": {}, "env": {name: os.environ.get(name) for name in lab_runner.JOB_ENV}}

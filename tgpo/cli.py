@@ -23,6 +23,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (``PROG: error: MESSAGE``) and exit code 2,
+    instead of argparse's usage block followed by the error: the suite's rule for bad input. Sub-parsers made with
+    ``add_subparsers`` inherit the class, so one parser at the top covers every sub-command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 SUBCOMMANDS = {
     "train": ("tgpo.train_cli", "Train a student with TGPO (TGPO-Reg, TGPO-Adv) or a baseline (GRPO, RKL, KDRL, "
                                 "LUFFY) from a YAML run config."),
@@ -39,7 +48,7 @@ EPILOG = ("Start on a CPU: tgpo lab data lab_train.jsonl && tgpo train --config 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from tgpo import __version__
 
-    parser = argparse.ArgumentParser(prog="tgpo", description=DESCRIPTION, epilog=EPILOG)
+    parser = OneLineParser(prog="tgpo", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"tgpo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in (argv or []) if not a.startswith("-")), None)

@@ -31,7 +31,6 @@ model). Overrides are dotted ``KEY=VALUE`` pairs (OmegaConf's dotlist). Preceden
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -391,7 +390,9 @@ def build_args(run: RunConfig):
 def main(argv: list[str] | None = None) -> int:
     """``python -m tgpo.run_config CONFIG [--prepared] [--set K=V] --get KEY``: print one resolved value (for shell
     launch recipes, so model paths live in configs, not in file names)."""
-    parser = argparse.ArgumentParser(prog="python -m tgpo.run_config", description=main.__doc__.splitlines()[0])
+    from tgpo.cli import OneLineParser
+
+    parser = OneLineParser(prog="python -m tgpo.run_config", description=main.__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--get", required=True, help="model | teacher_model | method | trainer.<field> | launch.<key>")
     parser.add_argument("--prepared", action="store_true", help="use launch.prepared's model folders")
