@@ -251,7 +251,8 @@ def render(frame: pd.DataFrame, presets: tuple[str, str] = COMPARED, authors: pd
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = options.parse_args(NAME, __doc__, argv, figures=False)
+    # no --config: the audit reads every preset and paper config (the other run options are reproduce_all's passthrough)
+    args = options.parse_args(NAME, __doc__, argv, figures=False, config=False)
     frame = audit_frame()
     text = render(frame, authors=authors_frame())
     if args.dry_run:

@@ -23,6 +23,7 @@ import pandas as pd
 from repro import options
 from repro.paths import RESULTS
 from repro.table_config import LAB_PROFILES, UsageError
+from tgpo.cli import output_folder
 
 NAME = "costs"
 MANIFEST = "_manifest.json"
@@ -116,7 +117,8 @@ def render(frame: pd.DataFrame, profile: str, together: dict | None = None) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = options._Parser(prog=f"python -m repro.{NAME}", description=__doc__.strip().splitlines()[0])
     parser.add_argument("--profile", choices=LAB_PROFILES, default="lab")
-    parser.add_argument("--output-dir", type=Path, help="default: results/<profile>/ (where the manifests are read)")
+    parser.add_argument("--output-dir", type=output_folder,
+                        help="default: results/<profile>/ (where the manifests are read)")
     args = parser.parse_args(argv)
     folder = RESULTS / args.profile
     frame = result_costs(folder)

@@ -11,7 +11,7 @@ from pathlib import Path
 from repro import lab_runner, run_lock
 from repro.paths import RESULTS
 from repro.table_config import DEFAULT_PRESET, PROFILES, Table, UsageError
-from tgpo.cli import positive_int
+from tgpo.cli import output_folder, positive_int
 
 #: The most seeds a script takes: each seed trains every row once (100 seeds of Table 1 are days on 2 cores); a larger
 #: number is a typo, refused before a plan of that size is built.
@@ -52,7 +52,7 @@ def parse_args(script: str, doc: str, argv: Sequence[str] | None = None,
                                              "(its name, e.g. table1_k4); the outputs are named after it")
     parser.add_argument("--seeds", type=seed_count,
                         help="number of seeds, 0..N-1 (default: the config's; another N writes <name>_<N>seeds.*)")
-    parser.add_argument("--output-dir", type=Path, help="default: results/<profile>/")
+    parser.add_argument("--output-dir", type=output_folder, help="default: results/<profile>/")
     parser.add_argument("--workers", type=positive_int, help="parallel lab runs (default: CPU cores)")
     parser.add_argument("--no-cache", action="store_true",
                         help="run every lab run again, even when an identical one (same code, models, config, seed) "

@@ -57,6 +57,7 @@ def test_http_500_on_alternate_requests_is_retried(tmp_path):
     assert rc == 0
     r = rows["tgpo_math500"]
     assert r["status"] == "complete" and r["missing"] == "0" and float(r["pass@1"]) == 1.0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["tgpo_status"]["status"] == "complete"
     assert len(requests) > 4  # the failures were sent again
 
 
@@ -89,6 +90,8 @@ def test_unparseable_answers_are_counted_never_a_complete_zero(tmp_path, fault, 
     assert rc == 1
     r = rows["tgpo_math500"]
     assert r["status"] == "incomplete" and r["missing"] == "4" and r["pass@1"] == ""
+    results = json.loads((tmp_path / "out" / "results.json").read_text())  # lm-eval's file says so too
+    assert results["tgpo_status"] == {"status": "incomplete", "missing_samples": {"tgpo_math500": 4}}
     assert len(requests) == 4 * 2  # each sample tried twice
     assert "incomplete" in capsys.readouterr().err
     why = json.loads((tmp_path / "out" / "manifest.json").read_text())["requests"]["why"]
@@ -140,10 +143,38 @@ def _bad(tmp_path, capsys, *extra, out=None):
         (["--limit", "2.5"], "whole number of problems"),
         (["--num-samples", "0"], "--num-samples must be at least 1"),
         (["--model-args", "oops"], "--model-args: expected k=v"),
+        (["--min-p", "2"], "--min-p must be at most 1"),
+        (["--batch-size", "abc"], "--batch-size must be a whole number >= 1, auto or auto:N, got 'abc'"),
+        (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+        (["--num-concurrent", "0"], "--num-concurrent must be at least 1, got 0"),
+        (["--max-retries", "-1"], "--max-retries must be at least 0, got -1"),
+        (["--request-timeout", "0"], "--request-timeout must be at least 1, got 0"),
+        (["--include-path", "/nonexistent/tasks"], "--include-path /nonexistent/tasks: not a folder"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, extra, expected):
     assert expected in _bad(tmp_path, capsys, *extra)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_list_tasks_refuses_a_task_folder_that_is_not_there(tmp_path, capsys):
+    """``--list-tasks --include-path X`` used to print an empty list (exit 0) for a folder that does not exist."""
+    from tgpo.cli import main
+
+    assert main(["eval", "--list-tasks", "--include-path", str(tmp_path / "nowhere")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"tgpo eval: --include-path {tmp_path / 'nowhere'}: not a folder of task YAMLs"]
+
+
+def test_an_unknown_task_for_a_model_without_chat_template_is_one_line(tmp_path, capsys):
+    """The plain-prompt note comes only once the tasks are known good, so a refusal stays one line."""
+    from tgpo.cli import main
+
+    capsys.readouterr()
+    assert main(["eval", "--model", str(HERE.parent / "tgpo" / "lab" / "zoo" / "student"), "--tasks", "tgpo_nosuch",
+                 "--output-dir", str(tmp_path / "out")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unknown task 'tgpo_nosuch'" in lines[0], lines
 
 
 def test_output_dir_that_is_a_file(tmp_path, capsys):

@@ -395,7 +395,7 @@ def test_an_output_dir_that_is_a_file_stops_with_one_line(tmp_path, capsys, monk
     target.write_text("not a folder")
     assert options.cli(audit.main, ["--output-dir", str(target / "lab")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "is a file, not a folder" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"
+    assert f"({target} is a file)" in err and len(err.splitlines()) == 1 and target.read_text() == "not a folder"
 
 
 # ------------------------------------------------------------------------------------------ processes and locks

@@ -99,6 +99,7 @@ def test_bad_input_is_one_clear_message(tiny_pair, tmp_path, capsys, case, expec
     messages = [line for line in err.splitlines() if line.startswith("tgpo train: error:")]
     assert len(messages) == 1 and expected in messages[0]
     assert "Traceback" not in err
+    assert not (tmp_path / "run" / "tgpo_run.yaml").exists()  # a refused run leaves no record of a run
     if case in ("no_answer", "empty", "missing_data"):
         assert "train.jsonl" in err or "absent.jsonl" in err
 
@@ -111,6 +112,7 @@ def test_vocabulary_mismatch_via_cli(tiny_pair, tmp_path, capsys):
     config = _config(tmp_path, (tiny_pair[0], bad), data)
     assert main(["train", "--config", str(config)]) == 2
     assert "disagree" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "tgpo_run.yaml").exists()
 
 
 # ------------------------------------------------------------------------------------------ provenance and --resume

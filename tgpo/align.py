@@ -70,7 +70,10 @@ def align_teacher_to_student(teacher, student, output_dir, *, trust_remote_code:
 def add_arguments(parser) -> None:
     parser.add_argument("--teacher", required=True, help="teacher model: a folder or a Hub id (local HF cache when offline)")
     parser.add_argument("--student", required=True, help="student model: a folder or a Hub id (local HF cache when offline)")
-    parser.add_argument("--output-dir", required=True, help="writes OUTPUT_DIR/teacher and OUTPUT_DIR/student")
+    from tgpo.cli import output_folder
+
+    parser.add_argument("--output-dir", required=True, type=output_folder,
+                        help="writes OUTPUT_DIR/teacher and OUTPUT_DIR/student")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom model code (off by default)")
 
 

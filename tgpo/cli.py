@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -21,6 +22,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+def output_folder(text: str) -> Path:
+    """An ``argparse`` type: a folder to write into. Refused at parse time, before any model loads, when the path or
+    one of its parents is an existing file (``mkdir`` would fail there only after the work is done)."""
+    path = Path(text)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder{where}")
+    return path
 
 
 class OneLineParser(argparse.ArgumentParser):

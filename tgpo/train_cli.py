@@ -81,7 +81,8 @@ def add_arguments(parser) -> None:
 def build_trainer(run, args=None, record: dict | None = None):
     """A ``TGPOTrainer`` from a resolved :class:`tgpo.run_config.RunConfig` (``args``: its ``TGPOConfig``).
 
-    Writes the run's record (``record``, default :func:`tgpo.provenance.run_record`) into its output folder first."""
+    Writes the run's record (``record``, default :func:`tgpo.provenance.run_record`) into its output folder once the
+    trainer is built, so a run refused on its inputs (a missing data file, a teacher that does not fit) leaves none."""
     from .data import load_train_dataset, student_context_length
     from .hub import resolve_model
     from .provenance import run_record, write_run_record
@@ -92,7 +93,6 @@ def build_trainer(run, args=None, record: dict | None = None):
 
     args = args or build_args(run)
     record = record or run_record(run, args)
-    write_run_record(args.output_dir, record)
     model = resolve_model(run.model, "student model")  # a folder, a cached Hub snapshot, or (online) a Hub id
     tokenizer = load_tokenizer(model, trust_remote_code=args.trust_remote_code)
     from .objectives import METHODS
@@ -115,6 +115,7 @@ def build_trainer(run, args=None, record: dict | None = None):
         processing_class=tokenizer,
         teacher_model=run.teacher_model if args.needs_teacher else None,
     )
+    write_run_record(args.output_dir, record)
     trainer.run_record = record
     return trainer
 

@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     from tgpo.eval.run import list_tasks
 
     if args.list_tasks:
+        if args.include_path is not None and not args.include_path.is_dir():
+            print(f"tgpo eval: --include-path {args.include_path}: not a folder of task YAMLs", file=sys.stderr)
+            return 2
         print(list_tasks(args.include_path))
         return 0
     try:

@@ -300,6 +300,9 @@ def write_outputs(out_dir: Path, results: Mapping[str, Any], rows: Sequence[Mapp
     written = []
     samples = results.get("samples") or {}
     body = {k: v for k, v in results.items() if k != "samples"}
+    missing = dict(run.get("missing") or {})
+    # lm-eval scores a missing sample as wrong: results.json says itself whether its scores are whole
+    body["tgpo_status"] = {"status": "incomplete" if missing else "complete", "missing_samples": missing}
     texts = {"results.json": json.dumps(body, indent=2, default=_json_default, ensure_ascii=False)}
     for task, items in samples.items():
         texts[f"samples_{task}.jsonl"] = "".join(

@@ -118,7 +118,7 @@ def prompt_ends_in_think(tokenizer) -> bool:
 
 def inspect_tokenizer(s: EvalSettings, model_args: Mapping[str, Any]) -> tuple[bool, bool]:
     """``(use the chat template, the prompt ends in <think>)``. A model without a chat template gets the plain
-    prompt, said in one line (never lm-eval's traceback)."""
+    prompt (never lm-eval's traceback; :func:`run` says so in one line)."""
     if s.backend == "api":
         return True, bool(s.prompt_ends_in_think)
     if s.chat_template is False:
@@ -133,9 +133,7 @@ def inspect_tokenizer(s: EvalSettings, model_args: Mapping[str, Any]) -> tuple[b
     if not getattr(tokenizer, "chat_template", None):
         if s.chat_template:
             raise EvalInputError(f"{name} has no chat template (drop --chat-template to use the plain prompt)")
-        print(f"tgpo eval: {name} has no chat template: the system prompt and problem go in as plain text",
-              file=sys.stderr)
-        return False, False
+        return False, False  # run() says so, once the tasks have loaded
     return True, prompt_ends_in_think(tokenizer)
 
 
@@ -222,14 +220,15 @@ def run(s: EvalSettings) -> EvalResult:
     model_args = kv(s.model_args, "--model-args")
     refuse_overlap(out_dir, {"model": s.model, "tokenizer": model_args.get("tokenizer"),
                              "benchmark folder": os.environ.get("TGPO_BENCHMARK_DIR")})
-    include_path = Path(s.include_path) if s.include_path else tasks_dir()
-    if not include_path.is_dir():
-        raise EvalInputError(f"task folder {include_path} not found (--include-path)")
+    include_path = Path(s.include_path) if s.include_path else tasks_dir()  # a given one is checked in check_settings
     names = s.task_names()
     chat, think = inspect_tokenizer(s, model_args)
     tm, task_objects, gen_settings, protocol, repeats = load_tasks(
         include_path, names, s.num_samples, {"prompt_ends_in_think": think}, s.overrides()
     )
+    if not chat and s.chat_template is None:  # said once the tasks are known good: a refusal stays one line
+        print(f"tgpo eval: {model_args.get('tokenizer') or s.model} has no chat template: the system prompt and "
+              "problem go in as plain text", file=sys.stderr)
     loggers = _loggers(s, out_dir)
     from tgpo.eval import backends as eb
 

@@ -161,6 +161,8 @@ def check_settings(s: EvalSettings) -> None:
         value = getattr(s, name)
         if value is not None and not value >= low:
             raise EvalInputError(f"--{name.replace('_', '-')} must be at least {low:g}, got {value}")
+    if s.min_p is not None and s.min_p > 1:
+        raise EvalInputError(f"--min-p must be at most 1 (a share of the top token's probability), got {s.min_p}")
     if s.top_p is not None and not 0 < s.top_p <= 1:
         raise EvalInputError(f"--top-p must be in (0, 1], got {s.top_p}")
     if s.top_k is not None and s.top_k < 0:
@@ -168,8 +170,13 @@ def check_settings(s: EvalSettings) -> None:
     if s.backend == "hf" and any(getattr(s, p) for p in ("presence_penalty", "frequency_penalty")):
         raise EvalInputError("--presence-penalty and --frequency-penalty need --backend vllm or api "
                              "(transformers has no such penalty)")
-    if s.max_retries < 0 or s.retry_wait < 0 or s.request_timeout < 1:
-        raise EvalInputError("--max-retries and --retry-wait must be >= 0 and --request-timeout >= 1")
+    for flag, value, low in (("--max-retries", s.max_retries, 0), ("--retry-wait", s.retry_wait, 0),
+                             ("--request-timeout", s.request_timeout, 1), ("--num-concurrent", s.num_concurrent, 1)):
+        if not value >= low:
+            raise EvalInputError(f"{flag} must be at least {low}, got {value}")
+    check_batch_size(s.batch_size)
+    if s.include_path is not None and not Path(s.include_path).is_dir():
+        raise EvalInputError(f"--include-path {s.include_path}: not a folder of task YAMLs")
     if s.backend == "api" and not s.base_url:
         raise EvalInputError("--backend api needs --base-url")
     if s.backend == "api" and s.chat_template is False:
@@ -179,6 +186,17 @@ def check_settings(s: EvalSettings) -> None:
     for flag, value in (("--wandb_args", s.wandb_args), ("--wandb_config_args", s.wandb_config_args),
                         ("--hf_hub_log_args", s.hf_hub_log_args)):
         kv(value, flag)
+
+
+def check_batch_size(value: int | str | None) -> None:
+    """lm-eval's batch sizes: a whole number >= 1, ``auto``, or ``auto:N`` (N re-detections); one-line
+    :class:`EvalInputError` otherwise, before the model loads (lm-eval would fail on it only after)."""
+    text = str(value).strip() if value is not None else None
+    if text is None or text == "auto":
+        return
+    number = text.removeprefix("auto:")
+    if not (number.isdigit() and int(number) >= 1):
+        raise EvalInputError(f"--batch-size must be a whole number >= 1, auto or auto:N, got {value!r}")
 
 
 def refuse_overlap(out_dir: Path, inputs: Mapping[str, str | Path | None], flag: str = "--output-dir") -> None:

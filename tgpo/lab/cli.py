@@ -75,15 +75,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("model", metavar="NAME_OR_FOLDER", help="a lab model name (see tgpo lab list) or a model folder")
     _models_dir_option(e, "read from (for a NAME)")
     e.add_argument("--splits", nargs="+", choices=splits, default=splits, help="splits to evaluate on")
-    e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
+    e.add_argument("--temperature", type=_non_negative(float), default=0.0, help="sampling temperature (0: greedy)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
-    e.add_argument("--show", type=int, default=0, help="print this many completions per split")
+    e.add_argument("--show", type=_non_negative(int), default=0, help="print this many completions per split")
 
 
 def _positive(text: str) -> int:
     from tgpo.cli import positive_int
 
     return positive_int(text)
+
+
+def _non_negative(kind: type):
+    """An ``argparse`` type: a number of ``kind`` that is 0 or more (refused at parse time, before a model loads)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+        return value
+
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +159,8 @@ def _run(args: argparse.Namespace) -> int:
             M.remeasure(n, out=out)
         return 0
     if args.lab_command == "list":
+        if not out.exists():  # every model would read "not built": say why first
+            print(f"(models folder {out} (from {source}) does not exist)")
         names = list(dict.fromkeys([*C.DEFAULT_MODELS, *C.MODELS, *_dirs(out)]))
         width = max(map(len, names))  # names in one column
         for n in names:
