@@ -40,9 +40,12 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tgpo.cli import OneLineParser, output_folder
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+PROG = "python -m bench.grader"
 OAT_VERSION = "0.2.4"
 MATH = ("math500", "aime24", "aime25", "amc", "minerva_math", "olympiadbench")
 CHOICE = ("gpqa_diamond", "mmlu_pro", "arc_challenge")
@@ -171,9 +174,9 @@ def realistic_completions(rows: dict[str, list[dict]], n: int, per_problem: int,
     plain = [str(r["answer"]) for name in MATH if name in rows for r in rows[name] if "\\" not in str(r["answer"])]
     out = []
     for p in range((n + per_problem - 1) // per_problem):
-        gold = rng.choice(latex if p % 2 else plain)
+        gold = rng.choice((latex or plain) if p % 2 else (plain or latex))  # a set with golds of one kind only
         right = math_forms(gold)[:3]
-        wrong = wrong_forms(gold, rng.choice(plain), rng)[:2]
+        wrong = wrong_forms(gold, rng.choice(plain or latex), rng)[:2]
         for _ in range(per_problem):
             answer = rng.choice(right) if rng.random() < 0.5 else rng.choice(wrong)
             think = [f"<think>\nAttempt {len(out)}."]
@@ -231,7 +234,7 @@ def load_oat_reference(path: Path | None):
     spec = importlib.util.spec_from_file_location("oat_math_grader", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.boxed_reward_fn
+    return module.boxed_reward_fn  # AttributeError (main's one line) when the file is not oat's grader
 
 
 class _Alarm(Exception):
@@ -427,26 +430,51 @@ def write_outputs(out: Path, agreement, disagreement, throughput, adversarial, s
     return [csv_path, md_path]
 
 
+def _oat_grader(text: str) -> Path:
+    """``--oat-grader``: an existing wheel (``.whl``) or Python file (``.py``), refused at parse time otherwise."""
+    path = Path(text)
+    if not path.is_file() or path.suffix not in (".whl", ".py"):
+        raise argparse.ArgumentTypeError(f"{text}: not a file ending .whl or .py")
+    return path
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark-dir", type=Path, default=os.environ.get("TGPO_BENCHMARK_DIR"),
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark-dir", type=Path,
                         help="folder of <benchmark>.jsonl files (default: $TGPO_BENCHMARK_DIR)")
-    parser.add_argument("--oat-grader", type=Path, help="oat-llm's wheel or its oat/utils/math_grader.py")
+    parser.add_argument("--oat-grader", type=_oat_grader, help="oat-llm's wheel or its oat/utils/math_grader.py")
     parser.add_argument("--no-agreement", action="store_true", help="skip the comparison with oat-llm")
-    parser.add_argument("--output-dir", type=Path, default=OUT)
+    parser.add_argument("--output-dir", type=output_folder, default=OUT)
     parser.add_argument("--quick", action="store_true", help="small sets (a smoke run)")
     args = parser.parse_args(argv)
-    if not args.benchmark_dir or not Path(args.benchmark_dir).is_dir():
-        print("bench.grader: set TGPO_BENCHMARK_DIR (or --benchmark-dir) to the benchmark files", file=sys.stderr)
-        return 2
-    rows = read_benchmarks(Path(args.benchmark_dir))
+    # name what was given: the option, else the variable, else say that neither was
+    source, data_dir = ("--benchmark-dir", args.benchmark_dir) if args.benchmark_dir else (
+        "TGPO_BENCHMARK_DIR", os.environ.get("TGPO_BENCHMARK_DIR"))
+    if not data_dir:
+        parser.error("give --benchmark-dir (or set TGPO_BENCHMARK_DIR): the folder of the benchmark files")
+    if not Path(data_dir).is_dir():
+        parser.error(f"{source} {data_dir}: not a folder")
+    from tgpo.tasks import BenchmarkDataError
+
+    try:
+        rows = read_benchmarks(Path(data_dir))
+    except BenchmarkDataError as err:  # its message names the file and the line
+        parser.error(str(err))
+    if not any(rows.get(name) for name in MATH):  # the throughput and agreement sets are drawn from math golds
+        parser.error(f"{source} {data_dir}: no math benchmark rows ({', '.join(f'{m}.jsonl' for m in MATH)})")
+    reference = None
+    if not args.no_agreement:
+        try:
+            reference = load_oat_reference(args.oat_grader)
+        except (zipfile.BadZipFile, KeyError, SyntaxError, ImportError, AttributeError) as err:
+            what = f"--oat-grader {args.oat_grader}" if args.oat_grader else f"oat-llm {OAT_VERSION}'s fetched wheel"
+            parser.error(f"{what}: not oat-llm's wheel or math_grader.py ({type(err).__name__}: {err})")
     info = {"cpus": os.cpu_count(), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
             "load": ", ".join(f"{x:.2f}" for x in os.getloadavg())}
     per_bench = 40 if args.quick else 400
     pairs = agreement_pairs(rows, per_bench)
     print(f"[bench.grader] {len(pairs)} pairs from {len(rows)} benchmarks ({dict(Counter(b for b, _, _ in pairs))})")
     agreement = None
-    reference = None if args.no_agreement else load_oat_reference(args.oat_grader)
     if reference is not None:
         agreement = measure_agreement(pairs, reference)
         print(f"[bench.grader] agreement with oat-llm: {agreement['agree']:.4f} on {agreement['n']} pairs")

@@ -36,10 +36,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tgpo.cli import OneLineParser, output_folder, positive_int
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench"
+PROG = "python -m bench.mathverify_compat"
 GOAL = 0.995
 KINDS = ("mv", "authors", "authors_v3")
 
@@ -262,10 +265,12 @@ def reference_verdicts(python: str, cases: list[dict]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.run([python, "-m", "bench.mathverify_compat", "--reference-worker"], input=json.dumps(cases),
                           capture_output=True, text=True, cwd=ROOT, env=env, check=False)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise SystemExit(f"mathverify_compat: the reference interpreter {python} failed: {tail[0]}")
-    return json.loads(proc.stdout)
+    if proc.returncode == 0:
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(proc.stdout)
+    tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}, no verdicts on stdout"]
+    print(f"{PROG}: error: the reference interpreter {python} failed: {tail[0]}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -318,20 +323,29 @@ def write_outputs(out: Path, cases, ours, ref, versions, bare=None) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=1500, help="number of generated cases (default 1500)")
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=positive_int, default=1500, help="number of generated cases (default 1500)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reference-python", default=os.environ.get("TGPO_MV060_PYTHON"),
+    parser.add_argument("--reference-python",
                         help="an interpreter with math-verify 0.6.0 installed (default: $TGPO_MV060_PYTHON)")
-    parser.add_argument("--output-dir", type=Path, default=OUT)
+    parser.add_argument("--output-dir", type=output_folder, default=OUT)
     parser.add_argument("--reference-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference_worker:
         return reference_main()
-    if not args.reference_python or not Path(args.reference_python).is_file():
-        print("mathverify_compat: give --reference-python (or TGPO_MV060_PYTHON): an interpreter with "
-              "math-verify 0.6.0 (see this module's docstring)", file=sys.stderr)
+    # name what was given: the option, else the variable, else say that neither was
+    given = ("--reference-python", args.reference_python) if args.reference_python else (
+        "TGPO_MV060_PYTHON", os.environ.get("TGPO_MV060_PYTHON"))
+    problem = None
+    if not given[1]:
+        problem = "give --reference-python (or set TGPO_MV060_PYTHON)"
+    elif not (Path(given[1]).is_file() and os.access(given[1], os.X_OK)):
+        problem = f"{given[0]} {given[1]}: not an executable"
+    if problem:
+        print(f"{PROG}: error: {problem}: an interpreter with math-verify 0.6.0 is needed (see this module's "
+              "docstring)", file=sys.stderr)
         return 2
+    args.reference_python = given[1]
     import logging
 
     logging.disable(logging.CRITICAL)  # Math-Verify warns on every call that its timeouts are off

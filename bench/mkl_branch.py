@@ -24,12 +24,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from tgpo.cli import OneLineParser, output_folder, positive_int
 from tgpo.lab.kernels import KERNEL_ENV
 
 BRANCHES = ("AVX2", "AUTO", "COMPATIBLE")
 #: The batch: the lab recipe's 512 completions per step, each prompt + completion about 40 tokens.
 BATCH, LENGTH = 512, 40
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench"
+PROG = "python -m bench.mkl_branch"
 
 
 def one_branch(passes: int) -> dict:
@@ -68,7 +70,9 @@ def measure(rounds: int, passes: int) -> pd.DataFrame:
             done = subprocess.run([sys.executable, "-m", "bench.mkl_branch", "--worker", "--passes", str(passes)],
                                   env=env, capture_output=True, text=True, check=False)
             if done.returncode:
-                raise SystemExit(f"bench.mkl_branch: the {branch} worker failed: {done.stderr.strip().splitlines()[-1]}")
+                tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}, no output"]
+                print(f"{PROG}: error: the {branch} worker failed: {tail[0]}", file=sys.stderr)
+                raise SystemExit(2)
             rows.append({"round": r, **json.loads(done.stdout.strip().splitlines()[-1])})
     return pd.DataFrame(rows)
 
@@ -84,14 +88,12 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.mkl_branch", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every branch once, order rotated")
-    parser.add_argument("--passes", type=int, default=10, help="timed forward + backward passes per process")
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser = OneLineParser(prog=PROG, description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--rounds", type=positive_int, default=3, help="rounds; each runs every branch once, order rotated")
+    parser.add_argument("--passes", type=positive_int, default=10, help="timed forward + backward passes per process")
+    parser.add_argument("--output-dir", type=output_folder, default=RESULTS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.passes < 1:
-        parser.error(f"--rounds and --passes must be >= 1, got {args.rounds} and {args.passes}")
     if args.worker:
         print(json.dumps(one_branch(args.passes)))
         return 0

@@ -16,7 +16,6 @@ mutmut drop every cached result, so run the whole session again after it.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import os
@@ -30,7 +29,10 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from tgpo.cli import OneLineParser
+
 ROOT = Path(__file__).resolve().parent.parent
+PROG = "python -m bench.mutants"
 OUT = ROOT / "results" / "bench" / "mutants.md"
 #: Wall time of each part's last mutmut run (seconds), next to mutmut's own results.
 WALL = ROOT / "mutants" / "wall_times.json"
@@ -191,13 +193,18 @@ def run_part(part: str, names: list[str]) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=list(PARTS), action="append",
-                        help="run only this part, keeping the other's last results (default: a fresh run of all)")
-    parser.add_argument("--survivors", action="store_true",
-                        help="rerun only the mutants the last results did not kill (after adding tests)")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group()  # each names a different run; combined, all but one were ignored
+    which.add_argument("--part", choices=list(PARTS), action="append",
+                       help="run only this part, keeping the other's last results (default: a fresh run of all)")
+    which.add_argument("--survivors", action="store_true",
+                       help="rerun only the mutants the last results did not kill (after adding tests)")
+    which.add_argument("--report-only", action="store_true", help="rewrite the report from mutmut's last results")
     args = parser.parse_args(argv)
+    if (args.survivors or args.report_only) and not any((ROOT / "mutants").rglob("*.meta")):
+        # without results the report would say 0 mutants and overwrite the last real one
+        parser.error(f"{'--survivors' if args.survivors else '--report-only'}: no mutmut results in "
+                     f"{ROOT / 'mutants'}: run python -m bench.mutants first")
     if args.survivors:
         jobs = {"survivors rerun": [n for n, s in statuses().items() if s not in KILLED]}
     elif args.report_only:
@@ -209,7 +216,7 @@ def main(argv=None) -> int:
         jobs = {part: PARTS[part] for part in args.part} if args.part else {"all": TARGETS}
     for part, names in jobs.items():
         if names and run_part(part, names) not in (0, 1):
-            print(f"mutmut run failed on {part}", file=sys.stderr)
+            print(f"{PROG}: error: mutmut run failed on {part}", file=sys.stderr)
             return 2
     status = statuses()
     times = json.loads(WALL.read_text()) if WALL.exists() else {}

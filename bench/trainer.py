@@ -35,11 +35,14 @@ import threading
 import time
 from pathlib import Path
 
+from tgpo.cli import OneLineParser, output_folder, positive_int
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+PROG = "python -m bench.trainer"
 VOCAB_LARGE = 152064
 PAPER_TEACHER = "Qwen/Qwen3-30B-A3B-Thinking-2507"
 PAPER_PROMPT, PAPER_COMPLETION = 1024, 8192
@@ -335,14 +338,15 @@ def head_ratio_rows(times: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path, default=OUT)
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds of the interleaved steps (after one warm-up)")
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=output_folder, default=OUT)
+    parser.add_argument("--rounds", type=positive_int, default=10,
+                        help="timed rounds of the interleaved steps (after one warm-up)")
     parser.add_argument("--identical", action="store_true", help="every step from the same weights and seed")
     parser.add_argument("--reward", choices=("real", "cheap"), default="real")
-    parser.add_argument("--head-hidden", type=int, default=256)
-    parser.add_argument("--head-positions", type=int, default=256)
-    parser.add_argument("--head-rounds", type=int, default=5)
+    parser.add_argument("--head-hidden", type=positive_int, default=256)
+    parser.add_argument("--head-positions", type=positive_int, default=256)
+    parser.add_argument("--head-rounds", type=positive_int, default=5)
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                         help="also the teacher-pass memory sections (several minutes)")
     parser.add_argument("--quick", action="store_true", help="2 rounds, a small head, no memory sections (a smoke run)")
@@ -350,7 +354,20 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a sentence for the README about the conditions of this run")
     args = parser.parse_args(argv)
     if args.report_only:
+        for name in ("bench.csv", "manifest.json"):
+            if not (args.output_dir / name).is_file():
+                parser.error(f"--report-only: {args.output_dir / name} not found (a measuring run writes it)")
+        try:
+            json.loads((args.output_dir / "manifest.json").read_text())
+        except json.JSONDecodeError as err:
+            parser.error(f"--report-only: {args.output_dir / 'manifest.json'}: not JSON ({err})")
         return _report_only(args.output_dir, args.note)
+    from tgpo.lab.models import model_path
+
+    for name in ("student", "teacher_cross"):  # the contenders' models, checked before any of them loads
+        if not (model_path(name) / "config.json").is_file():
+            parser.error(f"lab model {name!r} is not built ({model_path(name)}); build it with: "
+                         f"tgpo lab build --only {name}")
     import tempfile
 
     if args.quick:

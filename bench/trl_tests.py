@@ -30,7 +30,6 @@ and writes ``results/bench/trl_conformance.md``::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -42,7 +41,10 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from tgpo.cli import OneLineParser
+
 ROOT = Path(__file__).resolve().parents[1]
+PROG = "python -m bench.trl_tests"
 OUT = ROOT / "results" / "bench" / "trl_conformance.md"
 TRL_FILES = ("__init__.py", "conftest.py", "testing_constants.py", "testing_utils.py", "test_grpo_trainer.py")
 TRAINERS = ("trl", "tgpo")
@@ -234,12 +236,20 @@ def pytest_collection_modifyitems(config, items):
 '''
 
 
+class Refused(ValueError):
+    """Bad input to a sub-command, found before it writes anything; ``main`` prints it as one line, exit code 2."""
+
+
 def setup(tests: Path, work: Path) -> dict[str, str]:
+    if not tests.is_dir():
+        raise Refused(f"--tests {tests}: not a folder")
     missing = [name for name in TRL_FILES if not (tests / name).is_file()]
     if missing:
-        raise SystemExit(f"--tests {tests}: missing TRL's {', '.join(missing)}")
+        raise Refused(f"--tests {tests}: missing TRL's {', '.join(missing)}")
     if work.resolve().is_relative_to(ROOT):
-        raise SystemExit(f"--work {work}: must be outside the repository (TRL's tests are not committed here)")
+        raise Refused(f"--work {work}: must be outside the repository (TRL's tests are not committed here)")
+    if work.exists() and not work.is_dir():
+        raise Refused(f"--work {work}: not a folder")
     (work / "tests").mkdir(parents=True, exist_ok=True)
     for name in TRL_FILES:
         shutil.copy(tests / name, work / "tests" / name)
@@ -255,6 +265,9 @@ def setup(tests: Path, work: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------------
 
 def run(work: Path, trainer: str, extra: list[str]) -> int:
+    for name in ("conftest.py", "tests/test_grpo_trainer.py", "hf_home"):
+        if not (work / name).exists():
+            raise Refused(f"--work {work}: no {name} (run `{PROG} setup --tests DIR --work {work}` first)")
     env = {**os.environ, "HF_HOME": str(work / "hf_home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "TRL_TESTS_TRAINER": trainer,
            "HF_DATASETS_CACHE": str(work / "datasets_cache"), "WANDB_MODE": "disabled"}
@@ -313,12 +326,23 @@ def _git_sha() -> str:
 
 
 def report(work: Path, source: str, out: Path) -> int:
+    for name in (*(f"junit-{t}.xml" for t in TRAINERS), "stand_ins.json"):
+        if not (work / name).is_file():
+            raise Refused(f"--work {work}: no {name} (run `setup`, then `run` with each --trainer, first)")
+    if out.is_dir() or not out.parent.is_dir():
+        raise Refused(f"--out {out}: not a file in an existing folder")
+    parsed = {}
+    for t in TRAINERS:
+        try:
+            parsed[t] = outcomes(work / f"junit-{t}.xml")
+        except ET.ParseError as err:  # e.g. a run stopped while writing it
+            raise Refused(f"--work {work}: junit-{t}.xml is not readable JUnit XML ({err})") from None
+    trl, tgpo = parsed["trl"], parsed["tgpo"]
     import datasets
     import torch
     import transformers
     import trl as trl_package
 
-    trl, tgpo = (outcomes(work / f"junit-{t}.xml") for t in TRAINERS)
     groups = classify(trl, tgpo)
     passed = {t: sum(s == "passed" for s, _ in r.values()) for t, r in (("trl", trl), ("tgpo", tgpo))}
     wall = {t: _wall_seconds(work / f"junit-{t}.xml") for t in TRAINERS}
@@ -376,7 +400,7 @@ def report(work: Path, source: str, out: Path) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.trl_tests", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("setup", help="copy TRL's tests and build the stand-ins in --work")
     p.add_argument("--tests", type=Path, required=True, help="a folder with TRL's test_grpo_trainer.py and helpers")
@@ -390,14 +414,17 @@ def main(argv=None) -> int:
     p.add_argument("--source", required=True, help="where TRL's tests came from (repository@commit, sdist)")
     p.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    if args.command == "setup":
-        built = setup(args.tests, args.work)
-        for repo_id, state in built.items():
-            print(f"{repo_id}: {state}")
-        return 0
-    if args.command == "run":
-        return run(args.work, args.trainer, args.pytest_args)
-    return report(args.work, args.source, args.out)
+    try:
+        if args.command == "setup":
+            built = setup(args.tests, args.work)
+            for repo_id, state in built.items():
+                print(f"{repo_id}: {state}")
+            return 0
+        if args.command == "run":
+            return run(args.work, args.trainer, args.pytest_args)
+        return report(args.work, args.source, args.out)
+    except Refused as err:
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

@@ -25,13 +25,16 @@ def positive_int(text: str) -> int:
 
 
 def output_folder(text: str) -> Path:
-    """An ``argparse`` type: a folder to write into. Refused at parse time, before any model loads, when the path or
-    one of its parents is an existing file (``mkdir`` would fail there only after the work is done)."""
+    """An ``argparse`` type: a folder to write into (made when missing). Refused at parse time, before any model
+    loads, when the path or one of its parents is an existing file, or the nearest existing folder cannot be written
+    (``mkdir`` or the first write would fail there only after the work is done)."""
     path = Path(text)
     existing = next((p for p in (path, *path.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         where = "" if existing == path else f" ({existing} is a file)"
         raise argparse.ArgumentTypeError(f"{text!r} is not a folder{where}")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {existing} is not writable")
     return path
 
 
