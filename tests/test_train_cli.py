@@ -104,6 +104,15 @@ def test_bad_input_is_one_clear_message(tiny_pair, tmp_path, capsys, case, expec
         assert "train.jsonl" in err or "absent.jsonl" in err
 
 
+def test_a_missing_data_file_is_refused_before_the_output_folder_is_touched(tiny_pair, tmp_path, capsys):
+    """With --resume it used to say "no checkpoint ...; starting from step 0" first, and create the folder."""
+    config = _config(tmp_path, tiny_pair, tmp_path / "absent.jsonl")
+    assert main(["train", "--config", str(config), "--resume"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "absent.jsonl" in lines[0] and "does not exist" in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
 def test_vocabulary_mismatch_via_cli(tiny_pair, tmp_path, capsys):
     from tgpo.testing import CHARS, build_tokenizer, save_model
 

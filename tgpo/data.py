@@ -171,6 +171,19 @@ def validate_dataset(dataset, name: str, need_answer: bool = True, need_teacher:
             raise DataError(f"training data {name}: column {col!r} is empty in {len(empty)} rows (first: row {empty[0]})")
 
 
+def local_file(source: str | Path | None) -> Path | None:
+    """The local file a dataset source names (``None`` for a Hub id or the default). Raises :class:`DataError` for a
+    ``.jsonl`` that does not exist: cheap, so ``tgpo train`` checks it before any output is prepared."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if str(source).endswith(".jsonl") or path.exists():
+        if not path.exists():
+            raise DataError(f"training data file {str(source)!r} does not exist")
+        return path
+    return None
+
+
 def load_train_dataset(
     source: str | Path | None,
     tokenizer,
@@ -198,10 +211,8 @@ def load_train_dataset(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"dataset.limit={limit!r}: expected a whole number >= 1 (or no limit)")
     source = str(source) if source is not None else DEFAULT_HUB_DATASET
-    path = Path(source).expanduser()
-    if source.endswith(".jsonl") or path.exists():
-        if not path.exists():
-            raise DataError(f"training data file {source!r} does not exist")
+    path = local_file(source)
+    if path is not None:
         rows = read_jsonl(path)
         name = str(path)
     else:  # Hub id (docs/method.md §3); not reachable in the offline test environment

@@ -290,7 +290,7 @@ def _dry_run(args) -> int:
 def run(args) -> int:
     if getattr(args, "dry_run", False):
         return _dry_run(args)
-    from .data import DataError
+    from .data import DataError, local_file
     from .guards import nonfinite_parameters
     from .provenance import run_record
     from .run_config import build_args, load_run_config
@@ -304,6 +304,7 @@ def run(args) -> int:
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
         check_models(config, targs.needs_teacher)
+        local_file(config.dataset.path)  # a missing data file, before the output folder is touched
         _refuse_output_over_inputs(targs.output_dir, config)
         check_report_backends(targs.report_to)
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
