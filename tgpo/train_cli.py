@@ -304,9 +304,9 @@ def run(args) -> int:
                                  output_dir=args.output_dir, preset=args.preset, prepared=args.prepared)
         targs = build_args(config)
         check_models(config, targs.needs_teacher)
-        local_file(config.dataset.path)  # a missing data file, before the output folder is touched
         _refuse_output_over_inputs(targs.output_dir, config)
         check_report_backends(targs.report_to)
+        local_file(config.dataset.path)  # a missing data file, before the output folder is touched
         checkpoint = prepare_output_dir(targs.output_dir, args.resume, args.overwrite)
         record = run_record(config, targs)
         if checkpoint is not None:
