@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tgpo.eval.report import REQUEST_CACHE
-from tgpo.eval.settings import BACKENDS, EvalInputError, EvalSettings
+from tgpo.eval.settings import BACKENDS, EvalInputError, EvalSettings, check_include_path
 
 DEFAULTS = EvalSettings(model="")
 
@@ -120,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
     from tgpo.eval.run import list_tasks
 
     if args.list_tasks:
-        if args.include_path is not None and not args.include_path.is_dir():
-            print(f"tgpo eval: --include-path {args.include_path}: not a folder of task YAMLs", file=sys.stderr)
+        try:
+            check_include_path(args.include_path)
+        except EvalInputError as e:
+            print(f"tgpo eval: {e}", file=sys.stderr)
             return 2
         print(list_tasks(args.include_path))
         return 0

@@ -175,8 +175,7 @@ def check_settings(s: EvalSettings) -> None:
         if not value >= low:
             raise EvalInputError(f"{flag} must be at least {low}, got {value}")
     check_batch_size(s.batch_size)
-    if s.include_path is not None and not Path(s.include_path).is_dir():
-        raise EvalInputError(f"--include-path {s.include_path}: not a folder of task YAMLs")
+    check_include_path(s.include_path)
     if s.backend == "api" and not s.base_url:
         raise EvalInputError("--backend api needs --base-url")
     if s.backend == "api" and s.chat_template is False:
@@ -186,6 +185,12 @@ def check_settings(s: EvalSettings) -> None:
     for flag, value in (("--wandb_args", s.wandb_args), ("--wandb_config_args", s.wandb_config_args),
                         ("--hf_hub_log_args", s.hf_hub_log_args)):
         kv(value, flag)
+
+
+def check_include_path(path: str | Path | None) -> None:
+    """``--include-path``, when given, must be a folder (lm-eval would find no tasks in it and say nothing)."""
+    if path is not None and not Path(path).is_dir():
+        raise EvalInputError(f"--include-path {path}: not a folder of task YAMLs")
 
 
 def check_batch_size(value: int | str | None) -> None:
