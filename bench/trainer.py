@@ -358,10 +358,10 @@ def main(argv=None) -> int:
             if not (args.output_dir / name).is_file():
                 parser.error(f"--report-only: {args.output_dir / name} not found (a measuring run writes it)")
         try:
-            json.loads((args.output_dir / "manifest.json").read_text())
+            manifest = json.loads((args.output_dir / "manifest.json").read_text())
         except json.JSONDecodeError as err:
             parser.error(f"--report-only: {args.output_dir / 'manifest.json'}: not JSON ({err})")
-        return _report_only(args.output_dir, args.note)
+        return _report_only(args.output_dir, manifest, args.note)
     from tgpo.lab.models import model_path
 
     for name in ("student", "teacher_cross"):  # the contenders' models, checked before any of them loads
@@ -409,9 +409,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _report_only(out: Path, note: str = "") -> int:
+def _report_only(out: Path, manifest: dict, note: str = "") -> int:
     """README and plot again from stored figures (after editing their wording), without measuring anything;
-    ``note`` (when given) replaces the manifest's sentence about the run's conditions."""
+    ``manifest``: ``out``'s manifest.json, already read; ``note`` (when given) replaces its sentence about the run's
+    conditions."""
     def typed(v: str):
         try:
             return float(v)
@@ -427,7 +428,6 @@ def _report_only(out: Path, note: str = "") -> int:
     if steps.is_file():  # the step sections are derived from the per-step records: recompute them (new rows included)
         log = json.loads(steps.read_text())
         rows = step_rows(log) + [r for r in rows if r["section"] not in {"ratio", "step", "phase", "share"}]
-    manifest = json.loads((out / "manifest.json").read_text())
     if note:
         manifest["config"]["note"] = note
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
