@@ -40,6 +40,7 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from bench import option_or_variable
 from tgpo.cli import OneLineParser, output_folder
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -447,9 +448,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", type=output_folder, default=OUT)
     parser.add_argument("--quick", action="store_true", help="small sets (a smoke run)")
     args = parser.parse_args(argv)
-    # name what was given: the option, else the variable, else say that neither was
-    source, data_dir = ("--benchmark-dir", args.benchmark_dir) if args.benchmark_dir else (
-        "TGPO_BENCHMARK_DIR", os.environ.get("TGPO_BENCHMARK_DIR"))
+    source, data_dir = option_or_variable(args.benchmark_dir, "--benchmark-dir", "TGPO_BENCHMARK_DIR")
     if not data_dir:
         parser.error("give --benchmark-dir (or set TGPO_BENCHMARK_DIR): the folder of the benchmark files")
     if not Path(data_dir).is_dir():

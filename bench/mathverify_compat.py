@@ -36,6 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import option_or_variable
 from tgpo.cli import OneLineParser, output_folder, positive_int
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -333,19 +334,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.reference_worker:
         return reference_main()
-    # name what was given: the option, else the variable, else say that neither was
-    given = ("--reference-python", args.reference_python) if args.reference_python else (
-        "TGPO_MV060_PYTHON", os.environ.get("TGPO_MV060_PYTHON"))
+    source, python = option_or_variable(args.reference_python, "--reference-python", "TGPO_MV060_PYTHON")
     problem = None
-    if not given[1]:
+    if not python:
         problem = "give --reference-python (or set TGPO_MV060_PYTHON)"
-    elif not (Path(given[1]).is_file() and os.access(given[1], os.X_OK)):
-        problem = f"{given[0]} {given[1]}: not an executable"
+    elif not (Path(python).is_file() and os.access(python, os.X_OK)):
+        problem = f"{source} {python}: not an executable"
     if problem:
         print(f"{PROG}: error: {problem}: an interpreter with math-verify 0.6.0 is needed (see this module's "
               "docstring)", file=sys.stderr)
         return 2
-    args.reference_python = given[1]
+    args.reference_python = python
     import logging
 
     logging.disable(logging.CRITICAL)  # Math-Verify warns on every call that its timeouts are off
