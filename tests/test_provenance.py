@@ -35,3 +35,28 @@ def test_a_code_change_does(checkout):
 
 def test_outside_a_checkout_there_is_no_sha(tmp_path):
     assert git_sha(tmp_path) is None
+
+
+def _write_records(folder: str, n: int) -> None:
+    from tgpo.provenance import write_run_record
+
+    for i in range(n):
+        write_run_record(folder, {"i": i})
+
+
+def test_two_processes_writing_the_run_record_at_once_both_succeed(tmp_path):
+    """The ranks of a launch build their trainers together; with one shared temporary name, one rank's rename found
+    the file already renamed by the other (FileNotFoundError, the rank exits 2 and the launch fails)."""
+    import multiprocessing
+
+    import yaml
+
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_records, args=(str(tmp_path), 300)) for _ in range(2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in writers] == [0, 0]
+    assert yaml.safe_load((tmp_path / "tgpo_run.yaml").read_text()) == {"i": 299}
+    assert [p.name for p in tmp_path.iterdir()] == ["tgpo_run.yaml"]  # no temporary file left behind

@@ -91,14 +91,15 @@ def run_record(run, args) -> dict:
 
 
 def write_run_record(output_dir: str | Path, record: dict) -> Path:
-    """``output_dir/tgpo_run.yaml`` (written to a temporary name, then renamed)."""
+    """``output_dir/tgpo_run.yaml`` (written to a temporary name, then renamed). The temporary name is this
+    process's own: two processes writing the record at once (the ranks of a launch) must not rename each other's."""
     import os
 
     import yaml
 
     target = Path(output_dir) / RUN_RECORD
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{RUN_RECORD}.tmp")
+    tmp = target.with_name(f".{RUN_RECORD}.{os.getpid()}.tmp")
     tmp.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True))
     os.replace(tmp, target)
     return target

@@ -115,7 +115,8 @@ def build_trainer(run, args=None, record: dict | None = None):
         processing_class=tokenizer,
         teacher_model=run.teacher_model if args.needs_teacher else None,
     )
-    write_run_record(args.output_dir, record)
+    if trainer.is_world_process_zero():  # one record per run, written by the main process of a launch
+        write_run_record(args.output_dir, record)
     trainer.run_record = record
     return trainer
 
