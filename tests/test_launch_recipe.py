@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,3 +37,5 @@ def test_cpu_rehearsal_of_the_one_node_recipe(tmp_path):
     assert [h["guidance_weight"] for h in logs] == pytest.approx([0.05, 0.03])
     assert all("teacher/argmax_agreement" in h for h in logs)
     assert (out / "checkpoint-2" / "tgpo_checkpoint.json").exists() and (out / "model.safetensors").exists()
+    record = yaml.safe_load((out / "tgpo_run.yaml").read_text())  # one record, by the main process
+    assert record["method"] == "tgpo" and [p.name for p in out.glob(".tgpo_run.yaml*")] == []
